@@ -1,0 +1,1 @@
+"""Everything that knows bytes, devices and transports: recordings, wire protocol, sources."""

@@ -1,0 +1,1 @@
+"""gaitwatch pipeline: records, schema, engine, alert rules, config, sinks, run loop, CLI."""

@@ -1,0 +1,78 @@
+"""TOML configuration (stdlib ``tomllib``) over shipped defaults (``defaults.toml``).
+
+Defaults work without any file. A user file may override any key; an unknown section or
+key is an error naming the valid ones (a typo must not silently fall back to a default).
+Sections owned by a module are read with :meth:`Config.section`.
+"""
+
+from __future__ import annotations
+
+import copy
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from pipeline.errors import ConfigError
+
+
+def _defaults() -> dict[str, Any]:
+    text = resources.files("pipeline").joinpath("defaults.toml").read_text(encoding="utf-8")
+    return tomllib.loads(text)
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any], where: str) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for key, value in over.items():
+        if key not in base:
+            valid = ", ".join(sorted(base)) or "(none)"
+            raise ConfigError(f"{where}: unknown key {key!r}; valid keys: {valid}")
+        if isinstance(base[key], dict):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{where}.{key}: expected a table, got {type(value).__name__}")
+            out[key] = _merge(base[key], value, f"{where}.{key}")
+        else:
+            expected = type(base[key])
+            ok = isinstance(value, expected) or (expected is float and isinstance(value, int))
+            if not ok and not isinstance(base[key], list):
+                raise ConfigError(
+                    f"{where}.{key}: expected {expected.__name__}, got {type(value).__name__} {value!r}"
+                )
+            out[key] = float(value) if expected is float else value
+    return out
+
+
+@dataclass(frozen=True)
+class Config:
+    """The merged configuration. Read a section with ``section("name")`` (a copy)."""
+
+    _data: dict[str, Any]
+    source: str = "defaults"
+
+    def section(self, name: str) -> dict[str, Any]:
+        if name not in self._data:
+            raise ConfigError(f"no config section [{name}]")
+        return copy.deepcopy(self._data[name])
+
+    def get(self, section: str, key: str) -> Any:
+        return self.section(section)[key]
+
+
+def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
+    """Defaults, then the TOML file at ``path`` (if given), then ``overrides``."""
+    data = _defaults()
+    source = "defaults"
+    if path is not None:
+        p = Path(path)
+        try:
+            user = tomllib.loads(p.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"{p}: config file not found") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{p}: invalid TOML: {exc}") from None
+        data = _merge(data, user, str(p))
+        source = str(p)
+    if overrides:
+        data = _merge(data, overrides, "overrides")
+    return Config(data, source)
