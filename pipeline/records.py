@@ -78,6 +78,7 @@ class SampleBlock:
     acc_ms2: np.ndarray
     gyr_dps: np.ndarray | None = None
     segment: int = 0
+    frame: Literal["sensor", "body"] = "sensor"
 
     def __post_init__(self) -> None:
         if not (np.isfinite(self.fs_hz) and self.fs_hz > 0):
