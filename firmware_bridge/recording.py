@@ -1,0 +1,637 @@
+"""Recording files (the replay input): one CSV per sensor plus a ``NAME.json`` sidecar.
+
+The format is specified in ``fixtures/README.md`` (issue 2, "Recording format"). In short:
+
+* header row; ``t_s`` seconds, strictly increasing (irregular spacing allowed);
+  ``acc_{x,y,z}_ms2`` or ``acc_{x,y,z}_g`` (required, gravity included);
+  ``gyr_{x,y,z}_dps`` or ``gyr_{x,y,z}_rads`` (optional); other columns are ignored unless
+  they look like a misspelling of a valid column;
+* sidecar keys ``sensor_id``, ``placement`` (foot|shank), ``side`` (left|right); optional
+  ``athlete``, ``acc_range_g``, ``gyr_range_dps``, ``start_utc`` (ISO 8601, wall time of
+  ``t_s == 0``).
+
+:class:`Recording` reads a file as a *stream* (``pandas.read_csv`` with ``chunksize``,
+C engine): memory does not grow with the length of the file. It validates every row and
+yields the engine's items (``pipeline.records``):
+
+* :class:`SampleBlock` in the sensor frame, acc in m/s² (``_g`` × 9.80665), gyro in deg/s
+  (``_rads`` × 180/π), ``gyr_dps=None`` without gyro columns;
+* :class:`Gap` where a hole in ``t_s`` is longer than ``[ingest].gap_fill_max_s``.
+
+Resampling. The samples are put on a uniform grid ``t0_s + i / fs_hz`` by linear
+interpolation between the two raw rows around each grid time (``fs_hz`` = 1 / median
+Δt of the first 2000 rows, rounded to 9 significant digits). Holes longer than 1.5
+sample periods but no longer than ``gap_fill_max_s`` are bridged by the same
+interpolation and counted (``filled_samples``); longer holes end the segment: a ``Gap``
+is yielded and a new segment starts at the next row (``segment + 1``, index 0, its own
+``t0_s``). A grid time is only interpolated once both raw rows around it have been read,
+and times are computed from integer indices, so the emitted samples are bit-identical
+whatever the reader's chunk size and whatever ``block_s`` (blocks start at multiples of
+``round(block_s * fs_hz)`` samples within a segment).
+
+Missing values. A row with an empty or NaN value in a signal column is dropped and the
+hole it leaves is treated like missing rows *if* the hole is no longer than
+``gap_fill_max_s`` (so an isolated NaN is interpolated and counted as a filled sample);
+a longer NaN run is an error (it is a broken recording, not a pause). A missing ``t_s``
+is always an error.
+
+Every problem raises :class:`pipeline.errors.InputError` naming file, line and column.
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import json
+import math
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pipeline.errors import InputError
+from pipeline.records import PLACEMENTS, SIDES, Gap, SampleBlock, SensorInfo
+
+STANDARD_GRAVITY_MS2 = 9.80665
+ACC_UNITS: dict[str, float] = {"ms2": 1.0, "g": STANDARD_GRAVITY_MS2}
+GYR_UNITS: dict[str, float] = {"dps": 1.0, "rads": 180.0 / math.pi}
+AXES = ("x", "y", "z")
+VALID_COLUMNS: tuple[str, ...] = (
+    ("t_s",)
+    + tuple(f"acc_{a}_{u}" for u in ACC_UNITS for a in AXES)
+    + tuple(f"gyr_{a}_{u}" for u in GYR_UNITS for a in AXES)
+)
+MIN_ROWS = 10  # fewer data rows than this cannot give a sample rate or a step
+FS_ESTIMATE_ROWS = 2000  # fs_hz = 1 / median dt of this many first rows
+DEFAULT_CHUNK_ROWS = 65536
+FILL_THRESHOLD_PERIODS = 1.5  # a hole longer than this many periods counts as filled
+MISSPELLING_CUTOFF = 0.8  # difflib ratio from which an unknown column counts as a typo
+
+SIDECAR_REQUIRED = ("sensor_id", "placement", "side")
+SIDECAR_OPTIONAL = ("athlete", "acc_range_g", "gyr_range_dps", "start_utc")
+
+_SIGNAL_RE = re.compile(r"^(acc|gyr)_([xyz])_(\w+)$")
+
+
+# ----------------------------------------------------------------------------- sidecar
+
+
+def _key_line(text: str, key: str) -> int | None:
+    """Line (1-based) of ``"key":`` in a JSON text, for error messages."""
+    m = re.search(r'"' + re.escape(key) + r'"\s*:', text)
+    return text.count("\n", 0, m.start()) + 1 if m else None
+
+
+def sidecar_path(csv_path: Path) -> Path:
+    return Path(csv_path).with_suffix(".json")
+
+
+def read_sidecar(path: Path) -> dict[str, Any]:
+    """Read and validate a sidecar; returns only known keys (values type-checked).
+
+    Unknown keys are ignored unless they look like a misspelling of a known key.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise InputError(f"cannot read sidecar: {exc.strerror}", path=str(path)) from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"invalid JSON: {exc.msg} (char {exc.colno})", path=str(path), line=exc.lineno) from None
+    if not isinstance(data, dict):
+        raise InputError(f"expected a JSON object with keys {SIDECAR_REQUIRED}, got {type(data).__name__}",
+                         path=str(path), line=1)
+    known = SIDECAR_REQUIRED + SIDECAR_OPTIONAL
+    for key in data:
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=1, cutoff=MISSPELLING_CUTOFF)
+            if close:
+                raise InputError(f"unknown key {key!r}; did you mean {close[0]!r}?", path=str(path),
+                                 line=_key_line(text, key), column=key)
+    out: dict[str, Any] = {}
+    for key in known:
+        if key not in data:
+            continue
+        v = data[key]
+        line = _key_line(text, key)
+
+        def bad(expected: str) -> InputError:
+            return InputError(f"expected {expected}, got {v!r}", path=str(path), line=line, column=key)
+
+        if key in ("sensor_id", "athlete"):
+            if not isinstance(v, str) or (key == "sensor_id" and not v.strip()):
+                raise bad("a non-empty string" if key == "sensor_id" else "a string")
+            out[key] = v.strip()
+        elif key == "placement":
+            if v not in PLACEMENTS:
+                raise bad("one of " + ", ".join(PLACEMENTS))
+            out[key] = v
+        elif key == "side":
+            if v not in SIDES:
+                raise bad("one of " + ", ".join(SIDES))
+            out[key] = v
+        elif key in ("acc_range_g", "gyr_range_dps"):
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not (math.isfinite(v) and v > 0):
+                raise bad("a positive number")
+            out[key] = float(v)
+        elif key == "start_utc":
+            out[key] = parse_start_utc(v, path=str(path), line=line)
+    return out
+
+
+def parse_start_utc(value: Any, *, path: str = "", line: int | None = None) -> int:
+    """ISO 8601 time -> ns since the epoch (a time without zone is taken as UTC)."""
+    if not isinstance(value, str):
+        raise InputError(f"expected an ISO 8601 time such as 2026-05-01T07:30:00Z, got {value!r}",
+                         path=path, line=line, column="start_utc")
+    try:
+        dt = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise InputError(f"expected an ISO 8601 time such as 2026-05-01T07:30:00Z, got {value!r}",
+                         path=path, line=line, column="start_utc") from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    delta = dt - datetime(1970, 1, 1, tzinfo=timezone.utc)
+    return (delta.days * 86400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
+
+
+# ----------------------------------------------------------------------------- header
+
+
+@dataclass(frozen=True)
+class Columns:
+    """Where the signals are in the CSV (0-based positions) and their units."""
+
+    names: tuple[str, ...]  # the header as written (stripped)
+    t_pos: int
+    acc_pos: tuple[int, int, int]
+    acc_unit: str
+    gyr_pos: tuple[int, int, int] | None
+    gyr_unit: str | None
+
+    @property
+    def signal_names(self) -> tuple[str, ...]:
+        pos = self.acc_pos + (self.gyr_pos or ())
+        return tuple(self.names[p] for p in pos)
+
+    @property
+    def used_positions(self) -> list[int]:
+        return [self.t_pos, *self.acc_pos, *(self.gyr_pos or ())]
+
+
+def parse_header(names: list[str], *, path: str) -> Columns:
+    """Validate a header row (line 1) and locate the signal columns."""
+
+    def err(message: str, column: str | None = None) -> InputError:
+        return InputError(message, path=path, line=1, column=column)
+
+    names = [n.strip() for n in names]
+    seen: set[str] = set()
+    for n in names:
+        if n in seen and n:
+            raise err("duplicate column", n)
+        seen.add(n)
+    found: dict[str, dict[str, tuple[int, str]]] = {"acc": {}, "gyr": {}}
+    for pos, n in enumerate(names):
+        if n in VALID_COLUMNS:
+            if n != "t_s":
+                kind, axis, unit = _SIGNAL_RE.match(n).groups()
+                found[kind][axis + ":" + unit] = (pos, unit)
+            continue
+        m = _SIGNAL_RE.match(n)
+        if m:
+            kind, axis, unit = m.groups()
+            units = ACC_UNITS if kind == "acc" else GYR_UNITS
+            raise err(f"unknown unit suffix '_{unit}' (expected one of " + ", ".join("_" + u for u in units) + ")", n)
+        close = difflib.get_close_matches(n.lower(), VALID_COLUMNS, n=1, cutoff=MISSPELLING_CUTOFF)
+        if close and close[0] not in names:
+            raise err(f"unknown column; did you mean {close[0]!r}?", n)
+
+    def missing(want: str) -> InputError:
+        close = difflib.get_close_matches(want, [n for n in names if n not in VALID_COLUMNS], n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]!r} (rename it)?" if close else f"; header has {', '.join(names)}"
+        return err(f"missing required column {want!r}{hint}", want)
+
+    if "t_s" not in names:
+        raise missing("t_s")
+    t_pos = names.index("t_s")
+
+    def locate(kind: str, units: dict[str, float], required: bool):
+        have = found[kind]
+        if not have:
+            if required:
+                raise missing(f"{kind}_x_{next(iter(units))}")
+            return None, None
+        unit_set = sorted({u for (_, u) in have.values()}, key=list(units).index)
+        if len(unit_set) > 1:
+            cols = sorted((names[p] for p, _ in have.values()), key=names.index)
+            raise err(f"mixed units in {kind} columns: {', '.join(cols)} (use one unit for all three axes)",
+                      cols[-1])
+        unit = unit_set[0]
+        pos = []
+        for a in AXES:
+            key = f"{a}:{unit}"
+            if key not in have:
+                raise missing(f"{kind}_{a}_{unit}")
+            pos.append(have[key][0])
+        return tuple(pos), unit
+
+    acc_pos, acc_unit = locate("acc", ACC_UNITS, True)
+    gyr_pos, gyr_unit = locate("gyr", GYR_UNITS, False)
+    return Columns(tuple(names), t_pos, acc_pos, acc_unit, gyr_pos, gyr_unit)
+
+
+# ----------------------------------------------------------------------------- stats
+
+
+@dataclass
+class RecordingStats:
+    """What the reader saw and did (reported in the session summary)."""
+
+    rows: int = 0  # data rows read (including dropped NaN rows)
+    nan_rows: int = 0  # rows dropped for a missing signal value (then interpolated)
+    samples: int = 0  # uniform-grid samples emitted
+    filled_samples: int = 0  # samples interpolated inside bridged holes (<= gap_fill_max_s)
+    filled_holes: int = 0
+    gaps: int = 0  # holes > gap_fill_max_s: segment ends, detectors reset
+    gap_s: float = 0.0
+    segments: int = 0
+    first_t_s: float = math.nan
+    last_t_s: float = math.nan
+    fs_hz: float = math.nan  # the uniform grid rate
+    complete: bool = False  # True once the whole file was read
+
+    @property
+    def duration_s(self) -> float:
+        return self.last_t_s - self.first_t_s
+
+    @property
+    def effective_fs_hz(self) -> float:
+        """Rows with data per second of the recording's span: (rows - nan_rows - 1) / duration."""
+        valid = self.rows - self.nan_rows
+        if valid < 2 or not self.duration_s > 0:
+            return math.nan
+        return (valid - 1) / self.duration_s
+
+
+# ----------------------------------------------------------------------------- resampler
+
+
+class _Resampler:
+    """Raw (t, values) rows in order -> uniform-grid SampleBlocks and Gaps.
+
+    Keeps only the last raw row and less than one block of output between calls.
+    """
+
+    def __init__(self, *, sensor_id: str, fs_hz: float, gap_fill_max_s: float, block_n: int,
+                 n_acc: int, stats: RecordingStats):
+        self.sensor_id, self.fs_hz, self.gap_fill_max_s = sensor_id, fs_hz, gap_fill_max_s
+        self.block_n, self.n_acc, self.stats = block_n, n_acc, stats
+        self._end_tol_s = 1e-6 / fs_hz
+        self._prev_t: np.ndarray | None = None  # shape (1,)
+        self._prev_v: np.ndarray | None = None  # shape (1, c)
+        self._segment = -1
+        self._t0 = math.nan
+        self._next_i = 0  # next grid index to emit in this segment
+        self._buf: np.ndarray | None = None  # emitted but not yet blocked samples
+        self._buf_first = 0  # segment index of _buf[0]
+
+    # -- output
+    def _blocks(self, values: np.ndarray, *, final: bool) -> list[SampleBlock]:
+        buf = values if self._buf is None or len(self._buf) == 0 else np.concatenate([self._buf, values])
+        out = []
+        start = 0
+        while len(buf) - start >= self.block_n or (final and len(buf) - start > 0):
+            stop = min(start + self.block_n, len(buf))
+            out.append(self._block(buf[start:stop], self._buf_first + start))
+            start = stop
+        self._buf = buf[start:]
+        self._buf_first += start
+        return out
+
+    def _block(self, rows: np.ndarray, first_index: int) -> SampleBlock:
+        acc = np.ascontiguousarray(rows[:, : self.n_acc])
+        gyr = np.ascontiguousarray(rows[:, self.n_acc:]) if rows.shape[1] > self.n_acc else None
+        return SampleBlock(sensor_id=self.sensor_id, fs_hz=self.fs_hz, t0_s=self._t0, first_index=first_index,
+                           acc_ms2=acc, gyr_dps=gyr, segment=self._segment, frame="sensor")
+
+    def _start_segment(self, t0: float) -> None:
+        self._segment += 1
+        self.stats.segments += 1
+        self._t0 = float(t0)
+        self._next_i = 0
+        self._buf = None
+        self._buf_first = 0
+
+    def _emit(self, T: np.ndarray, V: np.ndarray, *, end_of_segment: bool) -> list[SampleBlock]:
+        """Interpolate every pending grid time covered by rows T (ascending) and block them."""
+        limit = float(T[-1])
+        i_hi = int(math.floor((limit - self._t0) * self.fs_hz)) + 2
+        i = np.arange(self._next_i, max(i_hi, self._next_i), dtype=np.int64)
+        g = self._t0 + i / self.fs_hz
+        keep = g <= limit + self._end_tol_s if end_of_segment else g < limit
+        i, g = i[keep], g[keep]
+        if len(T) == 1:
+            values = np.repeat(V[:1], len(g), axis=0)
+        else:
+            k = np.clip(np.searchsorted(T, g, side="right") - 1, 0, len(T) - 2)
+            w = np.clip((g - T[k]) / (T[k + 1] - T[k]), 0.0, 1.0)
+            values = V[k] + w[:, None] * (V[k + 1] - V[k])
+        if len(i):
+            self._next_i = int(i[-1]) + 1
+        self.stats.samples += len(g)
+        return self._blocks(values, final=end_of_segment)
+
+    # -- input
+    def feed(self, t: np.ndarray, v: np.ndarray) -> list[SampleBlock | Gap]:
+        """Rows (validated: finite, strictly increasing after the previous call)."""
+        if len(t) == 0:
+            return []
+        if self._prev_t is None:
+            self._start_segment(t[0])
+            T, V = t, v
+        else:
+            T, V = np.concatenate([self._prev_t, t]), np.concatenate([self._prev_v, v])
+        out: list[SampleBlock | Gap] = []
+        dt = np.diff(T)
+        fill = (dt > FILL_THRESHOLD_PERIODS / self.fs_hz) & (dt <= self.gap_fill_max_s)
+        if fill.any():
+            self.stats.filled_holes += int(fill.sum())
+            self.stats.filled_samples += int(np.maximum(np.rint(dt[fill] * self.fs_hz) - 1, 0).sum())
+        splits = np.flatnonzero(dt > self.gap_fill_max_s)
+        a = 0
+        for s in splits:  # rows a..s end a segment, s+1 starts the next
+            out += self._emit(T[a: s + 1], V[a: s + 1], end_of_segment=True)
+            gap = Gap(sensor_id=self.sensor_id, last_t_s=float(T[s]), next_t_s=float(T[s + 1]))
+            self.stats.gaps += 1
+            self.stats.gap_s += gap.duration_s
+            out.append(gap)
+            self._start_segment(T[s + 1])
+            a = s + 1
+        out += self._emit(T[a:], V[a:], end_of_segment=False)
+        self._prev_t, self._prev_v = T[-1:].copy(), V[-1:].copy()
+        return out
+
+    def finish(self) -> list[SampleBlock | Gap]:
+        if self._prev_t is None:
+            return []
+        return self._emit(self._prev_t, self._prev_v, end_of_segment=True)
+
+
+# ----------------------------------------------------------------------------- recording
+
+
+class Recording:
+    """One sensor's recording: validated header and sidecar, streaming ``items()``.
+
+    Parameters (keyword-only): ``placement``/``side``/``athlete`` override the sidecar
+    (which may then be absent when both placement and side are given; ``sensor_id`` is
+    then the file name without ``.csv``); ``gap_fill_max_s`` and ``block_s`` as in the
+    ``[ingest]`` config section; ``chunk_rows`` is the reader's chunk size (it changes
+    nothing in the output, only memory and speed).
+    """
+
+    def __init__(self, path: str | Path, *, placement: str | None = None, side: str | None = None,
+                 athlete: str | None = None, gap_fill_max_s: float = 0.05, block_s: float = 1.0,
+                 chunk_rows: int = DEFAULT_CHUNK_ROWS):
+        self.path = Path(path)
+        if not (gap_fill_max_s >= 0):
+            raise ValueError(f"gap_fill_max_s must be >= 0, got {gap_fill_max_s!r}")
+        if not (block_s > 0):
+            raise ValueError(f"block_s must be > 0, got {block_s!r}")
+        if chunk_rows < 1:
+            raise ValueError(f"chunk_rows must be >= 1, got {chunk_rows!r}")
+        self.gap_fill_max_s, self.block_s, self.chunk_rows = float(gap_fill_max_s), float(block_s), int(chunk_rows)
+        p = str(self.path)
+        if not self.path.is_file():
+            raise InputError("recording file not found (expected a CSV file)", path=p)
+        self.info, self.start_wall_ns = self._sensor_info(placement, side, athlete)
+        if self.start_wall_ns is None:
+            self.start_wall_ns = self.path.stat().st_mtime_ns
+        self.columns = self._read_header()
+        self.fs_hz = self._estimate_fs()
+        self.block_n = max(1, int(round(self.block_s * self.fs_hz)))
+        self.stats = RecordingStats(fs_hz=self.fs_hz)
+
+    @property
+    def has_gyro(self) -> bool:
+        return self.columns.gyr_pos is not None
+
+    def __repr__(self) -> str:
+        return f"Recording({str(self.path)!r}, sensor_id={self.info.sensor_id!r}, fs_hz={self.fs_hz})"
+
+    # -- construction helpers
+    def _sensor_info(self, placement, side, athlete) -> tuple[SensorInfo, int | None]:
+        sc_path = sidecar_path(self.path)
+        if sc_path.is_file():
+            sc = read_sidecar(sc_path)
+        elif placement is not None and side is not None:
+            sc = {"sensor_id": self.path.stem}
+        else:
+            raise InputError(f"sidecar {sc_path.name} not found: write it (keys sensor_id, placement, side) "
+                             "or give --placement and --side", path=str(self.path))
+        if placement is not None:
+            sc["placement"] = placement
+        if side is not None:
+            sc["side"] = side
+        if athlete is not None:
+            sc["athlete"] = athlete
+        for key in SIDECAR_REQUIRED:
+            if key not in sc:
+                hint = "" if key == "sensor_id" else f" (or give --{key})"
+                raise InputError(f"missing required key {key!r}{hint}", path=str(sc_path), column=key)
+        try:
+            info = SensorInfo(sensor_id=sc["sensor_id"], placement=sc["placement"], side=sc["side"],
+                              athlete=sc.get("athlete", ""), acc_range_g=sc.get("acc_range_g"),
+                              gyr_range_dps=sc.get("gyr_range_dps"))
+        except ValueError as exc:  # an invalid override from the command line
+            raise InputError(str(exc), path=str(sc_path)) from None
+        return info, sc.get("start_utc")
+
+    def _read_header(self) -> Columns:
+        p = str(self.path)
+        try:
+            with open(self.path, encoding="utf-8-sig", newline="") as f:
+                first = f.readline()
+        except UnicodeDecodeError:
+            raise InputError("not a UTF-8 text file (expected a CSV recording)", path=p, line=1) from None
+        if not first.strip():
+            raise InputError("empty file: expected a header row such as t_s,acc_x_ms2,acc_y_ms2,acc_z_ms2",
+                             path=p, line=1)
+        names = next(csv.reader([first]))
+        return parse_header(names, path=p)
+
+    def _read_csv(self, **kw) -> Any:
+        return pd.read_csv(self.path, header=None, skiprows=1, usecols=self.columns.used_positions,
+                           engine="c", skip_blank_lines=False, encoding="utf-8-sig", **kw)
+
+    def _estimate_fs(self) -> float:
+        p = str(self.path)
+        try:
+            head = self._read_csv(nrows=FS_ESTIMATE_ROWS)
+        except pd.errors.EmptyDataError:
+            raise InputError("no data rows (header only)", path=p, line=2) from None
+        except (pd.errors.ParserError, ValueError) as exc:
+            raise InputError(_parser_message(exc), path=p) from None
+        n = len(head)
+        if n == 0:
+            raise InputError("no data rows (header only)", path=p, line=2)
+        if n < MIN_ROWS:
+            raise InputError(f"too few rows: {n} data rows, need at least {MIN_ROWS}", path=p, line=n + 1)
+        t = pd.to_numeric(head[self.columns.t_pos], errors="coerce").to_numpy(dtype=np.float64)
+        dt = np.diff(t[np.isfinite(t)])
+        dt = dt[dt > 0]
+        if len(dt) == 0:
+            raise InputError("t_s does not increase in the first rows", path=p, line=3, column="t_s")
+        return float(f"{1.0 / float(np.median(dt)):.9g}")
+
+    def _check_nan_runs(self, t, v, nanmask, line0, carry, last_good_t, sig_names):
+        """Raise if a run of rows with missing values spans more than gap_fill_max_s.
+
+        A run's span is from the last good row before it (or its own first row at the
+        start of the file) to the next good row (or the last row read so far).
+        ``carry`` = (first line, column, start t) of a run still open at the previous
+        chunk's end; returns the run still open at this chunk's end (or None).
+        """
+        p, n = str(self.path), len(t)
+
+        def check(run, end_t):
+            if end_t - run[2] > self.gap_fill_max_s:
+                raise InputError(f"missing values (NaN or empty) for {end_t - run[2]:.3g} s from this line on, "
+                                 f"more than [ingest].gap_fill_max_s={self.gap_fill_max_s:g} s",
+                                 path=p, line=run[0], column=run[1])
+
+        if carry is not None and not nanmask[0]:
+            check(carry, float(t[0]))
+            carry = None
+        d = np.diff(np.concatenate([[0], nanmask.astype(np.int8), [0]]))
+        for s, e in zip(np.flatnonzero(d == 1), np.flatnonzero(d == -1)):
+            if s == 0 and carry is not None:
+                run = carry
+            else:
+                col = sig_names[int(np.flatnonzero(np.isnan(v[s]))[0])]
+                start_t = float(t[s - 1]) if s > 0 else (last_good_t if not math.isnan(last_good_t) else float(t[0]))
+                run = (line0 + int(s), col, start_t)
+            if e < n:
+                check(run, float(t[e]))
+                carry = None
+            else:
+                check(run, float(t[n - 1]))
+                carry = run
+        return carry
+
+    # -- streaming
+    def items(self) -> Iterator[SampleBlock | Gap]:
+        """Validate and yield SampleBlocks and Gaps in time order (one pass over the file)."""
+        p = str(self.path)
+        cols = self.columns
+        stats = self.stats = RecordingStats(fs_hz=self.fs_hz)
+        scale = np.array([ACC_UNITS[cols.acc_unit]] * 3 + ([GYR_UNITS[cols.gyr_unit]] * 3 if cols.gyr_pos else []))
+        rs = _Resampler(sensor_id=self.info.sensor_id, fs_hz=self.fs_hz, gap_fill_max_s=self.gap_fill_max_s,
+                        block_n=self.block_n, n_acc=3, stats=stats)
+        sig_pos = list(cols.acc_pos) + list(cols.gyr_pos or ())
+        sig_names = cols.signal_names
+        last_t = math.nan  # last valid t_s (any row)
+        last_good_t = math.nan  # last t_s of a row with all values
+        nan_run: tuple[int, str, float] | None = None  # (first line, column, t of last good row)
+        line0 = 2  # file line of the chunk's first row
+        try:
+            reader = self._read_csv(chunksize=self.chunk_rows)
+            for chunk in reader:
+                n = len(chunk)
+                t = _numeric(chunk[cols.t_pos], path=p, line0=line0, column="t_s")
+                v = np.empty((n, len(sig_pos)), dtype=np.float64)
+                for j, pos in enumerate(sig_pos):
+                    v[:, j] = _numeric(chunk[pos], path=p, line0=line0, column=sig_names[j])
+                bad_t = np.flatnonzero(~np.isfinite(t))
+                if len(bad_t):
+                    r = int(bad_t[0])
+                    what = "empty line" if np.isnan(v[r]).all() and np.isnan(t[r]) else \
+                        ("missing time value" if np.isnan(t[r]) else f"time is not finite ({t[r]})")
+                    raise InputError(f"{what}: every row needs a t_s", path=p, line=line0 + r, column="t_s")
+                inf = np.isinf(v)
+                if inf.any():
+                    r, j = np.argwhere(inf)[0]
+                    raise InputError(f"value is not finite ({v[r, j]})", path=p, line=line0 + int(r),
+                                     column=sig_names[j])
+                tt = np.concatenate([[last_t], t]) if not math.isnan(last_t) else t
+                offset = len(tt) - len(t)
+                back = np.flatnonzero(np.diff(tt) <= 0)
+                if len(back):
+                    k = int(back[0])
+                    prev, cur = float(tt[k]), float(tt[k + 1])
+                    word = "repeats" if cur == prev else "goes backwards"
+                    raise InputError(f"time {word}: t_s={cur!r} after {prev!r} (t_s must increase strictly)",
+                                     path=p, line=line0 + k + 1 - offset, column="t_s")
+                last_t = float(t[-1])
+                stats.rows += n
+                if math.isnan(stats.first_t_s):
+                    stats.first_t_s = float(t[0])
+                stats.last_t_s = last_t
+                # rows with a missing signal value: dropped; the hole is bounded like a hole in time
+                nanmask = np.isnan(v).any(axis=1)
+                if nanmask.any() or nan_run is not None:
+                    nan_run = self._check_nan_runs(t, v, nanmask, line0, nan_run, last_good_t, sig_names)
+                    stats.nan_rows += int(nanmask.sum())
+                    good = ~nanmask
+                    if good.any():
+                        last_good_t = float(t[good][-1])
+                    t_use, v_use = t[good], v[good]
+                else:
+                    last_good_t = last_t
+                    t_use, v_use = t, v
+                if len(t_use):
+                    v_use = v_use * scale
+                    yield from rs.feed(t_use, v_use)
+                line0 += n
+        except InputError:
+            raise
+        except pd.errors.ParserError as exc:
+            raise InputError(_parser_message(exc), path=p) from None
+        except (UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
+            raise InputError(f"unreadable CSV: {exc}", path=p) from None
+        if stats.rows - stats.nan_rows < MIN_ROWS:
+            raise InputError(f"too few rows with data: {stats.rows - stats.nan_rows}, need at least {MIN_ROWS}",
+                             path=p, line=line0 - 1)
+        yield from rs.finish()
+        stats.complete = True
+
+
+def _parser_message(exc: Exception) -> str:
+    msg = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+    msg = msg.replace("Error tokenizing data. C error: ", "")
+    m = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", msg)
+    if m:
+        return f"line {m.group(2)}: expected {m.group(1)} fields, saw {m.group(3)}"
+    return f"malformed CSV: {msg}"
+
+
+def _numeric(col: pd.Series, *, path: str, line0: int, column: str) -> np.ndarray:
+    """A chunk column as float64; a non-numeric cell raises naming its line."""
+    if pd.api.types.is_numeric_dtype(col.dtype) and not pd.api.types.is_bool_dtype(col.dtype):
+        return col.to_numpy(dtype=np.float64, na_value=np.nan)
+    num = pd.to_numeric(col, errors="coerce")
+    bad = num.isna() & col.notna() & (col.astype(str).str.strip() != "")
+    if bad.any():
+        r = int(np.flatnonzero(bad.to_numpy())[0])
+        raise InputError(f"expected a number, got {str(col.iloc[r])!r}", path=path, line=line0 + r, column=column)
+    return num.to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def open_recordings(paths, *, config, placement: str | None = None, side: str | None = None,
+                    athlete: str | None = None, block_s: float | None = None) -> list[Recording]:
+    """Open several recordings with the ``[ingest]`` settings of ``config`` (all validated first)."""
+    ingest = config.section("ingest")
+    return [
+        Recording(p, placement=placement, side=side, athlete=athlete,
+                  gap_fill_max_s=ingest["gap_fill_max_s"],
+                  block_s=ingest["block_s"] if block_s is None else block_s)
+        for p in paths
+    ]
