@@ -1,0 +1,327 @@
+"""Pure record -> InfluxDB line protocol, with full escaping. No I/O, no clock.
+
+Line protocol reference (the same syntax for InfluxDB 1.x, 2.x and 3.x):
+https://docs.influxdata.com/influxdb/v1/write_protocols/line_protocol_reference/
+
+    measurement,tag_key=tag_value,... field_key=field_value,... timestamp
+
+Escaping, as the reference specifies:
+
+* measurement: ``,`` and space are backslash-escaped;
+* tag keys, tag values, field keys: ``,``, ``=`` and space are backslash-escaped;
+* string field values are double-quoted, with ``"`` and ``\\`` backslash-escaped;
+* the protocol cannot carry a line break inside a line, so CR/LF (and other control
+  characters) in names and strings are replaced by a space;
+* a key or tag value that ends in a backslash would escape the separator after it, and
+  1.x has no escape for a backslash there, so trailing backslashes become ``/`` (the one
+  documented loss; a backslash inside a value is kept as is);
+* unicode is written as UTF-8, unescaped.
+
+Values: every number is written as a float (``repr`` of the Python float: the shortest
+string that reads back to the same double). NaN and +/-inf cannot be stored: such a field
+is left out of the point and counted in :class:`EncodeStats`; a point left with no field is
+not written at all (and counted). Tags with an empty value are left out (the protocol does
+not allow empty tag values). Tags are sorted by key, as InfluxDB recommends.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, fields as dc_fields, is_dataclass
+
+from pipeline import schema
+from pipeline.records import Alert, SensorInfo, SessionInfo, StepRecord
+from pipeline.window_aggregates import WindowAggregate
+
+PRECISIONS: dict[str, int] = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 1_000_000_000}
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_MEAS_ESC = str.maketrans({",": r"\,", " ": r"\ "})
+_KEY_ESC = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ "})
+_STR_ESC = str.maketrans({'"': r"\"", "\\": "\\\\"})
+
+
+@dataclass
+class EncodeStats:
+    """What the encoder left out. ``nonfinite_dropped`` counts field values (NaN/inf)."""
+
+    points: int = 0
+    nonfinite_dropped: int = 0
+    points_empty: int = 0
+
+
+def _clean(s: str) -> str:
+    return _CONTROL.sub(" ", s)
+
+
+def escape_measurement(name: str) -> str:
+    if not name:
+        raise ValueError("measurement name must not be empty")
+    return _clean(name).translate(_MEAS_ESC)
+
+
+def escape_key(key: str) -> str:
+    """Escape a tag key, tag value or field key."""
+    s = _clean(key)
+    if s.endswith("\\"):
+        s = s.rstrip("\\") + "/" * (len(s) - len(s.rstrip("\\")))
+    return s.translate(_KEY_ESC)
+
+
+def escape_string_value(value: str) -> str:
+    return '"' + _clean(value).translate(_STR_ESC) + '"'
+
+
+def format_float(v: float) -> str:
+    """A finite float as line protocol reads it (``repr`` round-trips exactly)."""
+    return repr(float(v))
+
+
+def to_timestamp(time_ns: int, precision: str) -> int:
+    """Nanoseconds since the epoch -> integer in ``precision`` (rounded half up)."""
+    try:
+        div = PRECISIONS[precision]
+    except KeyError:
+        raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}") from None
+    return (int(time_ns) + div // 2) // div if div > 1 else int(time_ns)
+
+
+def encode_point(
+    measurement: str,
+    tags: Mapping[str, str],
+    fields: Mapping[str, float | int | str],
+    time_ns: int,
+    *,
+    precision: str = "ns",
+    stats: EncodeStats | None = None,
+) -> str | None:
+    """One point as a line (no trailing newline), or ``None`` if no field is finite.
+
+    Numbers (int or float) are written as floats; ``str`` as string fields; ``bool`` is
+    refused (gaitwatch writes no booleans: a flag is a 0/1 float).
+    """
+    parts = [escape_measurement(measurement)]
+    for k in sorted(tags):
+        v = tags[k]
+        if v is None or v == "":
+            continue
+        parts.append(f"{escape_key(k)}={escape_key(str(v))}")
+    head = ",".join(parts)
+    out = []
+    for k, v in fields.items():
+        if isinstance(v, str):
+            out.append(f"{escape_key(k)}={escape_string_value(v)}")
+            continue
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            try:
+                v = float(v)  # numpy scalars
+            except (TypeError, ValueError):
+                raise TypeError(f"field {k!r}: expected a number or str, got {type(v).__name__}") from None
+        fv = float(v)
+        if not math.isfinite(fv):
+            if stats is not None:
+                stats.nonfinite_dropped += 1
+            continue
+        out.append(f"{escape_key(k)}={format_float(fv)}")
+    if not out:
+        if stats is not None:
+            stats.points_empty += 1
+        return None
+    if stats is not None:
+        stats.points += 1
+    return f"{head} {','.join(out)} {to_timestamp(time_ns, precision)}"
+
+
+# -- records -> lines -------------------------------------------------------------------------
+
+
+def _athlete(session: SessionInfo, sensor: SensorInfo | None = None, explicit: str = "") -> str:
+    return explicit or (sensor.athlete if sensor is not None and sensor.athlete else "") or session.athlete
+
+
+def sensor_tags(session: SessionInfo, sensor: SensorInfo) -> dict[str, str]:
+    return {
+        schema.TAG_ATHLETE: _athlete(session, sensor),
+        schema.TAG_SESSION: session.session_id,
+        schema.TAG_SENSOR: sensor.sensor_id,
+        schema.TAG_SIDE: sensor.side,
+        schema.TAG_PLACEMENT: sensor.placement,
+    }
+
+
+def step_line(
+    record: StepRecord, *, session: SessionInfo, precision: str = "ns", stats: EncodeStats | None = None
+) -> str | None:
+    """A :class:`StepRecord` as a ``gait_step`` point at the initial contact's wall time."""
+    return encode_point(
+        schema.MEASUREMENT_STEP,
+        sensor_tags(session, record.sensor),
+        schema.step_fields(record),
+        session.wall_ns(record.step.ic_s),
+        precision=precision,
+        stats=stats,
+    )
+
+
+def alert_line(
+    alert: Alert,
+    *,
+    session: SessionInfo,
+    precision: str = "ns",
+    stats: EncodeStats | None = None,
+) -> str | None:
+    """An :class:`Alert` as a ``gait_alert`` point at the alert's wall time."""
+    tags = {
+        schema.TAG_ATHLETE: alert.athlete or session.athlete,
+        schema.TAG_SESSION: session.session_id,
+        schema.TAG_SENSOR: alert.sensor_id,
+        schema.TAG_RULE: alert.rule,
+        schema.TAG_SEVERITY: alert.severity,
+    }
+    fields = {
+        schema.FIELD_ALERT_VALUE: alert.value,
+        schema.FIELD_ALERT_THRESHOLD: alert.threshold,
+        schema.FIELD_ALERT_T_S: alert.t_s,
+        schema.FIELD_ALERT_MESSAGE: alert.message,
+    }
+    return encode_point(
+        schema.MEASUREMENT_ALERT, tags, fields, session.wall_ns(alert.t_s), precision=precision, stats=stats
+    )
+
+
+def window_line(
+    window: WindowAggregate, *, session: SessionInfo, precision: str = "ns", stats: EncodeStats | None = None
+) -> str | None:
+    """A :class:`WindowAggregate` as a ``gait_window`` point at the window's start."""
+    return encode_point(
+        schema.MEASUREMENT_WINDOW,
+        sensor_tags(session, window.sensor),
+        window.fields(),
+        session.wall_ns(window.start_s),
+        precision=precision,
+        stats=stats,
+    )
+
+
+def record_lines(
+    records: Iterable[object], *, session: SessionInfo, precision: str = "ns", stats: EncodeStats | None = None
+) -> list[str]:
+    """Lines for a mixed list of StepRecord / Alert / WindowAggregate (others are refused)."""
+    out: list[str] = []
+    for r in records:
+        if isinstance(r, StepRecord):
+            line = step_line(r, session=session, precision=precision, stats=stats)
+        elif isinstance(r, Alert):
+            line = alert_line(r, session=session, precision=precision, stats=stats)
+        elif isinstance(r, WindowAggregate):
+            line = window_line(r, session=session, precision=precision, stats=stats)
+        else:
+            raise TypeError(f"cannot encode {type(r).__name__} as line protocol (expected StepRecord, Alert, WindowAggregate)")
+        if line is not None:
+            out.append(line)
+    return out
+
+
+def health_line(
+    *,
+    session: SessionInfo,
+    t_s: float,
+    component: str,
+    values: Mapping[str, float],
+    sensor: str = "",
+    precision: str = "ns",
+    stats: EncodeStats | None = None,
+) -> str | None:
+    """A ``gait_health`` point (pipeline health counters) at session time ``t_s``."""
+    tags = {
+        schema.TAG_ATHLETE: session.athlete,
+        schema.TAG_SESSION: session.session_id,
+        schema.TAG_COMPONENT: component,
+        schema.TAG_SENSOR: sensor,
+    }
+    fields = {schema.check_field_name(k): float(v) for k, v in values.items()}
+    return encode_point(
+        schema.MEASUREMENT_HEALTH, tags, fields, session.wall_ns(t_s), precision=precision, stats=stats
+    )
+
+
+def _numeric_items(obj: object, prefix: str = "") -> Iterable[tuple[str, float]]:
+    """Flatten a summary-like object to ``(name, float)`` pairs (dataclasses, mappings)."""
+    if is_dataclass(obj) and not isinstance(obj, type):
+        items = ((f.name, getattr(obj, f.name)) for f in dc_fields(obj))
+    elif isinstance(obj, Mapping):
+        items = obj.items()
+    else:
+        return
+    for k, v in items:
+        name = f"{prefix}{k}"
+        if isinstance(v, bool):
+            yield name, float(v)
+        elif isinstance(v, (int, float)):
+            yield name, float(v)
+        elif (is_dataclass(v) and not isinstance(v, type)) or isinstance(v, Mapping):
+            yield from _numeric_items(v, prefix=f"{name}_")
+        else:
+            try:
+                import numpy as np
+
+                if isinstance(v, np.generic) and np.issubdtype(type(v), np.number):
+                    yield name, float(v)
+            except ImportError:  # pragma: no cover
+                pass
+
+
+def summary_lines(
+    summary: object,
+    *,
+    session: SessionInfo,
+    precision: str = "ns",
+    stats: EncodeStats | None = None,
+) -> list[str]:
+    """The session summary as ``gait_session`` points at the session's start time.
+
+    The summary's numeric values (nested dataclasses/mappings flattened with ``_``) become
+    float fields of one point tagged athlete+session. If the summary has a per-sensor
+    mapping ``sensors`` ({sensor_id: counters}), each sensor gets a point of its own with a
+    ``sensor`` tag, so field keys never contain sensor ids.
+    """
+    if summary is None:
+        return []
+    per_sensor = None
+    if isinstance(summary, Mapping):
+        top = {k: v for k, v in summary.items() if k != "sensors"}
+        per_sensor = summary.get("sensors")
+    elif is_dataclass(summary):
+        top = {f.name: getattr(summary, f.name) for f in dc_fields(summary) if f.name != "sensors"}
+        per_sensor = getattr(summary, "sensors", None)
+    else:
+        top = {k: v for k, v in vars(summary).items() if not k.startswith("_") and k != "sensors"}
+        per_sensor = getattr(summary, "sensors", None)
+    base = {schema.TAG_ATHLETE: session.athlete, schema.TAG_SESSION: session.session_id}
+    out = []
+    fields = {k: v for k, v in _numeric_items(top) if schema._NAME_RE.match(k) and k not in schema.RESERVED_FIELD_NAMES}
+    line = encode_point(
+        schema.MEASUREMENT_SESSION, base, fields, session.start_wall_ns, precision=precision, stats=stats
+    )
+    if line:
+        out.append(line)
+    if isinstance(per_sensor, Mapping):
+        for sensor_id, counters in per_sensor.items():
+            fields = {
+                k: v
+                for k, v in _numeric_items(counters)
+                if schema._NAME_RE.match(k) and k not in schema.RESERVED_FIELD_NAMES
+            }
+            line = encode_point(
+                schema.MEASUREMENT_SESSION,
+                {**base, schema.TAG_SENSOR: str(sensor_id)},
+                fields,
+                session.start_wall_ns,
+                precision=precision,
+                stats=stats,
+            )
+            if line:
+                out.append(line)
+    return out

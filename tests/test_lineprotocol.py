@@ -1,0 +1,122 @@
+"""Line protocol encoding (pure): escaping, float formatting, NaN/inf handling, precision.
+
+Reference: https://docs.influxdata.com/influxdb/v1/write_protocols/line_protocol_reference/
+(special characters and escaping). Round trips through a real server are in
+test_lineprotocol_server.py.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from influx_fixtures import make_step_records
+from pipeline import lineprotocol as lp
+from pipeline import schema
+from pipeline.records import Alert, Metric, SensorInfo, SessionInfo, StepRecord
+
+SESSION = SessionInfo("s1", "ann", 1_700_000_000_123_456_789)
+LEFT = SensorInfo("L", "foot", "left")
+
+
+def test_escaping_follows_the_reference():
+    line = lp.encode_point(
+        "my meas,x",
+        {"tag key": "a,b=c d", "empty": "", "z": "ü"},
+        {"f=1": 1.0, "msg": 'say "hi" \\ there'},
+        5,
+    )
+    assert line == r'my\ meas\,x,tag\ key=a\,b\=c\ d,z=ü f\=1=1.0,msg="say \"hi\" \\ there" 5'
+
+
+def test_line_breaks_and_trailing_backslash_cannot_break_a_line():
+    line = lp.encode_point("m", {"t": "a\nb\\"}, {"s": "x\r\ny"}, 1)
+    assert "\n" not in line and "\r" not in line
+    assert line == 'm,t=a\\ b/ s="x  y" 1'
+
+
+def test_numbers_are_floats_and_round_trip_exactly():
+    vals = {"a": 3, "b": 0.1, "c": 1e-300, "d": -2.5e17, "e": 123456789.123456789}
+    line = lp.encode_point("m", {}, vals, 0)
+    fields = line.split(" ")[1].split(",")
+    got = {f.split("=")[0]: f.split("=")[1] for f in fields}
+    assert got["a"] == "3.0"  # no integer suffix, ever
+    for k, v in vals.items():
+        assert float(got[k]) == float(v)
+    with pytest.raises(TypeError, match="expected a number or str"):
+        lp.encode_point("m", {}, {"x": object()}, 0)
+
+
+@given(st.floats(allow_nan=False, allow_infinity=False))
+def test_any_finite_float_round_trips(v):
+    assert float(lp.format_float(v)) == v
+
+
+def test_nan_and_inf_are_dropped_and_counted():
+    stats = lp.EncodeStats()
+    line = lp.encode_point("m", {}, {"a": math.nan, "b": 1.0, "c": math.inf, "d": -math.inf}, 7, stats=stats)
+    assert line == "m b=1.0 7"
+    assert stats.nonfinite_dropped == 3 and stats.points == 1
+    assert lp.encode_point("m", {}, {"a": math.nan}, 7, stats=stats) is None
+    assert stats.points_empty == 1 and stats.nonfinite_dropped == 4 and stats.points == 1
+
+
+def test_precision_rounds_wall_clock_nanoseconds():
+    assert lp.to_timestamp(1_500_000, "ms") == 2
+    assert lp.to_timestamp(1_499_999, "ms") == 1
+    assert lp.to_timestamp(123, "ns") == 123
+    with pytest.raises(ValueError, match="precision must be one of"):
+        lp.to_timestamp(1, "minutes")
+
+
+def test_step_point_fields_come_from_the_record_including_new_metrics():
+    rec = make_step_records(sensors=[LEFT], duration_s=3.0, metric_names=("impact_g", "brand_new_metric"))[2]
+    line = lp.step_line(rec, session=SESSION, precision="ns")
+    head, fields, ts = line.split(" ")
+    assert head == "gait_step,athlete=ann,placement=foot,sensor=L,session=s1,side=left"
+    names = [f.split("=")[0] for f in fields.split(",")]
+    assert names == [*schema.STEP_CORE_FIELDS, "impact_g", "brand_new_metric"]
+    assert int(ts) == SESSION.wall_ns(rec.step.ic_s)
+    assert f'activity="{rec.step.activity}"' in fields
+    assert f"brand_new_metric={rec.value('brand_new_metric')!r}" in fields
+
+
+def test_first_step_has_no_cadence_and_it_is_counted_not_sent():
+    rec = make_step_records(sensors=[LEFT], duration_s=3.0)[0]
+    assert math.isnan(rec.step.cadence_spm)
+    stats = lp.EncodeStats()
+    line = lp.step_line(rec, session=SESSION, stats=stats)
+    assert "cadence_spm" not in line and "flight_ms" not in line
+    assert stats.nonfinite_dropped == 2
+
+
+def test_metric_named_like_a_core_field_replaces_it_and_bad_names_are_refused():
+    base = make_step_records(sensors=[LEFT], duration_s=3.0, metric_names=())[1]
+    rec = StepRecord(LEFT, base.step, (Metric("flight_ms", 99.5, "ms", 0.0, "L"),))
+    assert schema.step_fields(rec)["flight_ms"] == 99.5
+    for bad in ("time", "athlete", "has space", "", "activity"):
+        with pytest.raises(ValueError, match=repr(bad) if bad else "identifier"):
+            schema.step_fields(StepRecord(LEFT, base.step, (Metric(bad, 1.0, "", 0.0, "L"),)))
+
+
+def test_alert_point_uses_session_athlete_when_the_alert_has_none():
+    a = Alert("overstride", "warning", 12.5, 10.0, 61.25, 'Land closer to your hips, "short and quick"')
+    line = lp.alert_line(a, session=SESSION, precision="ms")
+    assert line.startswith("gait_alert,athlete=ann,rule=overstride,session=s1,severity=warning ")
+    assert line.endswith(" " + str(lp.to_timestamp(SESSION.wall_ns(61.25), "ms")))
+    assert 'message="Land closer to your hips, \\"short and quick\\""' in line
+
+
+def test_summary_lines_flatten_numbers_and_split_sensors():
+    summary = {"duration_s": 60.0, "steps": 300, "name": "x", "flags": {"ok": True}, "sensors": {"L": {"steps": 150, "gaps": 1}}}
+    lines = lp.summary_lines(summary, session=SESSION, precision="ns")
+    assert lines[0] == f"gait_session,athlete=ann,session=s1 duration_s=60.0,steps=300.0,flags_ok=1.0 {SESSION.start_wall_ns}"
+    assert lines[1] == f"gait_session,athlete=ann,sensor=L,session=s1 steps=150.0,gaps=1.0 {SESSION.start_wall_ns}"
+
+
+def test_record_lines_refuses_unknown_types():
+    with pytest.raises(TypeError, match="cannot encode dict"):
+        lp.record_lines([{}], session=SESSION)
