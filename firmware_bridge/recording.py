@@ -412,9 +412,9 @@ class Recording:
         p = str(self.path)
         if not self.path.is_file():
             raise InputError("recording file not found (expected a CSV file)", path=p)
-        self.info, self.start_wall_ns = self._sensor_info(placement, side, athlete)
-        if self.start_wall_ns is None:
-            self.start_wall_ns = self.path.stat().st_mtime_ns
+        self.info, self.start_utc_ns = self._sensor_info(placement, side, athlete)
+        # wall time of t_s == 0: the sidecar's start_utc, else (approximately) the file's mtime
+        self.start_wall_ns = self.start_utc_ns if self.start_utc_ns is not None else self.path.stat().st_mtime_ns
         self.columns = self._read_header()
         self.fs_hz = self._estimate_fs()
         self.block_n = max(1, int(round(self.block_s * self.fs_hz)))
@@ -426,6 +426,25 @@ class Recording:
 
     def __repr__(self) -> str:
         return f"Recording({str(self.path)!r}, sensor_id={self.info.sensor_id!r}, fs_hz={self.fs_hz})"
+
+    def last_t_s_hint(self) -> float:
+        """``t_s`` of the file's last row, read from its tail (for a progress total); NaN if unknown."""
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(0, 2)
+                size = f.tell()
+                f.seek(max(0, size - 4096))
+                tail = f.read().decode("utf-8", "replace").splitlines()
+            for line in reversed(tail[1:] if size > 4096 else tail):
+                fields = next(csv.reader([line]), [])
+                if len(fields) > self.columns.t_pos:
+                    try:
+                        return float(fields[self.columns.t_pos])
+                    except ValueError:
+                        return math.nan
+        except OSError:
+            pass
+        return math.nan
 
     # -- construction helpers
     def _sensor_info(self, placement, side, athlete) -> tuple[SensorInfo, int | None]:

@@ -1,0 +1,122 @@
+"""``gaitwatch replay``: recordings of one session through the engine into the sinks.
+
+    gaitwatch replay REC.csv [REC2.csv ...] [--out DIR] [--speed X] [--config FILE]
+                     [--placement foot|shank] [--side left|right] [--athlete NAME] [--block-s S]
+
+All recordings are validated (header and sidecar) before anything is written. Output:
+``DIR/steps.csv`` and ``DIR/session.json`` (see ``pipeline.sinks.file_sink``) and the
+summary table on stdout. A progress bar is shown on stderr only when stderr is a terminal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+from pathlib import Path
+
+from pipeline.errors import ConfigError
+from pipeline.records import PLACEMENTS, SIDES, SessionInfo
+
+
+def _positive(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not (math.isfinite(v) and v > 0):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return v
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    from pipeline.sinks import add_sink_arguments
+
+    p = subparsers.add_parser(
+        "replay",
+        help="analyse recorded sessions (CSV + sidecar per sensor)",
+        description="Replay recordings of one session (one CSV + NAME.json sidecar per sensor, format in "
+        "fixtures/README.md) through the step detectors; write steps.csv and session.json.",
+    )
+    p.add_argument("recordings", nargs="+", type=Path, metavar="REC.csv", help="one recording per sensor")
+    add_sink_arguments(p)
+    p.add_argument("--speed", type=_positive, default=None, metavar="X",
+                   help="pace the replay at X times real time (default: as fast as possible)")
+    p.add_argument("--config", type=Path, default=None, metavar="FILE", help="TOML config over the defaults")
+    p.add_argument("--placement", choices=PLACEMENTS, default=None, help="override the sidecar's placement")
+    p.add_argument("--side", choices=SIDES, default=None, help="override the sidecar's side")
+    p.add_argument("--athlete", default=None, help="override the sidecar's athlete")
+    p.add_argument("--block-s", type=_positive, default=None, metavar="S",
+                   help="seconds of signal per block handed to the engine (default: config [ingest].block_s)")
+    return p
+
+
+def session_id_for(paths: list[Path]) -> str:
+    """Common prefix of the file names (``demo_left_foot``, ``demo_shank`` -> ``demo``)."""
+    stems = [p.stem for p in paths]
+    prefix = os.path.commonprefix(stems).rstrip("_-. ")
+    return prefix or stems[0]
+
+
+def run(args: argparse.Namespace) -> int:
+    from firmware_bridge.recording import open_recordings
+    from firmware_bridge.replay import item_end_s, replay
+    from pipeline.config import load_config
+
+    config = load_config(args.config)
+    recordings = open_recordings(args.recordings, config=config, placement=args.placement, side=args.side,
+                                 athlete=args.athlete, block_s=args.block_s)
+    ids = [r.info.sensor_id for r in recordings]
+    dup = sorted({i for i in ids if ids.count(i) > 1})
+    if dup:
+        raise ConfigError(f"sensor_id {dup[0]!r} appears in more than one recording; each sensor needs its own id")
+
+    # imported after the inputs are validated: bad input is reported fast
+    from pipeline.engine import Engine
+    from pipeline.run import run_session
+    from pipeline.sinks import build_sinks
+
+    athlete = args.athlete if args.athlete is not None else next((r.info.athlete for r in recordings if r.info.athlete), "")
+    with_utc = [r.start_utc_ns for r in recordings if r.start_utc_ns is not None]
+    start_ns = with_utc[0] if with_utc else min(r.start_wall_ns for r in recordings)
+    session = SessionInfo(session_id=session_id_for(args.recordings), athlete=athlete, start_wall_ns=start_ns)
+    sensors = [r.info for r in recordings]
+    engine = Engine(sensors, config=config)
+    sinks = build_sinks(args, config, session, sensors)
+
+    bar = None
+    progress = None
+    if sys.stderr.isatty():
+        from tqdm import tqdm
+
+        lasts = [r.last_t_s_hint() for r in recordings]
+        total = max((x for x in lasts if math.isfinite(x)), default=None)
+        bar = tqdm(total=round(total, 1) if total else None, unit="s", desc="replay", file=sys.stderr,
+                   dynamic_ncols=True, leave=False, bar_format="{l_bar}{bar}| {n:.1f}/{total_fmt} s signal [{elapsed}<{remaining}]")
+        done = [0.0]
+
+        def progress(item) -> None:
+            t = item_end_s(item)
+            if t > done[0]:
+                bar.update(round(t - done[0], 3))
+                done[0] = t
+
+    extra = {
+        "inputs": [r.path.name for r in recordings],
+        "config": config.source,
+        "block_s": recordings[0].block_s,
+        "gap_fill_max_s": recordings[0].gap_fill_max_s,
+    }
+    try:
+        summary = run_session(
+            replay(recordings, speed=args.speed), engine, sinks, session=session,
+            source_stats=lambda: {r.info.sensor_id: r.stats for r in recordings},
+            progress=progress, extra=extra,
+        )
+    finally:
+        if bar is not None:
+            bar.close()
+    print(summary.format_table())
+    print(f"\nwrote {Path(args.out) / 'steps.csv'} and {Path(args.out) / 'session.json'}")
+    return 0

@@ -1,0 +1,54 @@
+"""Sinks: where StepRecords and the session summary go (DESIGN.md, "Sources and sinks").
+
+A sink has ``write(records)`` (called with each batch of StepRecords the engine finishes)
+and ``close(summary)`` (called exactly once at the end of a run, also after a failure or
+Ctrl-C, with the session summary or ``None``). The run loop (``pipeline.run``) owns
+the calls; a sink never sees samples.
+
+Command-line hooks shared by every subcommand that produces records:
+
+* :func:`add_sink_arguments` adds the sink options to an argparse parser;
+* :func:`build_sinks` turns parsed options into sinks.
+
+To add a sink (e.g. InfluxDB), add its options in ``add_sink_arguments`` and append it in
+``build_sinks`` (marked places below).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+from pipeline.records import SensorInfo, SessionInfo, StepRecord
+
+if TYPE_CHECKING:
+    from pipeline.config import Config
+    from pipeline.summary import SessionSummary
+
+DEFAULT_OUT_DIR = "gaitwatch-out"
+
+
+@runtime_checkable
+class Sink(Protocol):
+    def write(self, records: Sequence[StepRecord]) -> None: ...
+
+    def close(self, summary: "SessionSummary | None") -> None: ...
+
+
+def add_sink_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options that choose the sinks of a run."""
+    parser.add_argument("--out", metavar="DIR", type=Path, default=Path(DEFAULT_OUT_DIR),
+                        help=f"directory for steps.csv and session.json (default: ./{DEFAULT_OUT_DIR})")
+    # -- other sinks add their options here (e.g. --influx) --
+
+
+def build_sinks(args: argparse.Namespace, config: "Config", session: SessionInfo,
+                sensors: Sequence[SensorInfo]) -> list[Sink]:
+    """The sinks selected by ``args`` (the file sink always)."""
+    from pipeline.sinks.file_sink import FileSink
+
+    sinks: list[Sink] = [FileSink(Path(args.out), session=session, sensors=sensors)]
+    # -- other sinks are appended here (e.g. InfluxDB when --influx is given) --
+    return sinks

@@ -1,0 +1,254 @@
+"""Session summary: per sensor and per side, from the StepRecords and the engine's counters.
+
+Built incrementally (:class:`SummaryBuilder` keeps three floats per step, not the steps
+themselves) and finished at the end of a run, also after a failure or Ctrl-C (then
+``status`` says so). Written to ``session.json`` by the file sink and printed as a table
+by ``gaitwatch replay``.
+
+Definitions
+-----------
+* steps: StepRecords of the sensor; ``running`` / ``walking`` by ``Step.activity``.
+* cadence_spm: step rate of *both* feet (``Step.cadence_spm`` = 120 / stride time of this
+  foot); ``contact_ms``, ``flight_ms`` as in :class:`pipeline.records.Step`. The summary
+  gives their medians per activity, ignoring NaN (the first step of a segment has no
+  stride yet).
+* duration_s: span of the sensor's input (last minus first ``t_s``), from the source's
+  statistics if it has them, else samples / fs.
+* per side: one sensor per side speaks for that foot, the first *foot* sensor of that
+  side, else the first shank sensor (two sensors on one leg see the same steps; adding
+  them would double count).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import numpy as np
+
+from pipeline.records import SIDES, SensorInfo, SessionInfo, StepRecord
+
+ACTIVITIES = ("running", "walking")
+
+
+def _median(values: list[float]) -> float:
+    a = np.asarray(values, dtype=np.float64)
+    a = a[np.isfinite(a)]
+    return float(np.median(a)) if len(a) else math.nan
+
+
+@dataclass(frozen=True)
+class ActivityFigures:
+    steps: int = 0
+    cadence_spm_median: float = math.nan
+    contact_ms_median: float = math.nan
+    flight_ms_median: float = math.nan
+
+
+@dataclass(frozen=True)
+class SensorSummary:
+    sensor_id: str
+    side: str
+    placement: str
+    athlete: str
+    steps: int
+    running: ActivityFigures
+    walking: ActivityFigures
+    duration_s: float
+    samples: int
+    fs_hz: float
+    effective_fs_hz: float
+    has_gyro: bool | None
+    gaps: int
+    gap_s: float
+    filled_samples: int
+    rows: int | None
+
+    @property
+    def main(self) -> tuple[str, ActivityFigures]:
+        """The activity the table shows: running if any running step, else walking."""
+        return ("running", self.running) if self.running.steps or not self.walking.steps else ("walking", self.walking)
+
+
+@dataclass(frozen=True)
+class SideSummary:
+    side: str
+    sensor_id: str  # the sensor that speaks for this side
+    sensors: tuple[str, ...]  # every sensor on this side
+    steps: int
+    running: ActivityFigures
+    walking: ActivityFigures
+
+
+@dataclass(frozen=True)
+class SessionSummary:
+    session_id: str
+    athlete: str
+    start_utc: str
+    duration_s: float
+    status: str  # "complete" | "interrupted" | "failed"
+    error: str
+    sensors: tuple[SensorSummary, ...]
+    sides: tuple[SideSummary, ...]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (NaN -> None), in a fixed key order."""
+        return _clean(asdict(self))
+
+    def format_table(self) -> str:
+        return format_table(self)
+
+
+def _clean(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {k: _clean(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_clean(v) for v in x]
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, np.generic):
+        return _clean(x.item())
+    return x
+
+
+def _get(obj: Any, name: str, default: Any = math.nan) -> Any:
+    if obj is None:
+        return default
+    if isinstance(obj, Mapping):
+        return obj.get(name, default)
+    return getattr(obj, name, default)
+
+
+class SummaryBuilder:
+    """Collects per-step figures while records stream past; ``build`` makes the summary."""
+
+    def __init__(self, session: SessionInfo, sensors: Sequence[SensorInfo]):
+        self.session = session
+        self.sensors = list(sensors)
+        self._vals: dict[tuple[str, str], dict[str, list[float]]] = {
+            (s.sensor_id, a): {"cadence_spm": [], "contact_ms": [], "flight_ms": []}
+            for s in self.sensors for a in ACTIVITIES
+        }
+
+    def add(self, records: Iterable[StepRecord]) -> None:
+        for r in records:
+            st = r.step
+            activity = st.activity if st.activity in ACTIVITIES else "walking"
+            key = (r.sensor.sensor_id, activity)
+            if key not in self._vals:  # a sensor the builder was not told about
+                self._vals[key] = {"cadence_spm": [], "contact_ms": [], "flight_ms": []}
+            v = self._vals[key]
+            flight = st.flight_ms
+            for m in r.metrics:  # a measured flight time (both feet) wins over the estimate
+                if m.name == "flight_ms":
+                    flight = m.value
+            v["cadence_spm"].append(st.cadence_spm)
+            v["contact_ms"].append(st.contact_ms)
+            v["flight_ms"].append(flight)
+
+    def _figures(self, sensor_id: str, activity: str) -> ActivityFigures:
+        v = self._vals.get((sensor_id, activity))
+        if not v or not v["contact_ms"]:
+            return ActivityFigures()
+        return ActivityFigures(
+            steps=len(v["contact_ms"]),
+            cadence_spm_median=_median(v["cadence_spm"]),
+            contact_ms_median=_median(v["contact_ms"]),
+            flight_ms_median=_median(v["flight_ms"]),
+        )
+
+    def build(self, *, counters: Mapping[str, Any] | None = None, sources: Mapping[str, Any] | None = None,
+              status: str = "complete", error: str = "", extra: dict[str, Any] | None = None) -> SessionSummary:
+        """``counters``: ``Engine.counters()``; ``sources``: per sensor reader statistics
+        (e.g. ``RecordingStats``: rows, filled_samples, gaps, effective_fs_hz, first/last_t_s)."""
+        counters, sources = counters or {}, sources or {}
+        sensors = []
+        firsts, lasts = [], []
+        for s in self.sensors:
+            c, src = counters.get(s.sensor_id), sources.get(s.sensor_id)
+            running, walking = self._figures(s.sensor_id, "running"), self._figures(s.sensor_id, "walking")
+            fs = float(_get(src, "fs_hz", _get(c, "fs_hz")))
+            samples = int(_get(c, "samples", 0) or _get(src, "samples", 0) or 0)
+            first, last = float(_get(src, "first_t_s")), float(_get(src, "last_t_s"))
+            if math.isfinite(first) and math.isfinite(last):
+                duration = last - first
+                firsts.append(first)
+                lasts.append(last)
+            else:
+                duration = samples / fs if fs > 0 else math.nan
+            gaps = _get(src, "gaps", None)
+            gaps = int(gaps) if gaps is not None else int(_get(c, "gaps", 0))
+            gap_s = float(_get(src, "gap_s", _get(c, "gap_s", 0.0)))
+            rows = _get(src, "rows", None)
+            sensors.append(SensorSummary(
+                sensor_id=s.sensor_id, side=s.side, placement=s.placement, athlete=s.athlete,
+                steps=running.steps + walking.steps, running=running, walking=walking,
+                duration_s=duration, samples=samples, fs_hz=fs,
+                effective_fs_hz=float(_get(src, "effective_fs_hz")),
+                has_gyro=_get(c, "has_gyro", None),
+                gaps=gaps, gap_s=gap_s, filled_samples=int(_get(src, "filled_samples", 0)),
+                rows=None if rows is None else int(rows),
+            ))
+        sides = []
+        for side in SIDES:
+            on_side = [x for x in sensors if x.side == side]
+            if not on_side:
+                continue
+            main = next((x for x in on_side if x.placement == "foot"), on_side[0])
+            sides.append(SideSummary(side=side, sensor_id=main.sensor_id, sensors=tuple(x.sensor_id for x in on_side),
+                                     steps=main.steps, running=main.running, walking=main.walking))
+        if firsts:
+            duration = max(lasts) - min(firsts)
+        else:
+            duration = max((x.duration_s for x in sensors if math.isfinite(x.duration_s)), default=math.nan)
+        start = datetime.fromtimestamp(self.session.start_wall_ns / 1e9, tz=timezone.utc)
+        return SessionSummary(
+            session_id=self.session.session_id, athlete=self.session.athlete,
+            start_utc=start.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            duration_s=duration, status=status, error=error, sensors=tuple(sensors), sides=tuple(sides),
+            extra=dict(extra or {}),
+        )
+
+
+def _f(v: float, fmt: str) -> str:
+    return format(v, fmt) if v is not None and math.isfinite(v) else "-"
+
+
+def format_table(summary: SessionSummary) -> str:
+    """A readable console table: one row per sensor, then one per side."""
+    s = summary
+    head = f"session {s.session_id}"
+    if s.athlete:
+        head += f"  athlete {s.athlete}"
+    head += f"  start {s.start_utc}  duration {_f(s.duration_s, '.1f')} s"
+    if s.status != "complete":
+        head += f"  [{s.status.upper()}{': ' + s.error if s.error else ''}]"
+    cols = ["sensor", "side", "placement", "dur_s", "steps run/walk", "cadence_spm", "contact_ms", "flight_ms",
+            "fs_hz", "eff_fs_hz", "gaps", "filled"]
+    rows = []
+    for x in s.sensors:
+        _, fig = x.main
+        rows.append([x.sensor_id, x.side, x.placement, _f(x.duration_s, ".1f"),
+                     f"{x.running.steps}/{x.walking.steps}", _f(fig.cadence_spm_median, ".1f"),
+                     _f(fig.contact_ms_median, ".0f"), _f(fig.flight_ms_median, ".0f"), _f(x.fs_hz, ".1f"),
+                     _f(x.effective_fs_hz, ".1f"), str(x.gaps), str(x.filled_samples)])
+    widths = [max(len(c), *(len(r[i]) for r in rows)) if rows else len(c) for i, c in enumerate(cols)]
+    right = set(range(3, len(cols)))
+
+    def line(vals):
+        return "  ".join(v.rjust(w) if i in right else v.ljust(w) for i, (v, w) in enumerate(zip(vals, widths))).rstrip()
+
+    out = [head, line(cols), line(["-" * w for w in widths])] + [line(r) for r in rows]
+    if s.sides:
+        out.append("")
+        out.append("per side (medians; running steps if any, else walking; foot sensor preferred):")
+        for sd in s.sides:
+            act, fig = ("running", sd.running) if sd.running.steps or not sd.walking.steps else ("walking", sd.walking)
+            out.append(f"  {sd.side:<5}  {sd.sensor_id}: {sd.steps} steps ({sd.running.steps} running), "
+                       f"{act} cadence {_f(fig.cadence_spm_median, '.1f')} spm, "
+                       f"contact {_f(fig.contact_ms_median, '.0f')} ms, flight {_f(fig.flight_ms_median, '.0f')} ms")
+    return "\n".join(out)
