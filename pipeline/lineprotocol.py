@@ -273,6 +273,26 @@ def _numeric_items(obj: object, prefix: str = "") -> Iterable[tuple[str, float]]
                 pass
 
 
+def _fields_of(obj: object, *, skip: frozenset[str] = frozenset()) -> dict[str, float | str]:
+    top: dict[str, object]
+    if isinstance(obj, Mapping):
+        top = {k: v for k, v in obj.items() if k not in skip}
+    elif is_dataclass(obj) and not isinstance(obj, type):
+        top = {f.name: getattr(obj, f.name) for f in dc_fields(obj) if f.name not in skip}
+    else:
+        top = {k: v for k, v in vars(obj).items() if not k.startswith("_") and k not in skip}
+    return {
+        k: v for k, v in _numeric_items(top) if schema._NAME_RE.match(k) and k not in schema.RESERVED_FIELD_NAMES
+    }
+
+
+def _attr(obj: object, name: str, default: object = None) -> object:
+    return obj.get(name, default) if isinstance(obj, Mapping) else getattr(obj, name, default)
+
+
+_SUMMARY_TAGLIKE = frozenset({"sensor_id", "side", "placement", "athlete", "session_id", "sensors", "sides"})
+
+
 def summary_lines(
     summary: object,
     *,
@@ -280,48 +300,47 @@ def summary_lines(
     precision: str = "ns",
     stats: EncodeStats | None = None,
 ) -> list[str]:
-    """The session summary as ``gait_session`` points at the session's start time.
+    """The session summary (:class:`pipeline.summary.SessionSummary` or a mapping) as
+    ``gait_session`` points at the session's start time.
 
-    The summary's numeric values (nested dataclasses/mappings flattened with ``_``) become
-    float fields of one point tagged athlete+session. If the summary has a per-sensor
-    mapping ``sensors`` ({sensor_id: counters}), each sensor gets a point of its own with a
-    ``sensor`` tag, so field keys never contain sensor ids.
+    Numeric values (nested dataclasses/mappings flattened with ``_``, e.g.
+    ``running_cadence_spm_median``) become float fields; ``status`` a string field. One
+    point for the session (tags athlete, session), one per sensor (+ sensor, side,
+    placement tags) and one per side (+ side tag), so field keys never contain ids.
     """
     if summary is None:
         return []
-    per_sensor = None
-    if isinstance(summary, Mapping):
-        top = {k: v for k, v in summary.items() if k != "sensors"}
-        per_sensor = summary.get("sensors")
-    elif is_dataclass(summary):
-        top = {f.name: getattr(summary, f.name) for f in dc_fields(summary) if f.name != "sensors"}
-        per_sensor = getattr(summary, "sensors", None)
-    else:
-        top = {k: v for k, v in vars(summary).items() if not k.startswith("_") and k != "sensors"}
-        per_sensor = getattr(summary, "sensors", None)
     base = {schema.TAG_ATHLETE: session.athlete, schema.TAG_SESSION: session.session_id}
-    out = []
-    fields = {k: v for k, v in _numeric_items(top) if schema._NAME_RE.match(k) and k not in schema.RESERVED_FIELD_NAMES}
-    line = encode_point(
-        schema.MEASUREMENT_SESSION, base, fields, session.start_wall_ns, precision=precision, stats=stats
-    )
-    if line:
-        out.append(line)
-    if isinstance(per_sensor, Mapping):
-        for sensor_id, counters in per_sensor.items():
-            fields = {
-                k: v
-                for k, v in _numeric_items(counters)
-                if schema._NAME_RE.match(k) and k not in schema.RESERVED_FIELD_NAMES
-            }
-            line = encode_point(
-                schema.MEASUREMENT_SESSION,
-                {**base, schema.TAG_SENSOR: str(sensor_id)},
-                fields,
-                session.start_wall_ns,
-                precision=precision,
-                stats=stats,
-            )
-            if line:
-                out.append(line)
+    t = session.start_wall_ns
+    out: list[str] = []
+
+    def emit(tags: dict[str, str], fields: dict[str, float | str]) -> None:
+        line = encode_point(schema.MEASUREMENT_SESSION, tags, fields, t, precision=precision, stats=stats)
+        if line:
+            out.append(line)
+
+    top = _fields_of(summary, skip=_SUMMARY_TAGLIKE)
+    status = _attr(summary, "status")
+    if isinstance(status, str) and status:
+        top[schema.FIELD_SESSION_STATUS] = status
+    emit(base, top)
+    sensors = _attr(summary, "sensors")
+    items: list[tuple[str, object]] = []
+    if isinstance(sensors, Mapping):
+        items = [(str(k), v) for k, v in sensors.items()]
+    elif isinstance(sensors, (list, tuple)):
+        items = [(str(_attr(v, "sensor_id", "")), v) for v in sensors]
+    for sensor_id, sub in items:
+        tags = {**base, schema.TAG_SENSOR: sensor_id}
+        for key, tag in (("side", schema.TAG_SIDE), ("placement", schema.TAG_PLACEMENT)):
+            v = _attr(sub, key)
+            if isinstance(v, str):
+                tags[tag] = v
+        emit(tags, _fields_of(sub, skip=_SUMMARY_TAGLIKE))
+    sides = _attr(summary, "sides")
+    if isinstance(sides, (list, tuple)):
+        for sub in sides:
+            side = _attr(sub, "side")
+            if isinstance(side, str):
+                emit({**base, schema.TAG_SIDE: side}, _fields_of(sub, skip=_SUMMARY_TAGLIKE))
     return out

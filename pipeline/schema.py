@@ -16,8 +16,9 @@ measurement      tags                                     fields
                                                           step field f (see :func:`window_field`)
 ``gait_alert``   athlete, session, sensor, rule,          value, threshold, t_s, message (string)
                  severity
-``gait_session`` athlete, session, sensor (per-sensor     numeric summary values (see
-                 points only)                             :func:`pipeline.lineprotocol.summary_lines`)
+``gait_session`` athlete, session; per-sensor points     numeric summary values, status (string)
+                 add sensor, side, placement; per-side    (see :func:`pipeline.lineprotocol.summary_lines`)
+                 points add side
 ``gait_health``  athlete, session, component, sensor      spool_depth_points, spool_depth_batches,
                                                           points_written, points_nonfinite_dropped,
                                                           lines_rejected, write_latency_ms,
@@ -74,7 +75,7 @@ TAG_COMPONENT = "component"
 STEP_TAGS: tuple[str, ...] = (TAG_ATHLETE, TAG_SESSION, TAG_SENSOR, TAG_SIDE, TAG_PLACEMENT)
 WINDOW_TAGS: tuple[str, ...] = STEP_TAGS
 ALERT_TAGS: tuple[str, ...] = (TAG_ATHLETE, TAG_SESSION, TAG_SENSOR, TAG_RULE, TAG_SEVERITY)
-SESSION_TAGS: tuple[str, ...] = (TAG_ATHLETE, TAG_SESSION, TAG_SENSOR)
+SESSION_TAGS: tuple[str, ...] = (TAG_ATHLETE, TAG_SESSION, TAG_SENSOR, TAG_SIDE, TAG_PLACEMENT)
 HEALTH_TAGS: tuple[str, ...] = (TAG_ATHLETE, TAG_SESSION, TAG_COMPONENT, TAG_SENSOR)
 TAGS_BY_MEASUREMENT: dict[str, tuple[str, ...]] = {
     MEASUREMENT_STEP: STEP_TAGS,
@@ -127,6 +128,10 @@ FIELD_ALERT_VALUE = "value"
 FIELD_ALERT_THRESHOLD = "threshold"
 FIELD_ALERT_T_S = "t_s"
 FIELD_ALERT_MESSAGE = "message"  # string
+
+# -- session summary fields (numbers flattened from pipeline.summary.SessionSummary) --------
+FIELD_SESSION_STATUS = "status"  # string: "complete" | "interrupted" | "failed"
+FIELD_SESSION_DURATION_S = "duration_s"
 
 # -- health fields ----------------------------------------------------------------------------
 HEALTH_COMPONENT_INFLUX = "influx_sink"

@@ -111,10 +111,31 @@ def test_alert_point_uses_session_athlete_when_the_alert_has_none():
 
 
 def test_summary_lines_flatten_numbers_and_split_sensors():
-    summary = {"duration_s": 60.0, "steps": 300, "name": "x", "flags": {"ok": True}, "sensors": {"L": {"steps": 150, "gaps": 1}}}
+    summary = {"duration_s": 60.0, "steps": 300, "name": "x", "status": "complete", "flags": {"ok": True},
+               "sensors": {"L": {"steps": 150, "gaps": 1, "side": "left"}}}
     lines = lp.summary_lines(summary, session=SESSION, precision="ns")
-    assert lines[0] == f"gait_session,athlete=ann,session=s1 duration_s=60.0,steps=300.0,flags_ok=1.0 {SESSION.start_wall_ns}"
-    assert lines[1] == f"gait_session,athlete=ann,sensor=L,session=s1 steps=150.0,gaps=1.0 {SESSION.start_wall_ns}"
+    t = SESSION.start_wall_ns
+    assert lines[0] == f'gait_session,athlete=ann,session=s1 duration_s=60.0,steps=300.0,flags_ok=1.0,status="complete" {t}'
+    assert lines[1] == f"gait_session,athlete=ann,sensor=L,session=s1,side=left steps=150.0,gaps=1.0 {t}"
+
+
+def test_summary_lines_from_the_real_session_summary():
+    from pipeline.summary import SummaryBuilder
+
+    recs = make_step_records(sensors=[LEFT], duration_s=20.0)
+    b = SummaryBuilder(SESSION, [LEFT])
+    b.add(recs)
+    summary = b.build(counters={"L": {"samples": 4000, "fs_hz": 200.0, "gaps": 0, "gap_s": 0.0}})
+    lines = lp.summary_lines(summary, session=SESSION, precision="ms")
+    assert [ln.split(" ")[0] for ln in lines] == [
+        "gait_session,athlete=ann,session=s1",
+        "gait_session,athlete=ann,placement=foot,sensor=L,session=s1,side=left",
+        "gait_session,athlete=ann,session=s1,side=left",
+    ]
+    assert f"steps={float(len(recs))!r}" in lines[1] and 'status="complete"' in lines[0]
+    fields = dict(f.split("=") for f in lines[1].split(" ")[1].split(","))
+    assert float(fields["running_cadence_spm_median"]) == pytest.approx(170.0)
+    assert "walking_cadence_spm_median" not in fields  # NaN (too few walking strides): dropped
 
 
 def test_record_lines_refuses_unknown_types():

@@ -1,0 +1,427 @@
+"""The InfluxDB sink: records -> line protocol -> durable spool -> server, losing nothing.
+
+Data path (DESIGN.md, "Sources and sinks")::
+
+    write(records) -> lines (pipeline.lineprotocol) -> buffer
+                   -> every batch_size lines / flush_interval_s: Spool.append (fsync'd)
+    worker thread  -> oldest spool batch -> transport.send (its own retries/backoff)
+                   -> accepted: removed from the spool
+
+Every batch is on disk before it is sent (write-ahead), so an outage, a crash or a killed
+process loses at most the lines still in the in-memory buffer (< ``flush_interval_s`` of
+data). When the server is down, batches pile up in the spool (its depth is reported as
+``gait_health``) and the worker retries the oldest one every ``replay_interval_s``, in
+order; it warns once per outage. Re-sending is harmless: InfluxDB overwrites a point with
+the same series and timestamp.
+
+A batch the server rejects (400/413/422) is split in halves until the offending lines are
+found; those are logged (shortened) and counted, the rest is written. Wrong credentials or
+an unknown database raise :class:`~pipeline.errors.SinkError` at start; an unreachable
+server at start only warns (the data waits in the spool). A full spool raises
+``SinkError`` -- the run stops rather than dropping data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pipeline import lineprotocol as lp
+from pipeline import schema
+from pipeline.errors import ConfigError, SinkError
+from pipeline.records import Alert, SensorInfo, SessionInfo, StepRecord
+from pipeline.sinks.influx_transport import Refused, Rejected, Unavailable
+from pipeline.spool import Spool, SpoolBatch
+from pipeline.window_aggregates import WindowAggregator
+
+log = logging.getLogger(__name__)
+
+ENV_TOKEN = "GAITWATCH_INFLUX_TOKEN"
+ENV_USERNAME = "GAITWATCH_INFLUX_USERNAME"
+ENV_PASSWORD = "GAITWATCH_INFLUX_PASSWORD"
+
+
+@dataclass
+class SinkStats:
+    """Counters of one sink (also written as ``gait_health``)."""
+
+    points_encoded: int = 0
+    points_written: int = 0
+    nonfinite_dropped: int = 0
+    points_empty: int = 0
+    lines_rejected: int = 0
+    batches_written: int = 0
+    outages: int = 0
+    last_write_latency_ms: float = float("nan")
+    rejected_examples: list[str] = field(default_factory=list)
+
+
+def _credentials(section: Mapping[str, object]) -> dict[str, str]:
+    """Token / username / password: environment first, then the config file. Never logged."""
+    return {
+        "token": os.environ.get(ENV_TOKEN) or str(section.get("token", "") or ""),
+        "username": os.environ.get(ENV_USERNAME) or str(section.get("username", "") or ""),
+        "password": os.environ.get(ENV_PASSWORD) or str(section.get("password", "") or ""),
+    }
+
+
+def make_transport(section: Mapping[str, object]):
+    """A v1 or v2 transport from an ``[influx]`` config section (plus credentials from env)."""
+    kind = section.get("transport", "v1")
+    cred = _credentials(section)
+    common = dict(
+        url=str(section["url"]),
+        precision=str(section["precision"]),
+        timeout_s=float(section["timeout_s"]),
+        max_retries=int(section["max_retries"]),
+        retry_interval_s=float(section["retry_interval_s"]),
+        max_retry_delay_s=float(section["max_retry_delay_s"]),
+        **cred,
+    )
+    try:
+        if kind == "v1":
+            from pipeline.sinks.influx_v1 import V1Transport
+
+            return V1Transport(database=str(section["database"]), retention_policy=str(section["retention_policy"]), **common)
+        if kind == "v2":
+            from pipeline.sinks.influx_v2 import V2Transport
+
+            return V2Transport(
+                bucket=str(section["bucket"]),
+                org=str(section["org"]),
+                batch_size=int(section["batch_size"]),
+                max_retry_time_s=float(section["max_retry_time_s"]),
+                exponential_base=float(section["exponential_base"]),
+                **common,
+            )
+    except ValueError as exc:
+        raise ConfigError(f"[influx]: {exc}") from None
+    raise ConfigError(f"[influx] transport: expected 'v1' or 'v2', got {kind!r}")
+
+
+def default_spool_root() -> Path:
+    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(state) / "gaitwatch" / "influx-spool"
+
+
+def spool_dir_for(root: str | Path, target: dict) -> Path:
+    """One spool directory per target under ``root`` (readable name + short hash)."""
+    name = "-".join(str(target.get(k, "")) for k in ("transport", "url", "database", "bucket") if target.get(k))
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_")[:80]
+    digest = hashlib.sha1(repr(sorted(target.items())).encode()).hexdigest()[:8]
+    return Path(root) / f"{slug}-{digest}"
+
+
+class InfluxSink:
+    """Sink writing steps, windows, alerts, health and the summary to InfluxDB."""
+
+    def __init__(
+        self,
+        *,
+        transport,
+        spool: Spool,
+        session: SessionInfo,
+        sensors: Sequence[SensorInfo] = (),
+        precision: str = "ms",
+        batch_size: int = 5000,
+        flush_interval_s: float = 1.0,
+        replay_interval_s: float = 5.0,
+        close_timeout_s: float = 30.0,
+        window_s: float = schema.DEFAULT_WINDOW_S,
+        health_interval_s: float = 10.0,
+        check: bool = True,
+    ):
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.transport = transport
+        self.spool = spool
+        self.session = session
+        self.sensors = {s.sensor_id: s for s in sensors}
+        self.precision = precision
+        self.batch_size = int(batch_size)
+        self.flush_interval_s = float(flush_interval_s)
+        self.replay_interval_s = float(replay_interval_s)
+        self.close_timeout_s = float(close_timeout_s)
+        self.health_interval_s = float(health_interval_s)
+        self.stats = SinkStats()
+        self._enc = lp.EncodeStats()
+        self._windows = WindowAggregator(window_s=window_s) if window_s > 0 else None
+        self._buf: list[str] = []
+        self._last_spool = time.monotonic()
+        self._next_health_s: float | None = None
+        self._last_t_s = 0.0
+        self._cond = threading.Condition()
+        self._stop = False
+        self._closed = False
+        self._down = False
+        self._retry_at = 0.0
+        self._error: BaseException | None = None
+        if check:
+            try:
+                transport.check()
+            except Unavailable as exc:
+                self._mark_down(exc)
+            except Refused:
+                transport.close()
+                raise
+        if spool.depth_batches:
+            log.info("InfluxDB spool %s holds %d points from an earlier run; replaying them first",
+                     spool.directory, spool.depth_points)
+        self._worker = threading.Thread(target=self._run, name="influx-sink", daemon=True)
+        self._worker.start()
+
+    # -- producer side --------------------------------------------------------------------
+    def write(self, records: Sequence[StepRecord | Alert]) -> None:
+        if self._closed:
+            raise SinkError("InfluxDB sink: write() after close()")
+        if self._error is not None:
+            raise self._error
+        lines = lp.record_lines(records, session=self.session, precision=self.precision, stats=self._enc)
+        if self._windows is not None:
+            windows = self._windows.update(r for r in records if isinstance(r, StepRecord))
+            lines += lp.record_lines(windows, session=self.session, precision=self.precision, stats=self._enc)
+        self._buf.extend(lines)
+        for r in records:
+            t = r.step.ic_s if isinstance(r, StepRecord) else getattr(r, "t_s", None)
+            if t is not None and t == t:
+                self._last_t_s = max(self._last_t_s, t)
+        if self.health_interval_s > 0:
+            if self._next_health_s is None:
+                self._next_health_s = self._last_t_s + self.health_interval_s
+            elif self._last_t_s >= self._next_health_s:
+                self._buf_health(self._last_t_s)
+                self._next_health_s = self._last_t_s + self.health_interval_s
+        if len(self._buf) >= self.batch_size or time.monotonic() - self._last_spool >= self.flush_interval_s:
+            self._spool_buffer()
+
+    def write_health(self, *, t_s: float, component: str, values: Mapping[str, float], sensor: str = "") -> None:
+        """Health counters of another component (e.g. a serial source: packets_lost, resyncs)."""
+        line = lp.health_line(session=self.session, t_s=t_s, component=component, values=values,
+                              sensor=sensor, precision=self.precision, stats=self._enc)
+        if line:
+            self._buf.append(line)
+
+    def _buf_health(self, t_s: float) -> None:
+        s = self.stats
+        values = {
+            schema.FIELD_SPOOL_DEPTH_POINTS: self.spool.depth_points + len(self._buf),
+            schema.FIELD_SPOOL_DEPTH_BATCHES: self.spool.depth_batches,
+            schema.FIELD_POINTS_WRITTEN: s.points_written,
+            schema.FIELD_POINTS_NONFINITE: self._enc.nonfinite_dropped,
+            schema.FIELD_LINES_REJECTED: s.lines_rejected,
+            schema.FIELD_WRITE_LATENCY_MS: s.last_write_latency_ms,
+        }
+        line = lp.health_line(session=self.session, t_s=t_s, component=schema.HEALTH_COMPONENT_INFLUX,
+                              values=values, precision=self.precision, stats=self._enc)
+        if line:
+            self._buf.append(line)
+
+    def _spool_buffer(self) -> None:
+        while self._buf:
+            chunk = self._buf[: self.batch_size]
+            self.spool.append(chunk)  # SinkError (full/disk) propagates: the run stops
+            del self._buf[: len(chunk)]
+        self._last_spool = time.monotonic()
+        with self._cond:
+            self._cond.notify_all()
+
+    # -- worker side ----------------------------------------------------------------------
+    def _mark_down(self, exc: BaseException) -> None:
+        if not self._down:
+            self._down = True
+            self.stats.outages += 1
+            log.warning("%s; keeping data in the spool %s and retrying every %.0f s",
+                        exc, self.spool.directory, self.replay_interval_s)
+        self._retry_at = time.monotonic() + self.replay_interval_s
+
+    def _deliver(self, batch: SpoolBatch) -> None:
+        lines = batch.read_lines()
+        t0 = time.monotonic()
+        rejected: list[str] = []
+        try:
+            self.transport.send(lines)
+        except Rejected:
+            self._split(lines, rejected)
+        self.stats.last_write_latency_ms = (time.monotonic() - t0) * 1e3
+        for line in rejected:
+            log.error("InfluxDB rejected a point, skipped: %s", line[:200])
+            if len(self.stats.rejected_examples) < 10:
+                self.stats.rejected_examples.append(line)
+        self.stats.lines_rejected += len(rejected)
+        self.stats.points_written += len(lines) - len(rejected)
+        self.stats.batches_written += 1
+        self.spool.remove(batch)
+
+    def _split(self, lines: list[str], rejected: list[str]) -> None:
+        """Find the lines the server refuses by halving (each request is one plain write)."""
+        if len(lines) == 1:
+            try:
+                self.transport.post(lines)
+            except Rejected:
+                rejected.append(lines[0])
+            return
+        mid = len(lines) // 2
+        for part in (lines[:mid], lines[mid:]):
+            try:
+                self.transport.post(part)
+            except Rejected:
+                self._split(part, rejected)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._stop and (
+                    self.spool.depth_batches == 0 or (self._down and time.monotonic() < self._retry_at)
+                ):
+                    timeout = max(0.0, self._retry_at - time.monotonic()) if self._down else None
+                    self._cond.wait(timeout if timeout is not None else 0.5)
+                if self._stop and (self.spool.depth_batches == 0 or self._down):
+                    return
+            batch = self.spool.oldest()
+            if batch is None:
+                continue
+            try:
+                self._deliver(batch)
+            except (Unavailable, Refused) as exc:
+                self._mark_down(exc)
+                continue
+            except Exception as exc:  # noqa: BLE001 - reported to the producer, run stops
+                log.error("InfluxDB sink worker failed: %s", exc)
+                self._error = SinkError(f"InfluxDB sink worker failed: {exc}")
+                return
+            if self._down:
+                self._down = False
+                log.warning("InfluxDB at %s is back; replaying %d spooled points",
+                            self.transport.where, self.spool.depth_points)
+            with self._cond:
+                self._cond.notify_all()
+
+    # -- end --------------------------------------------------------------------------------
+    def drain(self, *, timeout_s: float) -> bool:
+        """Wait until the spool is empty (True) or ``timeout_s`` passed / server down (False)."""
+        deadline = time.monotonic() + timeout_s
+        with self._cond:
+            self._cond.notify_all()
+            while self.spool.depth_batches and self._error is None:
+                if self._down and time.monotonic() >= deadline:
+                    return False
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(min(left, 0.2))
+        return self.spool.depth_batches == 0
+
+    def close(self, summary=None) -> SinkStats:
+        """Write the last windows, the summary and a final health point; send what can be sent."""
+        if self._closed:
+            return self.stats
+        self._closed = True
+        try:
+            if self._error is None:
+                extra = []
+                if self._windows is not None:
+                    extra += lp.record_lines(self._windows.flush(), session=self.session,
+                                             precision=self.precision, stats=self._enc)
+                extra += lp.summary_lines(summary, session=self.session, precision=self.precision, stats=self._enc)
+                self._buf.extend(extra)
+                self._buf_health(self._last_t_s)
+                self._spool_buffer()
+                if self._down:
+                    # One more attempt right now, then leave the rest for the next run / spool flush.
+                    self._retry_at = 0.0
+                    self.drain(timeout_s=min(self.close_timeout_s, 1.0 + self.replay_interval_s))
+                else:
+                    self.drain(timeout_s=self.close_timeout_s)
+        finally:
+            with self._cond:
+                self._stop = True
+                self._cond.notify_all()
+            self._worker.join(timeout=self.close_timeout_s + 5)
+            self.transport.close()
+            self.stats.points_encoded = self._enc.points
+            self.stats.nonfinite_dropped = self._enc.nonfinite_dropped
+            self.stats.points_empty = self._enc.points_empty
+        left = self.spool.depth_points
+        if left:
+            log.warning("InfluxDB at %s did not take %d points; they are safe in %s and are sent at the "
+                        "next run or with `gaitwatch spool flush`", self.transport.where, left, self.spool.directory)
+        if self._error is not None:
+            raise self._error
+        return self.stats
+
+
+def open_spool(section: Mapping[str, object], transport) -> Spool:
+    root = str(section.get("spool_dir") or "") or str(default_spool_root())
+    target = transport.describe()
+    return Spool(spool_dir_for(root, target), target=target,
+                 max_bytes=int(float(section["spool_max_mb"]) * 1024 * 1024))
+
+
+def sink_from_config(section: Mapping[str, object], *, session: SessionInfo,
+                     sensors: Sequence[SensorInfo] = ()) -> InfluxSink:
+    """An :class:`InfluxSink` from an ``[influx]`` section (see defaults.toml)."""
+    transport = make_transport(section)
+    try:
+        spool = open_spool(section, transport)
+        return InfluxSink(
+            transport=transport,
+            spool=spool,
+            session=session,
+            sensors=sensors,
+            precision=str(section["precision"]),
+            batch_size=int(section["batch_size"]),
+            flush_interval_s=float(section["flush_interval_s"]),
+            replay_interval_s=float(section["replay_interval_s"]),
+            close_timeout_s=float(section["close_timeout_s"]),
+            window_s=float(section["window_s"]),
+            health_interval_s=float(section["health_interval_s"]),
+        )
+    except BaseException:
+        transport.close()
+        raise
+
+
+def flush_spool(section: Mapping[str, object], *, spool_dir: str | Path | None = None,
+                timeout_s: float = 60.0) -> tuple[int, int]:
+    """Send what a spool holds (``gaitwatch spool flush``); returns (points sent, points left).
+
+    ``spool_dir`` may be one target's directory or the root holding several; each target's
+    URL/database come from its ``target.json``, the credentials from config/environment.
+    """
+    root = Path(spool_dir) if spool_dir else Path(str(section.get("spool_dir") or "") or default_spool_root())
+    dirs = [root] if (root / "target.json").exists() else sorted(p.parent for p in root.glob("*/target.json"))
+    sent = left = 0
+    for d in dirs:
+        target = Spool.read_target(d) or {}
+        sec = dict(section)
+        for k in ("transport", "url", "database", "retention_policy", "bucket", "org", "precision"):
+            if k in target:
+                sec[k] = target[k]
+        transport = make_transport(sec)
+        spool = Spool(d, target=transport.describe(), max_bytes=int(float(section["spool_max_mb"]) * 1024 * 1024))
+        before = spool.depth_points
+        if not before:
+            transport.close()
+            continue
+        sink = InfluxSink(transport=transport, spool=spool,
+                          session=SessionInfo(session_id="spool-flush", athlete="", start_wall_ns=0),
+                          precision=str(sec["precision"]), batch_size=int(section["batch_size"]),
+                          replay_interval_s=float(section["replay_interval_s"]), close_timeout_s=timeout_s,
+                          window_s=0.0, health_interval_s=0.0)
+        sink.drain(timeout_s=timeout_s)
+        sink._closed = True  # nothing of its own to add (no windows/summary/health)
+        with sink._cond:
+            sink._stop = True
+            sink._cond.notify_all()
+        sink._worker.join(timeout=timeout_s)
+        transport.close()
+        sent += before - spool.depth_points
+        left += spool.depth_points
+    return sent, left

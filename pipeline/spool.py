@@ -1,0 +1,194 @@
+"""Durable on-disk spool of line-protocol batches: write-ahead, replayed in order, bounded.
+
+Why hand-written: ``influxdb-client`` drops a batch once its retries run out and keeps
+nothing on disk, and no well-kept Python library offers a small fsync'd FIFO of files.
+
+Layout of a spool directory (one per InfluxDB target)::
+
+    target.json                    where these batches go (URL, database/bucket, precision;
+                                   never credentials)
+    000000000042-5000.lp           batch #42 holding 5000 lines, UTF-8 line protocol
+
+A batch is written to ``.tmp``, fsync'd, renamed into place and the directory fsync'd, so a
+batch file is either complete or absent after a crash (POSIX rename is atomic). Batches
+are read back oldest first (by sequence number) and removed only after the server has
+accepted them; writing a point twice is harmless in InfluxDB (same series + timestamp
+overwrites), so a crash between "accepted" and "removed" at worst re-sends a batch.
+
+The spool is bounded by ``max_bytes``: appending beyond it, or a failing disk (ENOSPC,
+EIO ...), raises :class:`~pipeline.errors.SinkError` -- the run stops rather than dropping
+data silently. ``depth_points``/``depth_batches`` are the spool depth (gait_health).
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import re
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.errors import SinkError
+
+_NAME = re.compile(r"^(\d{12})-(\d+)\.lp$")
+TARGET_FILE = "target.json"
+
+
+@dataclass(frozen=True, slots=True)
+class SpoolBatch:
+    seq: int
+    n_lines: int
+    path: Path
+    n_bytes: int
+
+    def read_lines(self) -> list[str]:
+        text = self.path.read_text(encoding="utf-8")
+        return [ln for ln in text.split("\n") if ln]
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class Spool:
+    """A FIFO of line-protocol batches in ``directory`` for one ``target``.
+
+    ``target`` is a small JSON-able dict naming the destination (no secrets). Opening a
+    directory that still holds batches for a *different* target is refused, so old data
+    never lands in the wrong database.
+    """
+
+    def __init__(self, directory: str | Path, *, target: dict, max_bytes: int):
+        if max_bytes <= 0:
+            raise ValueError(f"max_bytes must be positive, got {max_bytes!r}")
+        self.directory = Path(directory)
+        self.max_bytes = int(max_bytes)
+        self.target = dict(target)
+        self._lock = threading.Lock()
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SinkError(f"cannot create the InfluxDB spool directory {self.directory}: {exc.strerror}") from None
+        self._batches: list[SpoolBatch] = []
+        for p in self.directory.iterdir():
+            m = _NAME.match(p.name)
+            if m:
+                self._batches.append(SpoolBatch(int(m.group(1)), int(m.group(2)), p, p.stat().st_size))
+            elif p.name.endswith(".tmp"):
+                p.unlink(missing_ok=True)  # a batch that was never completed: never acknowledged either
+        self._batches.sort(key=lambda b: b.seq)
+        self._next_seq = (self._batches[-1].seq + 1) if self._batches else 1
+        tf = self.directory / TARGET_FILE
+        if self._batches and tf.exists():
+            old = json.loads(tf.read_text(encoding="utf-8"))
+            if old != self.target:
+                raise SinkError(
+                    f"spool {self.directory} holds {self.depth_points} points for another target {old}; "
+                    f"expected {self.target}. Flush it first (gaitwatch spool flush) or choose another spool directory"
+                )
+        self._write_atomic(tf, json.dumps(self.target, sort_keys=True).encode())
+
+    @staticmethod
+    def read_target(directory: str | Path) -> dict | None:
+        tf = Path(directory) / TARGET_FILE
+        return json.loads(tf.read_text(encoding="utf-8")) if tf.exists() else None
+
+    # -- depth ------------------------------------------------------------------------------
+    @property
+    def depth_batches(self) -> int:
+        with self._lock:
+            return len(self._batches)
+
+    @property
+    def depth_points(self) -> int:
+        with self._lock:
+            return sum(b.n_lines for b in self._batches)
+
+    @property
+    def depth_bytes(self) -> int:
+        with self._lock:
+            return sum(b.n_bytes for b in self._batches)
+
+    # -- FIFO ------------------------------------------------------------------------------
+    def _write_atomic(self, path: Path, data: bytes) -> None:
+        tmp = path.with_name(path.name + ".tmp")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                view = memoryview(data)
+                while view:
+                    n = os.write(fd, view)
+                    view = view[n:]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, path)
+            _fsync_dir(self.directory)
+        except OSError as exc:
+            try:
+                tmp.unlink(missing_ok=True)
+            except OSError:
+                pass
+            what = "the disk is full" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else exc.strerror
+            raise SinkError(
+                f"cannot write to the InfluxDB spool {self.directory}: {what} "
+                f"({self.depth_points} points waiting); stopping so that nothing is dropped"
+            ) from None
+
+    def append(self, lines: list[str]) -> SpoolBatch:
+        """Durably append one batch (fsync'd before returning)."""
+        if not lines:
+            raise ValueError("append needs at least one line")
+        data = ("\n".join(lines) + "\n").encode("utf-8")
+        with self._lock:
+            used = sum(b.n_bytes for b in self._batches)
+            if used + len(data) > self.max_bytes:
+                raise SinkError(
+                    f"InfluxDB spool {self.directory} is full: {used} of {self.max_bytes} bytes used by "
+                    f"{sum(b.n_lines for b in self._batches)} points the server has not accepted; "
+                    "stopping so that nothing is dropped (raise [influx] spool_max_mb or fix the server)"
+                )
+            seq = self._next_seq
+            self._next_seq += 1
+        path = self.directory / f"{seq:012d}-{len(lines)}.lp"
+        self._write_atomic(path, data)
+        batch = SpoolBatch(seq, len(lines), path, len(data))
+        with self._lock:
+            self._batches.append(batch)
+            self._batches.sort(key=lambda b: b.seq)
+        return batch
+
+    def oldest(self) -> SpoolBatch | None:
+        with self._lock:
+            return self._batches[0] if self._batches else None
+
+    def pending(self) -> list[SpoolBatch]:
+        with self._lock:
+            return list(self._batches)
+
+    def remove(self, batch: SpoolBatch) -> None:
+        """Drop a batch the server accepted."""
+        batch.path.unlink(missing_ok=True)
+        with self._lock:
+            self._batches = [b for b in self._batches if b.seq != batch.seq]
+
+    def replace(self, batch: SpoolBatch, lines: list[str]) -> SpoolBatch | None:
+        """Rewrite a batch with fewer lines (after part of it was written), keeping its place."""
+        if not lines:
+            self.remove(batch)
+            return None
+        data = ("\n".join(lines) + "\n").encode("utf-8")
+        path = self.directory / f"{batch.seq:012d}-{len(lines)}.lp"
+        self._write_atomic(path, data)
+        if path != batch.path:
+            batch.path.unlink(missing_ok=True)
+        new = SpoolBatch(batch.seq, len(lines), path, len(data))
+        with self._lock:
+            self._batches = [new if b.seq == batch.seq else b for b in self._batches]
+        return new
