@@ -209,7 +209,9 @@ def parse_header(names: list[str], *, path: str) -> Columns:
         if m:
             kind, axis, unit = m.groups()
             units = ACC_UNITS if kind == "acc" else GYR_UNITS
-            raise err(f"unknown unit suffix '_{unit}' (expected one of " + ", ".join("_" + u for u in units) + ")", n)
+            close = difflib.get_close_matches(n, [f"{kind}_{axis}_{u}" for u in units], n=1, cutoff=0.0)
+            raise err(f"unknown unit suffix '_{unit}' (expected one of " + ", ".join("_" + u for u in units)
+                      + f"); did you mean {close[0]!r}?", n)
         close = difflib.get_close_matches(n.lower(), VALID_COLUMNS, n=1, cutoff=MISSPELLING_CUTOFF)
         if close and close[0] not in names:
             raise err(f"unknown column; did you mean {close[0]!r}?", n)
@@ -232,8 +234,8 @@ def parse_header(names: list[str], *, path: str) -> Columns:
         unit_set = sorted({u for (_, u) in have.values()}, key=list(units).index)
         if len(unit_set) > 1:
             cols = sorted((names[p] for p, _ in have.values()), key=names.index)
-            raise err(f"mixed units in {kind} columns: {', '.join(cols)} (use one unit for all three axes)",
-                      cols[-1])
+            odd = next(c for c in cols if not c.endswith("_" + cols[0].rsplit("_", 1)[1]))
+            raise err(f"mixed units in {kind} columns: {', '.join(cols)} (use one unit for all three axes)", odd)
         unit = unit_set[0]
         pos = []
         for a in AXES:
