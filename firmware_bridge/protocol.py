@@ -213,9 +213,9 @@ def _payload(frame: Frame) -> tuple[FrameType, bytes]:
 
 def encode_raw(frame: Frame) -> bytes:
     """The frame before COBS: header | payload | CRC-16 (little-endian)."""
+    ftype, payload = _payload(frame)
     _check_u("seq", frame.seq, 16)
     _check_u("t_us", frame.t_us, 32)
-    ftype, payload = _payload(frame)
     body = HEADER.pack(PROTOCOL_VERSION, ftype, frame.seq, frame.t_us) + payload
     if len(body) + CRC_SIZE > MAX_RAW_FRAME:
         raise ProtocolError(f"frame is at most {MAX_RAW_FRAME} bytes before COBS, got {len(body) + CRC_SIZE}")
@@ -230,7 +230,13 @@ def encode_frame(frame: Frame) -> bytes:
 # ----------------------------------------------------------------------------- decoding
 @dataclass
 class DecoderCounters:
-    """What a decoder saw. ``resyncs`` counts discarded chunks (each one resynchronisation)."""
+    """What a decoder saw.
+
+    ``crc_errors``/``malformed``/``bad_version``/``oversize`` count chunks between
+    delimiters that held no good frame (by the first reason found); ``resyncs`` counts every
+    time bytes were thrown away to find the next frame (such a chunk, or garbage in front of
+    a good frame).
+    """
 
     bytes_in: int = 0
     frames_ok: int = 0
@@ -238,7 +244,7 @@ class DecoderCounters:
     malformed: int = 0  # COBS error, too short, bad length for its type, unknown type
     oversize: int = 0  # more than MAX_ENCODED_FRAME bytes without a delimiter
     bad_version: int = 0
-    resyncs: int = 0
+    resyncs: int = 0  # chunks (or chunk prefixes) thrown away to find the next frame
     bytes_discarded: int = 0
     lost_frames: int = 0  # from sequence-number jumps
     duplicate_frames: int = 0
@@ -347,7 +353,7 @@ class FrameDecoder:
     def __init__(self, *, track_sequence: bool = True):
         self.counters = DecoderCounters()
         self._buf = b""
-        self._skipping = False
+        self._trimmed = False
         self._seq = SequenceTracker() if track_sequence else None
 
     def reset_stream(self) -> None:
@@ -355,11 +361,7 @@ class FrameDecoder:
             self.counters.bytes_discarded += len(self._buf)
             self.counters.resyncs += 1
         self._buf = b""
-        self._skipping = False
-
-    def _discard(self, nbytes: int) -> None:
-        self.counters.resyncs += 1
-        self.counters.bytes_discarded += nbytes
+        self._trimmed = False
 
     def feed(self, data: bytes) -> list[Frame]:
         c = self.counters
@@ -369,45 +371,56 @@ class FrameDecoder:
         tail = parts.pop()
         out: list[Frame] = []
         for chunk in parts:
-            if self._skipping:  # end of an oversize run: already counted
-                self._skipping = False
-                c.bytes_discarded += len(chunk)
-                continue
-            if not chunk:
-                continue  # idle delimiters are allowed
-            frame = self._decode_chunk(chunk)
-            if frame is not None:
-                out.append(frame)
-        if len(tail) > MAX_ENCODED_FRAME - 1:
-            if not self._skipping:
-                c.oversize += 1
-                self._discard(0)
-                self._skipping = True
-            c.bytes_discarded += len(tail)
-            tail = b""
-        self._buf = tail
+            if chunk:  # empty chunks are idle delimiters
+                chunk = self._trim(chunk)
+                frame = self._decode_chunk(chunk, self._trimmed)
+                if frame is not None:
+                    out.append(frame)
+            self._trimmed = False
+        self._buf = self._trim(tail)
         return out
 
-    def _decode_chunk(self, chunk: bytes) -> Frame | None:
+    def _trim(self, chunk: bytes) -> bytes:
+        """No frame is longer than MAX_ENCODED_FRAME: only the last bytes of a longer run
+        can still be (the start of) a frame; the rest is discarded (bounded memory)."""
+        keep = MAX_ENCODED_FRAME - 1
+        if len(chunk) <= keep:
+            return chunk
+        self.counters.bytes_discarded += len(chunk) - keep
+        if not self._trimmed:
+            self.counters.oversize += 1
+        self._trimmed = True
+        return chunk[-keep:]
+
+    def _decode_chunk(self, chunk: bytes, trimmed: bool) -> Frame | None:
         c = self.counters
-        if len(chunk) > MAX_ENCODED_FRAME - 1:
-            c.oversize += 1
-            self._discard(len(chunk))
-            return None
         try:
             frame = decode_raw(cobs.decode(chunk))
-        except _CrcError:
-            c.crc_errors += 1
-            self._discard(len(chunk))
-            return None
-        except _VersionError:
-            c.bad_version += 1
-            self._discard(len(chunk))
-            return None
-        except (ProtocolError, cobs.DecodeError):
-            c.malformed += 1
-            self._discard(len(chunk))
-            return None
+        except (ProtocolError, cobs.DecodeError) as exc:
+            # Garbage right before a frame (no 0x00 between) is one chunk with the frame:
+            # a good frame is then a suffix of the chunk. Accept the longest suffix that
+            # decodes, passes the CRC *and* the structural checks (version, type, exact
+            # payload length), which keeps false acceptance far below the CRC's 2^-16.
+            frame = None
+            for k in range(1, len(chunk) - (HEADER_SIZE + CRC_SIZE)):
+                try:
+                    frame = decode_raw(cobs.decode(chunk[k:]))
+                    break
+                except (ProtocolError, cobs.DecodeError):
+                    continue
+            c.resyncs += 1
+            if frame is None:
+                c.bytes_discarded += len(chunk)
+                if trimmed:
+                    pass  # already counted as oversize
+                elif isinstance(exc, _CrcError):
+                    c.crc_errors += 1
+                elif isinstance(exc, _VersionError):
+                    c.bad_version += 1
+                else:
+                    c.malformed += 1
+                return None
+            c.bytes_discarded += k
         c.frames_ok += 1
         if self._seq is None:
             return frame
