@@ -11,8 +11,9 @@ Also here: :class:`V2CompatFront`, a small loopback HTTP front that lets the rea
 package registries here, so the front does what 1.8's compatibility layer does
 (https://docs.influxdata.com/influxdb/v1/tools/api/#apiv2write-http-endpoint):
 ``/api/v2/write?bucket=db/rp&precision=ms`` -> ``/write?db=db&rp=rp&precision=ms`` and
-``Authorization: Token user:password`` -> the same user/password; ``/ping`` and
-``/health`` pass through. Everything else is the real server.
+``Authorization: Token user:password`` -> the same user/password (also on ``/write``, so
+the v1 transport's token mode is tested too); ``/health`` answers from ``/ping``; other
+paths pass through unchanged. Everything else is the real server.
 
 Use from a test module with ``from tests.influx_fixtures import influx_server, influx_db``
 (pytest picks up fixtures imported into the module).
@@ -231,8 +232,9 @@ class V2CompatFront:
 
     Stands in for InfluxDB 1.8's built-in compatibility endpoint (not present in 1.6.7)
     so the real ``influxdb-client`` code path can be tested against the real server.
-    ``fail_next`` makes the next N write requests answer with the given status (to test
-    the client's retry/backoff against a flaky front, server untouched).
+    ``fail_next`` makes the next N write requests (``/write`` or ``/api/v2/write``) answer
+    with the given statuses (to test retries/backoff against a flaky front while the
+    server itself is untouched); ``requests`` records what arrived.
     """
 
     def __init__(self, server: InfluxServer):
@@ -253,18 +255,20 @@ class V2CompatFront:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None
                 front.requests.append(f"{method} {u.path}")
+                if u.path in ("/write", "/api/v2/write") and front.fail_next:
+                    status = front.fail_next.pop(0)
+                    msg = json.dumps({"code": "unavailable", "message": "injected"}).encode()
+                    self.send_response(status)
+                    if status in (429, 503):
+                        self.send_header("Retry-After", "0")
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(msg)))
+                    self.end_headers()
+                    self.wfile.write(msg)
+                    return
                 if u.path in ("/ping", "/health"):
                     target = "/ping"
                 elif u.path == "/api/v2/write":
-                    if front.fail_next:
-                        status = front.fail_next.pop(0)
-                        msg = json.dumps({"code": "unavailable", "message": "injected"}).encode()
-                        self.send_response(status)
-                        self.send_header("Content-Type", "application/json")
-                        self.send_header("Content-Length", str(len(msg)))
-                        self.end_headers()
-                        self.wfile.write(msg)
-                        return
                     bucket = q.get("bucket", [""])[0]
                     db, _, rp = bucket.partition("/")
                     params = {"db": db, "precision": q.get("precision", ["ns"])[0]}
@@ -272,14 +276,13 @@ class V2CompatFront:
                         params["rp"] = rp
                     target = "/write?" + urllib.parse.urlencode(params)
                 else:
-                    self.send_response(404)
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return
+                    target = self.path  # /write, /query: the server's own API
                 headers = {}
                 auth = self.headers.get("Authorization", "")
                 if auth.startswith("Token "):
                     headers["Authorization"] = "Basic " + base64.b64encode(auth[6:].encode()).decode()
+                elif auth:
+                    headers["Authorization"] = auth
                 if self.headers.get("Content-Encoding"):
                     headers["Content-Encoding"] = self.headers["Content-Encoding"]
                 try:

@@ -199,7 +199,11 @@ class InfluxSink:
                 self._buf_health(self._last_t_s)
                 self._next_health_s = self._last_t_s + self.health_interval_s
         if len(self._buf) >= self.batch_size or time.monotonic() - self._last_spool >= self.flush_interval_s:
-            self._spool_buffer()
+            try:
+                self._spool_buffer()
+            except SinkError as exc:
+                self._error = exc
+                raise
 
     def write_health(self, *, t_s: float, component: str, values: Mapping[str, float], sensor: str = "") -> None:
         """Health counters of another component (e.g. a serial source: packets_lost, resyncs)."""
@@ -216,8 +220,9 @@ class InfluxSink:
             schema.FIELD_POINTS_WRITTEN: s.points_written,
             schema.FIELD_POINTS_NONFINITE: self._enc.nonfinite_dropped,
             schema.FIELD_LINES_REJECTED: s.lines_rejected,
-            schema.FIELD_WRITE_LATENCY_MS: s.last_write_latency_ms,
         }
+        if s.last_write_latency_ms == s.last_write_latency_ms:  # not NaN: a batch was written
+            values[schema.FIELD_WRITE_LATENCY_MS] = s.last_write_latency_ms
         line = lp.health_line(session=self.session, t_s=t_s, component=schema.HEALTH_COMPONENT_INFLUX,
                               values=values, precision=self.precision, stats=self._enc)
         if line:
@@ -237,21 +242,21 @@ class InfluxSink:
         if not self._down:
             self._down = True
             self.stats.outages += 1
-            log.warning("%s; keeping data in the spool %s and retrying every %.0f s",
+            log.warning("%s; keeping data in the spool %s and retrying every %g s",
                         exc, self.spool.directory, self.replay_interval_s)
         self._retry_at = time.monotonic() + self.replay_interval_s
 
     def _deliver(self, batch: SpoolBatch) -> None:
         lines = batch.read_lines()
         t0 = time.monotonic()
-        rejected: list[str] = []
+        rejected: list[tuple[str, str]] = []
         try:
             self.transport.send(lines)
         except Rejected:
             self._split(lines, rejected)
         self.stats.last_write_latency_ms = (time.monotonic() - t0) * 1e3
-        for line in rejected:
-            log.error("InfluxDB rejected a point, skipped: %s", line[:200])
+        for line, why in rejected:
+            log.error("InfluxDB rejected a point (%s), skipped: %s", why, line if len(line) <= 400 else line[:400] + "...")
             if len(self.stats.rejected_examples) < 10:
                 self.stats.rejected_examples.append(line)
         self.stats.lines_rejected += len(rejected)
@@ -259,13 +264,13 @@ class InfluxSink:
         self.stats.batches_written += 1
         self.spool.remove(batch)
 
-    def _split(self, lines: list[str], rejected: list[str]) -> None:
+    def _split(self, lines: list[str], rejected: list[tuple[str, str]]) -> None:
         """Find the lines the server refuses by halving (each request is one plain write)."""
         if len(lines) == 1:
             try:
                 self.transport.post(lines)
-            except Rejected:
-                rejected.append(lines[0])
+            except Rejected as exc:
+                rejected.append((lines[0], str(exc)))
             return
         mid = len(lines) // 2
         for part in (lines[:mid], lines[mid:]):
@@ -323,6 +328,7 @@ class InfluxSink:
         if self._closed:
             return self.stats
         self._closed = True
+        reported = self._error  # already raised from write(): do not raise it twice
         try:
             if self._error is None:
                 extra = []
@@ -332,29 +338,38 @@ class InfluxSink:
                 extra += lp.summary_lines(summary, session=self.session, precision=self.precision, stats=self._enc)
                 self._buf.extend(extra)
                 self._buf_health(self._last_t_s)
-                self._spool_buffer()
-                if self._down:
-                    # One more attempt right now, then leave the rest for the next run / spool flush.
-                    self._retry_at = 0.0
-                    self.drain(timeout_s=min(self.close_timeout_s, 1.0 + self.replay_interval_s))
+                try:
+                    self._spool_buffer()
+                except SinkError as exc:
+                    self._error = exc
                 else:
-                    self.drain(timeout_s=self.close_timeout_s)
+                    if self._down:
+                        # One more attempt right now, then leave the rest for the next run / spool flush.
+                        self._retry_at = 0.0
+                        self.drain(timeout_s=min(self.close_timeout_s, 1.0 + self.replay_interval_s))
+                    else:
+                        self.drain(timeout_s=self.close_timeout_s)
         finally:
-            with self._cond:
-                self._stop = True
-                self._cond.notify_all()
-            self._worker.join(timeout=self.close_timeout_s + 5)
+            self._stop_worker(timeout_s=self.close_timeout_s + 5)
             self.transport.close()
             self.stats.points_encoded = self._enc.points
             self.stats.nonfinite_dropped = self._enc.nonfinite_dropped
             self.stats.points_empty = self._enc.points_empty
+        if self._buf:
+            log.error("InfluxDB sink: %d points could not be spooled and are lost (%s)", len(self._buf), self._error)
         left = self.spool.depth_points
         if left:
             log.warning("InfluxDB at %s did not take %d points; they are safe in %s and are sent at the "
                         "next run or with `gaitwatch spool flush`", self.transport.where, left, self.spool.directory)
-        if self._error is not None:
+        if self._error is not None and self._error is not reported:
             raise self._error
         return self.stats
+
+    def _stop_worker(self, *, timeout_s: float) -> None:
+        with self._cond:
+            self._stop = True
+            self._cond.notify_all()
+        self._worker.join(timeout=timeout_s)
 
 
 def open_spool(section: Mapping[str, object], transport) -> Spool:
@@ -417,10 +432,7 @@ def flush_spool(section: Mapping[str, object], *, spool_dir: str | Path | None =
                           window_s=0.0, health_interval_s=0.0)
         sink.drain(timeout_s=timeout_s)
         sink._closed = True  # nothing of its own to add (no windows/summary/health)
-        with sink._cond:
-            sink._stop = True
-            sink._cond.notify_all()
-        sink._worker.join(timeout=timeout_s)
+        sink._stop_worker(timeout_s=timeout_s)
         transport.close()
         sent += before - spool.depth_points
         left += spool.depth_points
