@@ -42,6 +42,9 @@ def add_sink_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", metavar="DIR", type=Path, default=Path(DEFAULT_OUT_DIR),
                         help=f"directory for steps.csv and session.json (default: ./{DEFAULT_OUT_DIR})")
     # -- other sinks add their options here (e.g. --influx) --
+    from pipeline.sinks.influx import add_influx_arguments
+
+    add_influx_arguments(parser)
 
 
 def build_sinks(args: argparse.Namespace, config: "Config", session: SessionInfo,
@@ -51,4 +54,9 @@ def build_sinks(args: argparse.Namespace, config: "Config", session: SessionInfo
 
     sinks: list[Sink] = [FileSink(Path(args.out), session=session, sensors=sensors)]
     # -- other sinks are appended here (e.g. InfluxDB when --influx is given) --
+    from pipeline.sinks.influx import influx_sink_from_args
+
+    influx = influx_sink_from_args(args, config, session, sensors)
+    if influx is not None:
+        sinks.append(influx)
     return sinks

@@ -437,3 +437,51 @@ def flush_spool(section: Mapping[str, object], *, spool_dir: str | Path | None =
         sent += before - spool.depth_points
         left += spool.depth_points
     return sent, left
+
+
+# -- command line ------------------------------------------------------------------------------
+
+_ARG_KEYS = {
+    "influx_url": "url",
+    "influx_transport": "transport",
+    "influx_db": "database",
+    "influx_rp": "retention_policy",
+    "influx_bucket": "bucket",
+    "influx_org": "org",
+    "influx_precision": "precision",
+    "influx_spool_dir": "spool_dir",
+}
+
+
+def add_influx_arguments(parser) -> None:
+    """The ``--influx`` family (no secrets on the command line: use config or environment)."""
+    g = parser.add_argument_group(
+        "InfluxDB", "send the session to InfluxDB as well (credentials: GAITWATCH_INFLUX_TOKEN or "
+        "GAITWATCH_INFLUX_USERNAME/PASSWORD, or [influx] in --config)")
+    g.add_argument("--influx", action="store_true", help="write to InfluxDB ([influx] in the config)")
+    g.add_argument("--influx-url", metavar="URL", help="server URL (default from [influx] url)")
+    g.add_argument("--influx-transport", choices=("v1", "v2"), help="v1: POST /write; v2: influxdb-client")
+    g.add_argument("--influx-db", metavar="NAME", help="v1 database")
+    g.add_argument("--influx-rp", metavar="NAME", help="v1 retention policy")
+    g.add_argument("--influx-bucket", metavar="NAME", help="v2 bucket")
+    g.add_argument("--influx-org", metavar="NAME", help="v2 organization")
+    g.add_argument("--influx-precision", choices=tuple(lp.PRECISIONS), help="timestamp precision")
+    g.add_argument("--influx-spool-dir", metavar="DIR", help="where unsent batches wait")
+
+
+def section_from_args(args, config) -> dict | None:
+    """The ``[influx]`` section with command-line overrides, or None if InfluxDB is off."""
+    sec = config.section("influx")
+    given = {v: getattr(args, k) for k, v in _ARG_KEYS.items() if getattr(args, k, None) is not None}
+    sec.update(given)
+    if not (getattr(args, "influx", False) or given or sec.get("enabled")):
+        return None
+    return sec
+
+
+def influx_sink_from_args(args, config, session: SessionInfo, sensors: Sequence[SensorInfo]) -> InfluxSink | None:
+    """Hook for :func:`pipeline.sinks.build_sinks`."""
+    sec = section_from_args(args, config)
+    if sec is None:
+        return None
+    return sink_from_config(sec, session=session, sensors=sensors)
