@@ -15,7 +15,7 @@ both evaluated by central differences of the analytic trajectory (step 1e-4 s fo
 Event model (ground truth):
 
 * **IC** is the instant the segment's contact point hits the ground: its velocity is
-  arrested by a half-sine deceleration pulse of duration ``T = pi |v_z| / (2 A)`` whose
+  arrested by a deceleration pulse (fast rise, slower decay; ``_ImpactShape``) whose
   vertical peak is the requested impact ``A`` (``impact_g``). The acceleration therefore
   changes slope abruptly exactly at IC (the impact onset a force plate also marks).
 * **TO** is the end of push-off. The foot pitch rate reaches its minimum there (foot rotating
@@ -130,6 +130,56 @@ def _piecewise(t: np.ndarray, knots: list[tuple[float, tuple]]) -> np.ndarray:
     return out
 
 
+def _after_to(tc: float, tsw: float, angle_to: float, rate_to: float, t_min: float) -> tuple[tuple, float]:
+    """A knot shortly after TO where the rate has risen to 40 % of its TO value, so that
+    the rate minimum (the TO signature) lies exactly at TO; returns it and the angle at
+    ``t_min`` (rate zero) that continues it smoothly (rate decaying linearly to zero)."""
+    dt = 0.1 * tsw
+    angle_k = angle_to + 0.7 * rate_to * dt
+    knot = (tc + dt, (angle_k, 0.4 * rate_to, -0.4 * rate_to / (t_min - tc - dt)))
+    return knot, angle_k + 0.2 * rate_to * (t_min - tc - dt)
+
+
+class _ImpactShape:
+    """Deceleration of the contact point at IC: a fast quarter-sine rise to the peak within
+    ``rise_s`` then a raised-cosine decay over ``2 * rise_s`` (impact transients rise in
+    ~10 ms and decay more slowly: Lieberman et al. 2010, Nature 463:531; tibial shock,
+    Milner et al. 2006). Scaled so the velocity change is exactly ``-v_ic`` and the
+    vertical peak is ``A``: ``rise_s = |v_z| / (A (1 + 2/pi))``.
+    """
+
+    @staticmethod
+    def rise(vz_abs: float, a_ms2: float) -> float:
+        return vz_abs / (a_ms2 * (1.0 + 2.0 / math.pi))
+
+    def duration(self, vz_abs: float, a_ms2: float) -> float:
+        return 3.0 * self.rise(vz_abs, a_ms2)
+
+    def displacement(self, tau: np.ndarray, v_ic: np.ndarray, a_ms2: float) -> np.ndarray:
+        """u(tau) with u(end) = 0, u'(0) = v_ic, u'(end) = 0 (per unit of the pulse)."""
+        tr = self.rise(abs(v_ic[2]), a_ms2)
+        td = 2.0 * tr
+        k, mm = math.pi / (2 * tr), math.pi / td
+        area = tr * (2.0 / math.pi + 1.0)  # integral of the unit-peak shape
+
+        def g2(t):  # double integral of the unit-peak shape from 0
+            t = np.asarray(t, dtype=float)
+            x1 = (t - np.sin(k * t) / k) / k
+            s_ = np.clip(t - tr, 0.0, None)
+            v1_end = 1.0 / k
+            x1_end = (tr - 1.0 / k) / k
+            x2 = x1_end + v1_end * s_ + 0.5 * (s_ * s_ / 2 + (1 - np.cos(mm * s_)) / (mm * mm))
+            return np.where(t <= tr, x1, x2) / area
+
+        t_end = 3.0 * tr
+        u0 = -v_ic * (t_end - float(g2(t_end)))
+        tt = tau[:, None]
+        return u0 + v_ic * tt - v_ic * g2(tt)
+
+
+_IMPACT_SHAPE = _ImpactShape()
+
+
 @dataclass(frozen=True)
 class _Stride:
     """One stride's parameters and events (times in s from the start of the recording)."""
@@ -202,13 +252,14 @@ class Simulator:
             th_to = -(30.0 + 40.0 * s.speed_mps / 10.0)
             w_to = 1.7 * th_to / (tc - t_ho)
             w_ic = lambda th: -0.4 * th / t_ff  # noqa: E731  rolling towards flat at IC
-            th_min = th_to - 8.0
-            th_max = max(th_n, 0.0) + 6.0
+            k_after, th_min = _after_to(tc, tsw, th_to, w_to, tc + 0.18 * tsw)
+            th_max = th_n + 6.0
             knots = [
                 (0.0, (th_s, w_ic(th_s), 0.0)),
                 (t_ff, (0.0, 0.0, 0.0)),
                 (t_ho, (0.0, 0.0, 0.0)),
                 (tc, (th_to, w_to, 0.0)),
+                k_after,
                 (tc + 0.18 * tsw, (th_min, 0.0, 0.0)),
                 (tc + 0.5 * tsw, (0.5 * (th_min + th_max), 1.7 * (th_max - th_min) / (0.62 * tsw), 0.0)),
                 (T - 0.12 * tsw, (th_max, 0.0, 0.0)),
@@ -218,12 +269,13 @@ class Simulator:
             a_ic, a_n = s.shank_ic_deg, nxt.shank_ic_deg
             a_to = -(35.0 + 10.0 * s.speed_mps / 5.0)
             w_to = 2.0 * (a_to - a_ic) / tc
-            a_min = a_to - 25.0
+            k_after, a_min = _after_to(tc, tsw, a_to, w_to, tc + 0.22 * tsw)
             a_max = max(a_n, 0.0) + 12.0
             knots = [
                 (0.0, (a_ic, -150.0, 0.0)),
                 (0.45 * tc, (0.4 * a_to, 0.9 * (a_to - a_ic) / tc, 0.0)),
                 (tc, (a_to, w_to, 0.0)),
+                k_after,
                 (tc + 0.22 * tsw, (a_min, 0.0, 0.0)),
                 (tc + 0.55 * tsw, (0.5 * (a_min + a_max), 1.6 * (a_max - a_min) / (0.55 * tsw), 0.0)),
                 (T - 0.14 * tsw, (a_max, 0.0, 0.0)),
@@ -263,13 +315,10 @@ class Simulator:
         if self.p.placement == "shank":
             o[:, 2] += 0.08  # ankle joint height; it rolls forward over the foot
             o[:, 0] += 0.15 * s.speed_mps * tau * np.clip(tau / s.contact_s, 0, 1)
-        # impact: contact velocity v_ic arrested by a half-sine pulse of vertical peak A
+        # impact: the contact velocity v_ic is arrested by a pulse of vertical peak A
         v_ic = self._contact_velocity(s)
-        T = math.pi * abs(v_ic[2]) / (2.0 * s.impact_ms2)
-        m = tau < T
-        tt = tau[m, None]
-        u = (-v_ic * T / 2.0) + (v_ic / 2.0) * tt + (v_ic * T / (2 * math.pi)) * np.sin(math.pi * tt / T)
-        o[m] += u
+        m = tau < _IMPACT_SHAPE.duration(abs(v_ic[2]), s.impact_ms2)
+        o[m] += _IMPACT_SHAPE.displacement(tau[m], v_ic, s.impact_ms2)
         return o
 
     def _contact_velocity(self, s: _Stride) -> np.ndarray:

@@ -1,0 +1,195 @@
+"""Sensor-to-body alignment: find how a strapped-on IMU sits on the foot or shank.
+
+Sensors are mounted in any orientation. From the first seconds of movement the
+alignment finds, in the sensor frame,
+
+* the **medio-lateral axis** (the plane of leg swing): the principal axis of the angular
+  rate, since foot and shank rotate mostly in the sagittal plane (principal-component
+  functional calibration as in Favre et al. 2009, J. Biomech. 42:2330, and the
+  "sagittal-plane PCA" alignment used by gaitmap);
+* its **sign**, so that the sagittal rate is positive while the leg swings forward
+  (distal end moving forward): the leg swings forward just before each impact and rolls
+  or rotates backward just after it (see ``_swing_sign``);
+* the **vertical**: gravity, the mean specific force while the foot is flat (foot) or
+  over whole strides (shank), made orthogonal to the medio-lateral axis.
+
+Output blocks are in the body frame: x forward, y left, z up (for the shank, z along the
+shank towards the knee at mid-stance). Accelerometer-only streams get the vertical only
+(x and y are then an arbitrary horizontal pair; ``has_heading`` is False).
+
+The estimate is made once, from exactly the first ``warmup_active_s`` seconds of active
+movement (so any split of the stream gives the same result) and held until ``reset()``.
+Samples are buffered until then (at most ``max_buffer_s``); older samples of a long
+standing start are dropped (counted), never the ones used for the estimate.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import signal
+
+from detectors.contract import require
+from pipeline.records import SampleBlock
+
+G_MS2 = 9.80665
+ACTIVE_GYR_DPS = 100.0  # leg swing exceeds this easily; standing and fidgeting do not
+ACTIVE_ACC_MS2 = 4.0  # |acc| - g for accelerometer-only streams
+QUIET_GYR_DPS = 40.0  # foot-flat: the foot is still (zero-velocity detectors use ~30-50)
+
+
+def _rotate(m: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Row-wise m @ v with elementwise ops (bit-identical whatever the block size)."""
+    out = np.empty_like(v)
+    for i in range(3):
+        out[:, i] = m[i, 0] * v[:, 0] + m[i, 1] * v[:, 1] + m[i, 2] * v[:, 2]
+    return out
+
+
+def estimate_rotation(acc_ms2: np.ndarray, gyr_dps: np.ndarray | None, *, placement: str,
+                      fs_hz: float) -> tuple[np.ndarray, bool]:
+    """Rotation matrix sensor -> body (rows: forward, left, up) and whether heading is known."""
+    if gyr_dps is None:
+        up = acc_ms2.mean(axis=0)
+        up /= np.linalg.norm(up)
+        helper = np.eye(3)[np.argmin(np.abs(up))]
+        fwd = np.cross(helper, up)
+        fwd /= np.linalg.norm(fwd)
+        return np.vstack([fwd, np.cross(up, fwd), up]), False
+
+    wn = np.linalg.norm(gyr_dps, axis=1)
+    active = wn > ACTIVE_GYR_DPS
+    w = gyr_dps[active]
+    cov = w.T @ w
+    evals, evecs = np.linalg.eigh(cov)
+    ml = evecs[:, -1]
+    sag = gyr_dps @ ml
+    sos = signal.butter(2, min(8.0, 0.4 * fs_hz) / (fs_hz / 2), output="sos")
+    sag_lp = signal.sosfiltfilt(sos, sag)  # offline estimate on the warm-up buffer only
+    quiet = wn < QUIET_GYR_DPS
+    sign = _swing_sign(sag_lp, acc_ms2, fs_hz=fs_hz)
+    right = sign * ml
+
+    acc_n = np.linalg.norm(acc_ms2, axis=1)
+    still = quiet & (np.abs(acc_n - G_MS2) < 2.0)
+    if placement == "foot" and still.sum() >= max(5, int(0.05 * fs_hz)):
+        up = acc_ms2[still].mean(axis=0)
+    else:
+        up = acc_ms2.mean(axis=0)
+    up = up - (up @ right) * right
+    up /= np.linalg.norm(up)
+    fwd = np.cross(up, right)
+    return np.vstack([fwd, -right, up]), True
+
+
+def _swing_sign(sag_lp: np.ndarray, acc_ms2: np.ndarray, *, fs_hz: float) -> float:
+    """+1 if positive sagittal rate is forward swing along ``ml``, else -1.
+
+    Anchored on the impacts (largest acceleration jumps, one per stride): before touching
+    down the leg swings forward, after it the foot rolls down flat and the shank rotates
+    backward over the foot as the knee moves forward. So the mean sagittal rate shortly
+    before an impact minus the mean shortly after it is positive in the swing-positive
+    convention, for foot and shank, rearfoot and forefoot strikes, walking and running.
+    """
+    d = np.sqrt((np.diff(acc_ms2, axis=0) ** 2).sum(axis=1))
+    refractory = int(0.4 * fs_hz)
+    pre0, pre1 = int(0.25 * fs_hz), int(0.06 * fs_hz)
+    post0, post1 = int(0.01 * fs_hz), int(0.12 * fs_hz)
+    order = np.argsort(d)[::-1]
+    taken = np.zeros(d.size, dtype=bool)
+    vote, n = 0.0, 0
+    for k in order:
+        if d[k] < 0.5 * d[order[0]] or n >= 12:
+            break
+        if taken[max(k - refractory, 0):k + refractory].any():
+            continue
+        taken[k] = True
+        if k - pre0 < 0 or k + post1 >= sag_lp.size:
+            continue
+        vote += sag_lp[k - pre0:k - pre1].mean() - sag_lp[k + post0:k + post1].mean()
+        n += 1
+    if n == 0:  # no impacts: the biggest rate of a stride is mid-swing
+        hi, lo = np.percentile(sag_lp, [99.0, 1.0])
+        return 1.0 if hi >= -lo else -1.0
+    return 1.0 if vote >= 0 else -1.0
+
+
+class Alignment:
+    """Streaming sensor-to-body alignment (update/flush/reset)."""
+
+    def __init__(self, *, placement: str, warmup_active_s: float = 4.0, max_buffer_s: float = 20.0):
+        require(placement in ("foot", "shank"), f"placement must be foot or shank, got {placement!r}")
+        require(warmup_active_s > 0, f"warmup_active_s must be > 0, got {warmup_active_s}")
+        require(max_buffer_s > warmup_active_s, "max_buffer_s must exceed warmup_active_s")
+        self.placement = placement
+        self.warmup_active_s = warmup_active_s
+        self.max_buffer_s = max_buffer_s
+        self.reset()
+        self.dropped_samples = 0
+
+    def reset(self) -> None:
+        self._buf: list[SampleBlock] = []
+        self._active = 0
+        self.rotation: np.ndarray | None = None
+        self.has_heading = False
+
+    def _emit(self, b: SampleBlock) -> SampleBlock:
+        m = self.rotation
+        return SampleBlock(
+            sensor_id=b.sensor_id, fs_hz=b.fs_hz, t0_s=b.t0_s, first_index=b.first_index,
+            acc_ms2=_rotate(m, b.acc_ms2),
+            gyr_dps=None if b.gyr_dps is None else _rotate(m, b.gyr_dps),
+            segment=b.segment, frame="body",
+        )
+
+    def update(self, block: SampleBlock) -> list[SampleBlock]:
+        if self.rotation is not None:
+            return [self._emit(block)]
+        fs = block.fs_hz
+        if block.gyr_dps is not None:
+            act = np.linalg.norm(block.gyr_dps, axis=1) > ACTIVE_GYR_DPS
+        else:
+            act = np.abs(np.linalg.norm(block.acc_ms2, axis=1) - G_MS2) > ACTIVE_ACC_MS2
+        need = int(round(self.warmup_active_s * fs))
+        cum = self._active + np.cumsum(act)
+        hit = np.flatnonzero(cum >= need)
+        if hit.size == 0:
+            self._buf.append(block)
+            self._active = int(cum[-1]) if cum.size else self._active
+            self._trim(fs)
+            return []
+        cut = int(hit[0]) + 1  # the estimate uses exactly the samples up to here
+        self._buf.append(block)
+        acc = np.concatenate([b.acc_ms2 for b in self._buf])
+        gyr = None if block.gyr_dps is None else np.concatenate([b.gyr_dps for b in self._buf])
+        end = acc.shape[0] - (block.n - cut)
+        self.rotation, self.has_heading = estimate_rotation(
+            acc[:end], None if gyr is None else gyr[:end], placement=self.placement, fs_hz=fs)
+        out = [self._emit(b) for b in self._buf]
+        self._buf = []
+        return out
+
+    def _trim(self, fs_hz: float) -> None:
+        limit = int(self.max_buffer_s * fs_hz)
+        while sum(b.n for b in self._buf) > limit and len(self._buf) > 1:
+            b = self._buf[0]
+            if b.gyr_dps is not None:
+                a = int((np.linalg.norm(b.gyr_dps, axis=1) > ACTIVE_GYR_DPS).sum())
+            else:
+                a = int((np.abs(np.linalg.norm(b.acc_ms2, axis=1) - G_MS2) > ACTIVE_ACC_MS2).sum())
+            self._active -= a
+            self.dropped_samples += b.n
+            self._buf.pop(0)
+
+    def flush(self) -> list[SampleBlock]:
+        """End of stream before enough movement: estimate from what there is, if anything."""
+        if self.rotation is not None or not self._buf:
+            return []
+        acc = np.concatenate([b.acc_ms2 for b in self._buf])
+        gyr = None if self._buf[0].gyr_dps is None else np.concatenate([b.gyr_dps for b in self._buf])
+        if gyr is not None and not (np.linalg.norm(gyr, axis=1) > ACTIVE_GYR_DPS).any():
+            gyr = None  # no movement at all: vertical only
+        self.rotation, self.has_heading = estimate_rotation(
+            acc, gyr, placement=self.placement, fs_hz=self._buf[0].fs_hz)
+        out = [self._emit(b) for b in self._buf]
+        self._buf = []
+        return out

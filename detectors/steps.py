@@ -1,0 +1,392 @@
+"""Streaming step events: initial contact (IC) and toe-off (TO) per foot or shank sensor.
+
+Input is body-frame blocks from :mod:`detectors.alignment` (x forward, y left, z up), so
+the sagittal angular rate, positive while the leg swings forward, is ``-gyr_dps[:, 1]``.
+
+Gyroscope method (foot and shank), after Falbriard et al. 2018 (Front. Physiol. 9:610,
+"Accurate estimation of running temporal parameters using foot-worn inertial sensors")
+for the foot and Aminian et al. 2002 (J. Biomech. 35:689) for the shank:
+
+1. A stride is segmented by the leg's **swing lobes**: the causally low-passed sagittal
+   rate rises through ``swing_threshold_dps`` when the next swing starts.
+2. **TO** is the minimum of the sagittal rate in the last negative lobe before that swing
+   (push-off for the foot, the fastest backward shank rotation for the shank), refined to
+   a fraction of a sample by a local least-squares parabola.
+3. **IC** is the impact: the largest jump of the acceleration vector between the previous
+   swing and TO minus ``min_contact_s``, refined to the onset of the impact by intersecting
+   the pre-impact and impact slopes (accelerometer onset, as in Purcell et al. 2006,
+   Sports Eng. 9:123; Falbriard 2018 use the gyro minimum for IC, the accelerometer
+   sharpens it). A window without an impact of at least ``impact_jerk_min_gps`` is not a
+   step (it was e.g. the heel drop of a forefoot strike); the window stays open.
+
+Accelerometer-only method: IC at impact onsets found as the largest acceleration jumps
+with a refractory period of ``min_stride_s`` (the same onset refinement); TO is unknown
+(NaN), so contact time is NaN.
+
+Look-ahead: a step is emitted when the next swing starts, i.e. ``contact + the time from
+TO until the rate reaches swing_threshold_dps`` after its IC — about 300-350 ms at 170
+steps/min (measured in tests/test_steps_latency.py). Accelerometer-only steps are emitted
+``min_stride_s`` after IC.
+
+Activity: a step is *running* when the foot has a flight phase, i.e. its duty factor
+contact/stride is below ``running_max_duty`` (0.5 by definition of running, Novacheck
+1998, Gait Posture 7:77); for the first step of a segment (no stride yet) when contact is
+shorter than ``running_max_contact_s``. Accelerometer-only steps: running when the step
+rate is at least ``running_min_cadence_spm``.
+
+Memory is bounded by ``buffer_s`` seconds of samples per sensor.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import signal
+
+from detectors.contract import require
+from pipeline.records import SampleBlock, Step
+
+G_MS2 = 9.80665
+# An impact transient rises to its peak in ~10 ms (foot: Lieberman et al. 2010, Nature
+# 463:531; tibial shock: Milner et al. 2006, Med. Sci. Sports Exerc. 38:323); impacts are
+# found as the largest change of the acceleration within this time.
+IMPACT_RISE_S = 0.010
+ONSET_FRACTION = 0.6
+# A stance window whose biggest acceleration jump comes after the candidate TO is rejected.
+LATE_IMPACT_RATIO = 2.0
+
+
+def rise_amplitude(acc_ms2: np.ndarray, rise_n: int) -> np.ndarray:
+    """|a[n + rise_n] - a[n]|: how much the acceleration vector changes within one impact
+    rise time. Impacts change it by several g within ~10 ms; swing, roll-over and
+    push-off change it far more slowly. Row n of the result belongs to row n of acc."""
+    d = acc_ms2[rise_n:] - acc_ms2[:-rise_n]
+    return np.sqrt((d * d).sum(axis=1))
+
+
+def impact_onset(acc_ms2: np.ndarray, lo: int, hi: int, *, rise_n: int) -> tuple[float, float] | None:
+    """Onset of the biggest impact whose rise starts in rows [lo, hi) of ``acc_ms2``.
+
+    Returns (fractional row index of the onset, rise amplitude in m/s²) or None. The impact
+    is the largest change of the acceleration vector within ``rise_n`` samples; its onset
+    is the first jump of that rise reaching ONSET_FRACTION of its largest jump, refined to
+    a fraction of a sample where the straight line through the two samples before the jump
+    meets the line through the two samples after it (exact for a ramp).
+    """
+    lo = max(lo, 3)
+    hi = min(hi, acc_ms2.shape[0] - rise_n - 3)
+    if hi - lo < 1:
+        return None
+    r = rise_amplitude(acc_ms2[lo:hi + rise_n], rise_n)
+    n0 = lo + int(np.argmax(r))
+    w0, w1 = n0 - 1, n0 + rise_n + 1
+    d = acc_ms2[w0 + 1:w1 + 1] - acc_ms2[w0:w1]
+    dn = np.sqrt((d * d).sum(axis=1))
+    k_max = int(np.argmax(dn))
+    k = int(np.flatnonzero(dn[:k_max + 1] >= ONSET_FRACTION * dn[k_max])[0])
+    n = w0 + k
+    u = d[k] / dn[k] if dn[k] > 0 else np.zeros(3)
+    s = acc_ms2[n - 2:n + 3] @ u  # s[j] is row n - 2 + j
+    best, best_score = n + 0.5, -1.0
+    for m in (n, n - 1):
+        j = m - (n - 2)
+        p = s[j] - s[j - 1]
+        q = s[j + 2] - s[j + 1]
+        if q == p:
+            continue
+        t = (s[j + 1] - s[j] - q) / (p - q)
+        score = min(t, 1.0 - t) if 0.0 <= t <= 1.0 else -abs(t - 0.5)
+        if score > best_score:
+            best, best_score = m + min(max(t, 0.0), 1.0), score
+    return best, float(r[n0 - lo])
+
+
+def parabolic_min(x: np.ndarray, k: int, half: int) -> float:
+    """Sub-sample position of the minimum near k: least-squares parabola over k±half."""
+    lo, hi = max(k - half, 0), min(k + half + 1, x.size)
+    if hi - lo < 3:
+        return float(k)
+    t = np.arange(lo, hi, dtype=float) - k
+    a, b, _ = np.polyfit(t, x[lo:hi], 2)
+    if a <= 0:
+        return float(k)
+    v = -b / (2 * a)
+    return float(k + v) if abs(v) <= half else float(k)
+
+
+class _Buffer:
+    """The last samples of one segment (bounded), indexed by segment sample index."""
+
+    def __init__(self, max_n: int):
+        self.max_n = max_n
+        self.start = 0
+        self.acc = np.empty((0, 3))
+        self.gyr: np.ndarray | None = None
+        self.extra: dict[str, np.ndarray] = {}
+
+    def append(self, block: SampleBlock, **extra: np.ndarray) -> None:
+        if self.acc.shape[0] == 0:
+            self.start = block.first_index
+        elif block.first_index != self.start + self.acc.shape[0]:
+            raise ValueError(
+                f"non-contiguous block: expected index {self.start + self.acc.shape[0]}, got {block.first_index}")
+        self.acc = np.concatenate([self.acc, block.acc_ms2])
+        if block.gyr_dps is not None:
+            self.gyr = block.gyr_dps.copy() if self.gyr is None else np.concatenate([self.gyr, block.gyr_dps])
+        for k, v in extra.items():
+            self.extra[k] = v.copy() if k not in self.extra else np.concatenate([self.extra[k], v])
+
+    @property
+    def end(self) -> int:
+        return self.start + self.acc.shape[0]
+
+    def trim(self, keep_from: int) -> None:
+        keep_from = max(keep_from, self.end - self.max_n)
+        cut = keep_from - self.start
+        if cut <= 0:
+            return
+        self.acc = self.acc[cut:]
+        if self.gyr is not None:
+            self.gyr = self.gyr[cut:]
+        for k in self.extra:
+            self.extra[k] = self.extra[k][cut:]
+        self.start = keep_from
+
+
+class _StepDetectorBase:
+    def __init__(self, *, fs_hz: float, min_contact_s: float, max_contact_s: float, min_stride_s: float,
+                 max_stride_s: float, impact_jerk_min_gps: float, buffer_s: float, pre_ic_s: float,
+                 post_to_s: float, running_max_duty: float, running_max_contact_s: float,
+                 running_min_cadence_spm: float):
+        require(fs_hz >= 50.0, f"fs_hz must be >= 50 Hz for step events, got {fs_hz}")
+        require(0 < min_contact_s < max_contact_s, "need 0 < min_contact_s < max_contact_s")
+        require(0 < min_stride_s < max_stride_s, "need 0 < min_stride_s < max_stride_s")
+        require(buffer_s >= max_stride_s + max_contact_s, "buffer_s must hold a stride plus a contact")
+        require(impact_jerk_min_gps > 0, "impact_jerk_min_gps must be > 0")
+        self.fs_hz = fs_hz
+        self.min_contact_s, self.max_contact_s = min_contact_s, max_contact_s
+        self.min_stride_s, self.max_stride_s = min_stride_s, max_stride_s
+        self.impact_jerk_min_gps = impact_jerk_min_gps
+        self.buffer_s, self.pre_ic_s, self.post_to_s = buffer_s, pre_ic_s, post_to_s
+        self.running_max_duty = running_max_duty
+        self.running_max_contact_s = running_max_contact_s
+        self.running_min_cadence_spm = running_min_cadence_spm
+        self._rise_n = max(1, int(round(IMPACT_RISE_S * fs_hz)))
+        self.reset()
+
+    def reset(self) -> None:
+        self._buf = _Buffer(int(math.ceil(self.buffer_s * self.fs_hz)))
+        self._segment = 0
+        self._t0_s = 0.0
+        self._prev_ic: float | None = None  # segment index of the last emitted IC
+
+    def flush(self) -> list[Step]:
+        return []
+
+    def _time(self, idx: float) -> float:
+        return self._t0_s + idx / self.fs_hz
+
+    def _jerk_ok(self, rise_ms2: float) -> bool:
+        return rise_ms2 / (self._rise_n / self.fs_hz) / G_MS2 >= self.impact_jerk_min_gps
+
+    def _make_step(self, ic: float, to: float) -> Step:
+        b = self._buf
+        fs = self.fs_hz
+        prev = self._prev_ic
+        prev_ic_s = math.nan
+        if prev is not None and (ic - prev) / fs <= self.max_stride_s:
+            prev_ic_s = self._time(prev)
+        ic_s = self._time(ic)
+        to_s = self._time(to) if not math.isnan(to) else math.nan
+        stride_s = ic_s - prev_ic_s
+        contact_s = to_s - ic_s
+        if not math.isnan(contact_s):
+            running = (contact_s / stride_s < self.running_max_duty) if not math.isnan(stride_s) \
+                else contact_s < self.running_max_contact_s
+        else:
+            running = (not math.isnan(stride_s)) and 120.0 / stride_s >= self.running_min_cadence_spm
+        w0 = max(int(math.floor(ic - self.pre_ic_s * fs)), b.start)
+        end_ref = ic if math.isnan(to) else to
+        w1 = min(int(math.ceil(end_ref + self.post_to_s * fs)) + 1, b.end)
+        self._prev_ic = ic
+        return Step(
+            sensor_id=self._sensor_id, segment=self._segment, fs_hz=fs, ic_index=ic, to_index=to,
+            ic_s=ic_s, to_s=to_s, prev_ic_s=prev_ic_s, activity="running" if running else "walking",
+            window_start_index=w0, acc_ms2=b.acc[w0 - b.start:w1 - b.start].copy(),
+            gyr_dps=None if b.gyr is None else b.gyr[w0 - b.start:w1 - b.start].copy(),
+        )
+
+    def _start_block(self, block: SampleBlock) -> None:
+        if block.frame != "body":
+            raise ValueError("step detection needs body-frame blocks (run detectors.alignment first)")
+        self._sensor_id = block.sensor_id
+        self._segment = block.segment
+        self._t0_s = block.t0_s
+
+
+class GyroStepDetector(_StepDetectorBase):
+    """IC/TO from the sagittal angular rate and the impact (foot or shank); see module doc."""
+
+    def __init__(self, *, fs_hz: float, swing_threshold_dps: float = 50.0, push_threshold_dps: float = 100.0,
+                 lowpass_hz: float = 20.0, min_contact_s: float = 0.08, max_contact_s: float = 1.0,
+                 min_stride_s: float = 0.4, max_stride_s: float = 2.5, impact_jerk_min_gps: float = 40.0,
+                 buffer_s: float = 4.0, pre_ic_s: float = 0.1, post_to_s: float = 0.05,
+                 running_max_duty: float = 0.5, running_max_contact_s: float = 0.4,
+                 running_min_cadence_spm: float = 140.0):
+        require(swing_threshold_dps > 0 and push_threshold_dps > 0, "thresholds must be > 0 dps")
+        require(0 < lowpass_hz < fs_hz / 2, f"lowpass_hz must be in (0, fs/2), got {lowpass_hz}")
+        self.swing_threshold_dps = swing_threshold_dps
+        self.push_threshold_dps = push_threshold_dps
+        self.lowpass_hz = lowpass_hz
+        self._sos = signal.butter(2, lowpass_hz / (fs_hz / 2), output="sos")
+        super().__init__(fs_hz=fs_hz, min_contact_s=min_contact_s, max_contact_s=max_contact_s,
+                         min_stride_s=min_stride_s, max_stride_s=max_stride_s,
+                         impact_jerk_min_gps=impact_jerk_min_gps, buffer_s=buffer_s, pre_ic_s=pre_ic_s,
+                         post_to_s=post_to_s, running_max_duty=running_max_duty,
+                         running_max_contact_s=running_max_contact_s,
+                         running_min_cadence_spm=running_min_cadence_spm)
+
+    def reset(self) -> None:
+        super().reset()
+        self._zi: np.ndarray | None = None
+        self._last_wf = math.inf  # no crossing at the first sample of a segment
+        self._win_start: int | None = None  # index where the current stance window opens
+
+    def update(self, block: SampleBlock) -> list[Step]:
+        if block.gyr_dps is None:
+            raise ValueError("GyroStepDetector needs gyr_dps; use AccStepDetector for accelerometer-only data")
+        self._start_block(block)
+        w = -block.gyr_dps[:, 1]
+        if self._zi is None:
+            self._zi = signal.sosfilt_zi(self._sos) * w[0]
+        wf, self._zi = signal.sosfilt(self._sos, w, zi=self._zi)
+        b = self._buf
+        if self._win_start is None:
+            self._win_start = block.first_index
+        b.append(block, w=w, wf=wf)
+        thr = self.swing_threshold_dps
+        prev = np.concatenate([[self._last_wf], wf[:-1]])
+        ups = np.flatnonzero((prev < thr) & (wf >= thr)) + block.first_index
+        self._last_wf = float(wf[-1])
+        out: list[Step] = []
+        for c in ups:
+            st = self._try_step(int(c))
+            if st is not None:
+                out.append(st)
+        keep = self._win_start if self._win_start is not None else b.end
+        b.trim(min(keep, b.end - int(self.pre_ic_s * self.fs_hz) - 2))
+        return out
+
+    def _try_step(self, c: int) -> Step | None:
+        b = self._buf
+        fs = self.fs_hz
+        wf = b.extra["wf"]
+        w = b.extra["w"]
+        ws = max(self._win_start, b.start, c - int((self.max_stride_s + self.max_contact_s) * fs))
+        i_c = c - b.start
+        i_ws = ws - b.start
+        # last negative lobe of the filtered rate before c
+        neg = np.flatnonzero(wf[i_ws:i_c] < 0.0)
+        if neg.size == 0:
+            return None
+        k_end = i_ws + int(neg[-1])
+        nonneg = np.flatnonzero(wf[i_ws:k_end] >= 0.0)
+        k_start = i_ws + (int(nonneg[-1]) + 1 if nonneg.size else 0)
+        lobe = w[k_start:k_end + 1]
+        k_to = k_start + int(np.argmin(lobe))
+        if w[k_to] > -self.push_threshold_dps:
+            return None
+        to = b.start + parabolic_min(w, k_to, 1)
+        ic_hi = int(math.floor(to - self.min_contact_s * fs))
+        ic_lo = max(ws, int(math.ceil(to - self.max_contact_s * fs)))
+        found = impact_onset(b.acc, ic_lo - b.start, ic_hi - b.start, rise_n=self._rise_n)
+        if found is None or not self._jerk_ok(found[1]):
+            return None  # no impact: not a stance (keep the window open)
+        late = b.acc[ic_hi - b.start:i_c + 1]
+        if late.shape[0] > self._rise_n:
+            if rise_amplitude(late, self._rise_n).max() > LATE_IMPACT_RATIO * found[1]:
+                # the real impact comes after this "toe-off": it was the terminal-swing
+                # rotation before a forefoot landing, and the rise the heel drop after it
+                return None
+        ic = b.start + found[0]
+        step = self._make_step(ic, to)
+        self._win_start = c
+        return step
+
+
+class AccStepDetector(_StepDetectorBase):
+    """IC from impact onsets only (accelerometer-only streams); TO and contact are NaN."""
+
+    def __init__(self, *, fs_hz: float, min_stride_s: float = 0.4, max_stride_s: float = 2.5,
+                 impact_jerk_min_gps: float = 40.0, relative_threshold: float = 0.4,
+                 buffer_s: float = 4.0, pre_ic_s: float = 0.1, post_to_s: float = 0.05,
+                 running_min_cadence_spm: float = 140.0, min_contact_s: float = 0.08,
+                 max_contact_s: float = 1.0, running_max_duty: float = 0.5,
+                 running_max_contact_s: float = 0.4):
+        require(0 < relative_threshold < 1, "relative_threshold must be in (0, 1)")
+        self.relative_threshold = relative_threshold
+        super().__init__(fs_hz=fs_hz, min_contact_s=min_contact_s, max_contact_s=max_contact_s,
+                         min_stride_s=min_stride_s, max_stride_s=max_stride_s,
+                         impact_jerk_min_gps=impact_jerk_min_gps, buffer_s=buffer_s, pre_ic_s=pre_ic_s,
+                         post_to_s=post_to_s, running_max_duty=running_max_duty,
+                         running_max_contact_s=running_max_contact_s,
+                         running_min_cadence_spm=running_min_cadence_spm)
+
+    def reset(self) -> None:
+        super().reset()
+        self._scan_from: int | None = None
+        self._recent: list[float] = []  # jumps of the last accepted impacts (m/s² per sample)
+
+    def update(self, block: SampleBlock) -> list[Step]:
+        self._start_block(block)
+        b = self._buf
+        b.append(block)
+        if self._scan_from is None:
+            self._scan_from = b.start + 2
+        out: list[Step] = []
+        fs = self.fs_hz
+        ref = int(self.min_stride_s * fs)
+        while True:
+            lo, hi = self._scan_from, b.end - self._rise_n - 3
+            if hi - lo < 2 * ref:
+                break
+            d = rise_amplitude(b.acc[lo - b.start:hi - b.start + self._rise_n], self._rise_n)
+            thr = self.impact_jerk_min_gps * G_MS2 * self._rise_n / fs
+            if self._recent:
+                thr = max(thr, self.relative_threshold * float(np.median(self._recent)))
+            cand = np.flatnonzero(d[:ref] >= thr)
+            if cand.size == 0:
+                self._scan_from = lo + ref
+                continue
+            k = int(cand[0])
+            # the impact is the biggest jump within one refractory period from the first hit
+            k = k + int(np.argmax(d[k:k + ref]))
+            n = lo + k
+            found = impact_onset(b.acc, n - b.start, n - b.start + 1, rise_n=self._rise_n)
+            if found is not None:
+                ic = b.start + found[0]
+                self._recent = (self._recent + [found[1]])[-8:]
+                out.append(self._make_step(ic, math.nan))
+            self._scan_from = n + ref
+        b.trim(self._scan_from - int(self.pre_ic_s * fs) - 3)
+        return out
+
+
+STEP_DETECTORS = {
+    "gyro": GyroStepDetector,
+    "acc": AccStepDetector,
+}
+
+
+def make_step_detector(name: str, *, placement: str, fs_hz: float, has_gyro: bool):
+    """Registry lookup (config ``[detectors] steps``); "auto" picks gyro when present."""
+    if name == "auto":
+        name = "gyro" if has_gyro else "acc"
+    try:
+        cls = STEP_DETECTORS[name]
+    except KeyError:
+        raise ValueError(f"unknown step detector {name!r}; known: auto, {', '.join(STEP_DETECTORS)}") from None
+    if cls is GyroStepDetector and not has_gyro:
+        raise ValueError("step detector 'gyro' needs a gyroscope; this stream is accelerometer-only")
+    return cls(fs_hz=fs_hz)
