@@ -49,6 +49,8 @@ class AssemblerCounters:
     interruptions: int = 0  # port closed / link lost
     config_changes: int = 0
     max_timing_error_ms: float = 0.0  # text mode: stated minus nominal sample time
+    clock_slips: int = 0  # samples repeated/dropped to follow the device's drift
+    max_clock_error_ms: float = 0.0  # nominal minus mapped sample time, before a slip
 
 
 class BlockAssembler:
@@ -66,6 +68,8 @@ class BlockAssembler:
         clock: ClockMap | None = None,
         clock_warmup_s: float = 1.0,
         text_fs_hz: float | None = None,
+        slip_threshold_samples: float = 0.75,
+        slip_check_s: float = 0.1,
     ):
         if not sensor_id:
             raise ValueError("sensor_id must be a non-empty string")
@@ -78,6 +82,11 @@ class BlockAssembler:
         self.clock = clock if clock is not None else ClockMap()
         self.clock_warmup_s = float(clock_warmup_s)
         self.text_fs_hz = text_fs_hz
+        if not slip_threshold_samples >= 0.5:
+            raise ValueError(f"slip_threshold_samples must be >= 0.5, got {slip_threshold_samples!r}")
+        self.slip_threshold_samples = float(slip_threshold_samples)
+        self.slip_check_s = float(slip_check_s)
+        self._slip_checked_n = 0
         self.counters = AssemblerCounters()
         self.config: SensorConfigFrame | None = None
         self.device_info: DeviceInfoFrame | None = None
@@ -89,6 +98,7 @@ class BlockAssembler:
         self._seg_open = False
         self._seg_t0_us = 0  # device time (extended µs) of the segment's sample 0
         self._seg_n = 0
+        self._seg_dev_n = 0
         self._seg_t0_s: float | None = None
         self._seg_fs = 0.0
         self._pending_acc: list[np.ndarray] = []
@@ -182,7 +192,7 @@ class BlockAssembler:
             return
         gyr = rows.gyr_dps[i0:i1] if rows.gyr_dps is not None else None
         self._append(int(t[i0]), fs, rows.acc_ms2[i0:i1], gyr, contiguous_by_caller=True)
-        err_ms = abs(float(t[i1 - 1]) - (self._seg_t0_us + (self._seg_n - 1) * 1e6 / fs)) * 1e-3
+        err_ms = abs(float(t[i1 - 1]) - (self._seg_t0_us + (self._seg_dev_n - 1) * 1e6 / fs)) * 1e-3
         self.counters.max_timing_error_ms = max(self.counters.max_timing_error_ms, err_ms)
 
     def interrupted(self) -> None:
@@ -199,10 +209,9 @@ class BlockAssembler:
             self._last_raw_t = None
 
     def _append(self, t_first: int, fs: float, acc: np.ndarray, gyr: np.ndarray | None, *, contiguous_by_caller: bool = False) -> None:
-        n = acc.shape[0]
         if self._seg_open:
             period_us = 1e6 / fs
-            expected = self._seg_t0_us + self._seg_n * period_us
+            expected = self._seg_t0_us + self._seg_dev_n * period_us
             form_changed = fs != self._seg_fs or (gyr is None) != (self._pending_gyr_none)
             if form_changed or (not contiguous_by_caller and abs(t_first - expected) > 0.5 * period_us):
                 self._close_segment()
@@ -211,15 +220,48 @@ class BlockAssembler:
             self.counters.segments += 1
             self._seg_open = True
             self._seg_t0_us = t_first
-            self._seg_n = 0
+            self._seg_n = 0  # samples handed out (after slips)
+            self._seg_dev_n = 0  # samples the device sent
             self._seg_t0_s = None
             self._seg_fs = fs
             self._pending_first = 0
+            self._slip_checked_n = 0
             self._pending_gyr_none = gyr is None
+        self._seg_dev_n += acc.shape[0]
+        if self._seg_t0_s is not None and self._seg_n - self._slip_checked_n >= fs * self.slip_check_s:
+            acc, gyr = self._slip(t_first, fs, acc, gyr)
+        n = acc.shape[0]
         self._pending_acc.append(acc)
         self._pending_gyr.append(gyr)
         self._seg_n += n
         self.counters.samples += n
+
+    def _slip(self, t_first: int, fs: float, acc: np.ndarray, gyr: np.ndarray | None):
+        """Keep the nominal sample times on the host time base despite clock drift.
+
+        Within a segment sample ``i`` is at ``t0_s + i / fs_hz`` (records.py), but the
+        device's crystal runs off by up to ~100 ppm, so the nominal times walk away from the
+        true ones (0.36 s per hour). When the nominal time of this frame's first sample is
+        more than ``slip_threshold_samples`` periods off its mapped device time, one sample
+        is repeated (device slow) or dropped (device fast), as audio resamplers without
+        interpolation do: the time error stays within that bound and no sample value is
+        altered. Counted in ``clock_slips``.
+        """
+        self._slip_checked_n = self._seg_n
+        mapped = self.clock.to_host(t_first * 1e-6) - self.host_t0_s
+        err_s = (self._seg_t0_s + self._seg_n / fs) - mapped
+        c = self.counters
+        c.max_clock_error_ms = max(c.max_clock_error_ms, abs(err_s) * 1e3)
+        thr = self.slip_threshold_samples / fs
+        if err_s < -thr:
+            acc = np.concatenate([acc[:1], acc])
+            gyr = None if gyr is None else np.concatenate([gyr[:1], gyr])
+            c.clock_slips += 1
+        elif err_s > thr and acc.shape[0] > 1:
+            acc = acc[1:]
+            gyr = None if gyr is None else gyr[1:]
+            c.clock_slips += 1
+        return acc, gyr
 
     def _fix_t0(self, force: bool) -> bool:
         if self._seg_t0_s is None:

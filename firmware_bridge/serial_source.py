@@ -1,0 +1,261 @@
+"""Live serial/USB source: a pyserial reader in a worker thread -> SampleBlocks and Gaps.
+
+The worker reads large chunks (whatever the driver holds, as pyserial's ``ReaderThread``
+does: ``read(in_waiting or 1)``; never one byte at a time in a loop), stamps each chunk
+with the host's monotonic clock, feeds the sans-I/O decoder (binary frames or plain-text
+CSV, see PROTOCOL.md) and the :class:`~firmware_bridge.protocol_stream.BlockAssembler`,
+and puts finished items on a queue the run loop consumes. When the port disappears (USB
+unplugged) the error is logged, the port is reopened as soon as it is back, and the next
+samples start a new segment after a :class:`~pipeline.records.Gap`.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Literal
+
+import serial
+
+from firmware_bridge.clock import ClockMap
+from firmware_bridge.protocol import FrameDecoder, TextDecoder, looks_like_text
+from firmware_bridge.protocol_stream import BlockAssembler
+from pipeline.errors import DeviceError
+from pipeline.records import Gap, SampleBlock
+
+log = logging.getLogger(__name__)
+
+Format = Literal["auto", "binary", "text"]
+FORMATS = ("auto", "binary", "text")
+AUTO_DETECT_MAX_BYTES = 1024
+
+
+class SerialSource:
+    """One serial port, one sensor. ``start()`` the worker, ``stop()`` it; items go to ``out``.
+
+    ``host_t0_s``: ``clock()`` value of session time 0 (shared by all sources of a session,
+    so all sensors share one time base). ``fmt``: ``binary``, ``text`` (needs
+    ``text_fs_hz`` and the declared units) or ``auto`` (decided from the first bytes).
+    """
+
+    def __init__(
+        self,
+        *,
+        port: str,
+        sensor_id: str,
+        out: "queue.Queue[SampleBlock | Gap]",
+        host_t0_s: float,
+        baud: int = 921600,
+        fmt: Format = "auto",
+        text_fs_hz: float | None = None,
+        text_acc_unit: str = "g",
+        text_gyr_unit: str = "dps",
+        clock_warmup_s: float = 1.0,
+        clock_window_s: float = 60.0,
+        reopen_interval_s: float = 0.2,
+        read_timeout_s: float = 0.05,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        if fmt not in FORMATS:
+            raise ValueError(f"fmt must be one of {FORMATS}, got {fmt!r}")
+        if fmt == "text" and not text_fs_hz:
+            raise ValueError("text mode needs the board's sample rate (text_fs_hz)")
+        if not reopen_interval_s > 0:
+            raise ValueError(f"reopen_interval_s must be positive, got {reopen_interval_s!r}")
+        self.port = port
+        self.sensor_id = sensor_id
+        self.baud = int(baud)
+        self.fmt: Format = fmt
+        self.text_fs_hz = text_fs_hz
+        self.out = out
+        self.reopen_interval_s = float(reopen_interval_s)
+        self.read_timeout_s = float(read_timeout_s)
+        self._clock = clock
+        self.binary = FrameDecoder()
+        self.text = TextDecoder(acc_unit=text_acc_unit, gyr_unit=text_gyr_unit)
+        self.assembler = BlockAssembler(
+            sensor_id=sensor_id,
+            host_t0_s=host_t0_s,
+            clock=ClockMap(window_s=clock_window_s),
+            clock_warmup_s=clock_warmup_s,
+            text_fs_hz=text_fs_hz,
+        )
+        self.opens = 0
+        self.disconnects = 0
+        self.connected = False
+        self.error: BaseException | None = None
+        self._detect_buf = b""
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._ser: serial.Serial | None = None
+        self._thread = threading.Thread(target=self._run, name=f"serial:{port}", daemon=True)
+
+    # ------------------------------------------------------------------ control
+    def open_once(self) -> None:
+        """Open the port now (raises DeviceError with the reason): fail fast at start."""
+        self._ser = self._open()
+
+    def start(self) -> "SerialSource":
+        self._thread.start()
+        return self
+
+    def stop(self, timeout_s: float = 2.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout_s)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def _open(self) -> serial.Serial:
+        try:
+            ser = serial.Serial(self.port, self.baud, timeout=self.read_timeout_s)
+        except (serial.SerialException, OSError, ValueError) as exc:
+            raise DeviceError(f"cannot open serial port {self.port!r}: {exc}") from None
+        self.opens += 1
+        self.connected = True
+        return ser
+
+    # ------------------------------------------------------------------ worker
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                ser = self._ser
+                self._ser = None
+                if ser is None:
+                    try:
+                        ser = self._open()
+                    except DeviceError:
+                        self._stop.wait(self.reopen_interval_s)
+                        continue
+                    if self.opens > 1:
+                        log.warning("serial %s: port is back, reading again", self.port)
+                try:
+                    self._read_loop(ser)
+                except (serial.SerialException, OSError) as exc:
+                    self.disconnects += 1
+                    log.warning("serial %s: port lost (%s); reopening when it is back", self.port, exc)
+                finally:
+                    self.connected = False
+                    try:
+                        ser.close()
+                    except Exception:  # noqa: BLE001 - closing a vanished port may fail too
+                        pass
+                    with self._lock:
+                        self.binary.reset_stream()
+                        self.text.reset_stream()
+                        self.assembler.interrupted()
+                        self._put(self.assembler.drain())
+            with self._lock:
+                self._put(self.assembler.flush())
+        except BaseException as exc:  # noqa: BLE001 - reported to the consumer, never lost
+            self.error = exc
+            log.error("serial %s: reader stopped: %s", self.port, exc)
+
+    def _read_loop(self, ser: serial.Serial) -> None:
+        while not self._stop.is_set():
+            data = ser.read(ser.in_waiting or 1)
+            if not data:
+                continue
+            if ser.in_waiting:
+                data += ser.read(ser.in_waiting)
+            self.feed(data, host_s=self._clock())
+
+    def feed(self, data: bytes, *, host_s: float) -> None:
+        """Decode received bytes (the worker calls this; tests may too)."""
+        with self._lock:
+            if self.fmt == "auto":
+                self._detect_buf += data
+                guess = looks_like_text(self._detect_buf)
+                if guess is None and len(self._detect_buf) < AUTO_DETECT_MAX_BYTES:
+                    return
+                self.fmt = "text" if guess else "binary"
+                if self.fmt == "text" and not self.text_fs_hz:
+                    raise DeviceError(
+                        f"serial {self.port}: the board sends CSV text; give its sample rate with --text-fs-hz"
+                    )
+                log.info("serial %s: %s mode", self.port, self.fmt)
+                data, self._detect_buf = self._detect_buf, b""
+            a = self.assembler
+            if self.fmt == "binary":
+                for frame in self.binary.feed(data):
+                    a.frame(frame, host_s=host_s)
+            else:
+                for rows in self.text.feed(data):
+                    a.text(rows, host_s=host_s)
+            self._put(a.drain())
+
+    def _put(self, items: list[SampleBlock | Gap]) -> None:
+        for it in items:
+            self.out.put(it)
+
+    # ------------------------------------------------------------------ health
+    def health(self) -> dict[str, float | int | str | bool]:
+        """Counters for the session summary and the health measurement."""
+        with self._lock:
+            h: dict[str, float | int | str | bool] = {
+                "port": self.port,
+                "format": self.fmt,
+                "connected": self.connected,
+                "opens": self.opens,
+                "disconnects": self.disconnects,
+            }
+            dec = self.binary.counters.as_dict() if self.fmt != "text" else self.text.counters.as_dict()
+            h.update(dec)
+            h.update(self.assembler.health())
+            return h
+
+
+class LiveItems:
+    """Items of all sources in arrival order, until ``duration_s`` has passed (or forever).
+
+    Iterate it once. Ctrl-C while waiting for data ends the stream cleanly (``interrupted``
+    is then True): the sources are stopped and what they flushed is still yielded, so the
+    run loop flushes the engine and writes the summary. A reader that died with an
+    unexpected error re-raises it here.
+    """
+
+    def __init__(
+        self,
+        sources: list[SerialSource],
+        q: "queue.Queue[SampleBlock | Gap]",
+        *,
+        duration_s: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        poll_s: float = 0.05,
+    ):
+        self.sources, self.q = sources, q
+        self.duration_s, self.clock, self.poll_s = duration_s, clock, poll_s
+        self.interrupted = False
+
+    def __iter__(self) -> Iterator[SampleBlock | Gap]:
+        clock, q = self.clock, self.q
+        t_end = None if self.duration_s is None else clock() + self.duration_s
+        try:
+            while t_end is None or clock() < t_end:
+                for s in self.sources:
+                    if s.error is not None:
+                        raise DeviceError(f"serial {s.port}: reader failed: {s.error}") from s.error
+                timeout = self.poll_s if t_end is None else max(0.0, min(self.poll_s, t_end - clock()))
+                try:
+                    item = q.get(timeout=timeout)
+                except queue.Empty:
+                    continue
+                except KeyboardInterrupt:
+                    self.interrupted = True
+                    log.warning("interrupted: stopping the serial readers")
+                    break
+                yield item
+        finally:
+            for s in self.sources:
+                s._stop.set()
+            for s in self.sources:
+                s.stop()
+        while True:  # what the readers flushed on the way out
+            try:
+                yield q.get_nowait()
+            except queue.Empty:
+                break
