@@ -92,8 +92,12 @@ def run(args: argparse.Namespace) -> int:
 
         lasts = [r.last_t_s_hint() for r in recordings]
         total = max((x for x in lasts if math.isfinite(x)), default=None)
+        try:
+            width_known = os.get_terminal_size(sys.stderr.fileno()).columns > 0
+        except OSError:
+            width_known = False
         bar = tqdm(total=round(total, 1) if total else None, unit="s", desc="replay", file=sys.stderr,
-                   dynamic_ncols=True, leave=False, bar_format="{l_bar}{bar}| {n:.1f}/{total_fmt} s signal [{elapsed}<{remaining}]")
+                   dynamic_ncols=width_known, ncols=None if width_known else 80, leave=False, bar_format="{l_bar}{bar}| {n:.1f}/{total_fmt} s signal [{elapsed}<{remaining}]")
         done = [0.0]
 
         def progress(item) -> None:

@@ -32,6 +32,7 @@ import numpy as np
 from pipeline.records import SIDES, SensorInfo, SessionInfo, StepRecord
 
 ACTIVITIES = ("running", "walking")
+JSON_DECIMALS = 6
 
 
 def _median(values: list[float]) -> float:
@@ -96,7 +97,9 @@ class SessionSummary:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict (NaN -> None), in a fixed key order."""
+        """JSON-ready dict in a fixed key order: NaN -> None, floats rounded to 6 decimals
+        (so session.json does not change with the block size: medians of values that agree
+        to ~1e-12 would otherwise differ in their last digits)."""
         return _clean(asdict(self))
 
     def format_table(self) -> str:
@@ -108,8 +111,8 @@ def _clean(x: Any) -> Any:
         return {k: _clean(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
         return [_clean(v) for v in x]
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
+    if isinstance(x, float):
+        return round(x, JSON_DECIMALS) if math.isfinite(x) else None
     if isinstance(x, np.generic):
         return _clean(x.item())
     return x
