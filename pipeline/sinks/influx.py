@@ -293,6 +293,10 @@ class InfluxSink:
             if batch is None:
                 continue
             try:
+                if self._down:
+                    # Probe with one cheap request (no retries) before sending real batches,
+                    # so a known outage does not cost a full backoff cycle per attempt.
+                    self.transport.check()
                 self._deliver(batch)
             except (Unavailable, Refused) as exc:
                 self._mark_down(exc)
@@ -346,7 +350,9 @@ class InfluxSink:
                     if self._down:
                         # One more attempt right now, then leave the rest for the next run / spool flush.
                         self._retry_at = 0.0
-                        self.drain(timeout_s=min(self.close_timeout_s, 1.0 + self.replay_interval_s))
+                        with self._cond:
+                            self._cond.notify_all()
+                        self.drain(timeout_s=min(self.close_timeout_s, 1.0))
                     else:
                         self.drain(timeout_s=self.close_timeout_s)
         finally:
