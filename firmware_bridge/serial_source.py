@@ -138,17 +138,17 @@ class SerialSource:
                 except (serial.SerialException, OSError) as exc:
                     self.disconnects += 1
                     log.warning("serial %s: port lost (%s); reopening when it is back", self.port, exc)
+                    with self._lock:
+                        self.binary.reset_stream()
+                        self.text.reset_stream()
+                        self.assembler.interrupted()
+                        self._put(self.assembler.drain())
                 finally:
                     self.connected = False
                     try:
                         ser.close()
                     except Exception:  # noqa: BLE001 - closing a vanished port may fail too
                         pass
-                    with self._lock:
-                        self.binary.reset_stream()
-                        self.text.reset_stream()
-                        self.assembler.interrupted()
-                        self._put(self.assembler.drain())
             with self._lock:
                 self._put(self.assembler.flush())
         except BaseException as exc:  # noqa: BLE001 - reported to the consumer, never lost
