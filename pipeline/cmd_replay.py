@@ -11,6 +11,7 @@ summary table on stdout. A progress bar is shown on stderr only when stderr is a
 from __future__ import annotations
 
 import argparse
+import logging
 import math
 import os
 import sys
@@ -18,6 +19,8 @@ from pathlib import Path
 
 from pipeline.errors import ConfigError
 from pipeline.records import PLACEMENTS, SIDES, SessionInfo
+
+log = logging.getLogger(__name__)
 
 
 def _positive(text: str) -> float:
@@ -67,6 +70,9 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     recordings = open_recordings(args.recordings, config=config, placement=args.placement, side=args.side,
                                  athlete=args.athlete, block_s=args.block_s)
+    for r in recordings:
+        log.info("%s: sensor %s (%s, %s), %.6g Hz grid, %s, block %d samples", r.path.name, r.info.sensor_id,
+                 r.info.placement, r.info.side, r.fs_hz, "acc+gyro" if r.has_gyro else "acc only", r.block_n)
     ids = [r.info.sensor_id for r in recordings]
     dup = sorted({i for i in ids if ids.count(i) > 1})
     if dup:
@@ -121,6 +127,10 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if bar is not None:
             bar.close()
+    for r in recordings:
+        st = r.stats
+        log.info("%s: %d rows, %d samples, %d filled, %d gaps, %d NaN rows dropped", r.path.name, st.rows,
+                 st.samples, st.filled_samples, st.gaps, st.nan_rows)
     print(summary.format_table())
     print(f"\nwrote {Path(args.out) / 'steps.csv'} and {Path(args.out) / 'session.json'}")
     return 0
