@@ -85,14 +85,14 @@ class Spool:
         self._batches.sort(key=lambda b: b.seq)
         self._next_seq = (self._batches[-1].seq + 1) if self._batches else 1
         tf = self.directory / TARGET_FILE
-        if self._batches and tf.exists():
-            old = json.loads(tf.read_text(encoding="utf-8"))
-            if old != self.target:
-                raise SinkError(
-                    f"spool {self.directory} holds {self.depth_points} points for another target {old}; "
-                    f"expected {self.target}. Flush it first (gaitwatch spool flush) or choose another spool directory"
-                )
-        self._write_atomic(tf, json.dumps(self.target, sort_keys=True).encode())
+        old = json.loads(tf.read_text(encoding="utf-8")) if tf.exists() else None
+        if self._batches and old is not None and old != self.target:
+            raise SinkError(
+                f"spool {self.directory} holds {self.depth_points} points for another target {old}; "
+                f"expected {self.target}. Flush it first (gaitwatch spool flush) or choose another spool directory"
+            )
+        if old != self.target:  # (a full disk must not stop a spool from being reopened and flushed)
+            self._write_atomic(tf, json.dumps(self.target, sort_keys=True).encode())
 
     @staticmethod
     def read_target(directory: str | Path) -> dict | None:
