@@ -7,17 +7,20 @@ Gyroscope method (foot and shank), after Falbriard et al. 2018 (Front. Physiol. 
 "Accurate estimation of running temporal parameters using foot-worn inertial sensors")
 for the foot and Aminian et al. 2002 (J. Biomech. 35:689) for the shank:
 
-1. A stride is segmented by the leg's **swing lobes**: the causally low-passed sagittal
-   rate rises through ``swing_threshold_dps`` when the next swing starts.
-2. **TO** is the minimum of the sagittal rate in the last negative lobe before that swing
-   (push-off for the foot, the fastest backward shank rotation for the shank), refined to
-   a fraction of a sample by a local least-squares parabola.
-3. **IC** is the impact: the largest jump of the acceleration vector between the previous
-   swing and TO minus ``min_contact_s``, refined to the onset of the impact by intersecting
-   the pre-impact and impact slopes (accelerometer onset, as in Purcell et al. 2006,
-   Sports Eng. 9:123; Falbriard 2018 use the gyro minimum for IC, the accelerometer
-   sharpens it). A window without an impact of at least ``impact_jerk_min_gps`` is not a
-   step (it was e.g. the heel drop of a forefoot strike); the window stays open.
+1. A stride is segmented by the leg's **swing lobes**: the sagittal rate rises through
+   ``swing_threshold_dps`` and stays above it for ``swing_confirm_s`` when the next swing
+   starts (impact vibrations cross it only briefly).
+2. **IC** is the impact: the largest change of the acceleration vector within an impact
+   rise time (10 ms) between the previous swing and ``min_contact_s`` before this one,
+   refined to the onset of the impact by intersecting the pre-impact and impact slopes
+   (accelerometer onset, as in Purcell et al. 2006, Sports Eng. 9:123; Falbriard 2018 use
+   the gyro minimum for IC, the accelerometer sharpens it). A window without an impact of
+   at least ``impact_jerk_min_gps``, or whose biggest impact comes after it (the heel drop
+   of a forefoot strike), is not a step; the window stays open.
+3. **TO** is the last prominent minimum of the sagittal rate in the last negative lobe
+   before that swing (push-off for the foot, the fastest backward shank rotation for the
+   shank; a heel strike's foot-slap minimum comes earlier in the same lobe), located on
+   the raw rate and refined by a parabola through three samples.
 
 Accelerometer-only method: IC at impact onsets found as the largest acceleration jumps
 with a refractory period of ``min_stride_s`` (the same onset refinement); TO is unknown
@@ -30,8 +33,9 @@ steps/min (measured in tests/test_steps_latency.py). Accelerometer-only steps ar
 
 Activity: a step is *running* when the foot has a flight phase, i.e. its duty factor
 contact/stride is below ``running_max_duty`` (0.5 by definition of running, Novacheck
-1998, Gait Posture 7:77); for the first step of a segment (no stride yet) when contact is
-shorter than ``running_max_contact_s``. Accelerometer-only steps: running when the step
+1998, Gait Posture 7:77), and its contact is shorter than ``running_max_contact_s``
+(0.4 s: running contacts are 0.15-0.35 s, walking stances 0.55-0.8 s; this also guards
+the duty factor when a step was missed and the stride looks twice as long). Accelerometer-only steps: running when the step
 rate is at least ``running_min_cadence_spm``.
 
 Memory is bounded by ``buffer_s`` seconds of samples per sensor.
@@ -202,8 +206,8 @@ class _StepDetectorBase:
         stride_s = ic_s - prev_ic_s
         contact_s = to_s - ic_s
         if not math.isnan(contact_s):
-            running = (contact_s / stride_s < self.running_max_duty) if not math.isnan(stride_s) \
-                else contact_s < self.running_max_contact_s
+            running = contact_s < self.running_max_contact_s and (
+                math.isnan(stride_s) or contact_s / stride_s < self.running_max_duty)
         else:
             running = (not math.isnan(stride_s)) and 120.0 / stride_s >= self.running_min_cadence_spm
         w0 = max(int(math.floor(ic - self.pre_ic_s * fs)), b.start)
@@ -228,7 +232,8 @@ class _StepDetectorBase:
 class GyroStepDetector(_StepDetectorBase):
     """IC/TO from the sagittal angular rate and the impact (foot or shank); see module doc."""
 
-    def __init__(self, *, fs_hz: float, swing_threshold_dps: float = 50.0, push_threshold_dps: float = 100.0,
+    def __init__(self, *, fs_hz: float, swing_threshold_dps: float = 30.0, swing_confirm_s: float = 0.02,
+                 push_threshold_dps: float = 100.0,
                  lowpass_hz: float = 20.0, min_contact_s: float = 0.08, max_contact_s: float = 1.0,
                  min_stride_s: float = 0.4, max_stride_s: float = 2.5, impact_jerk_min_gps: float = 40.0,
                  buffer_s: float = 4.0, pre_ic_s: float = 0.1, post_to_s: float = 0.05,
@@ -237,9 +242,13 @@ class GyroStepDetector(_StepDetectorBase):
         require(swing_threshold_dps > 0 and push_threshold_dps > 0, "thresholds must be > 0 dps")
         require(0 < lowpass_hz < fs_hz / 2, f"lowpass_hz must be in (0, fs/2), got {lowpass_hz}")
         self.swing_threshold_dps = swing_threshold_dps
+        self.swing_confirm_s = swing_confirm_s
+        self._confirm_n = max(1, int(round(swing_confirm_s * fs_hz)))
         self.push_threshold_dps = push_threshold_dps
         self.lowpass_hz = lowpass_hz
         self._sos = signal.butter(2, lowpass_hz / (fs_hz / 2), output="sos")
+        # the low-pass lags the raw rate; the raw minimum is searched this far back
+        self._delay_n = int(math.ceil(1.5 / (2 * math.pi * lowpass_hz) * 2 * fs_hz))
         super().__init__(fs_hz=fs_hz, min_contact_s=min_contact_s, max_contact_s=max_contact_s,
                          min_stride_s=min_stride_s, max_stride_s=max_stride_s,
                          impact_jerk_min_gps=impact_jerk_min_gps, buffer_s=buffer_s, pre_ic_s=pre_ic_s,
@@ -250,8 +259,9 @@ class GyroStepDetector(_StepDetectorBase):
     def reset(self) -> None:
         super().reset()
         self._zi: np.ndarray | None = None
-        self._last_wf = math.inf  # no crossing at the first sample of a segment
+        self._last_w = math.inf  # no crossing at the first sample of a segment
         self._win_start: int | None = None  # index where the current stance window opens
+        self._pending: list[int] = []  # swing-start candidates awaiting confirmation
 
     def update(self, block: SampleBlock) -> list[Step]:
         if block.gyr_dps is None:
@@ -266,15 +276,24 @@ class GyroStepDetector(_StepDetectorBase):
             self._win_start = block.first_index
         b.append(block, w=w, wf=wf)
         thr = self.swing_threshold_dps
-        prev = np.concatenate([[self._last_wf], wf[:-1]])
-        ups = np.flatnonzero((prev < thr) & (wf >= thr)) + block.first_index
-        self._last_wf = float(wf[-1])
+        prev = np.concatenate([[self._last_w], w[:-1]])
+        ups = np.flatnonzero((prev < thr) & (w >= thr)) + block.first_index
+        self._last_w = float(w[-1])
+        self._pending += [int(c) for c in ups]
         out: list[Step] = []
-        for c in ups:
-            st = self._try_step(int(c))
-            if st is not None:
-                out.append(st)
+        # a swing start is confirmed when the rate stays above the threshold for
+        # swing_confirm_s (impact vibrations cross it only briefly)
+        all_w = b.extra["w"]
+        while self._pending and self._pending[0] + self._confirm_n <= b.end:
+            c = self._pending.pop(0)
+            seg = all_w[c - b.start:c - b.start + self._confirm_n]
+            if seg.min() >= thr:
+                st = self._try_step(c)
+                if st is not None:
+                    out.append(st)
         keep = self._win_start if self._win_start is not None else b.end
+        if self._pending:
+            keep = min(keep, self._pending[0])
         b.trim(min(keep, b.end - int(self.pre_ic_s * self.fs_hz) - 2))
         return out
 
@@ -284,33 +303,36 @@ class GyroStepDetector(_StepDetectorBase):
         wf = b.extra["wf"]
         w = b.extra["w"]
         ws = max(self._win_start, b.start, c - int((self.max_stride_s + self.max_contact_s) * fs))
-        i_c = c - b.start
-        i_ws = ws - b.start
-        # last negative lobe of the filtered rate before c
+        i_c, i_ws = c - b.start, ws - b.start
+        # TO: the last deep minimum of the last negative lobe before the swing starts at c
+        # (push-off; a heel strike's foot-slap minimum comes earlier in the same lobe)
         neg = np.flatnonzero(wf[i_ws:i_c] < 0.0)
         if neg.size == 0:
             return None
         k_end = i_ws + int(neg[-1])
         nonneg = np.flatnonzero(wf[i_ws:k_end] >= 0.0)
         k_start = i_ws + (int(nonneg[-1]) + 1 if nonneg.size else 0)
-        lobe = w[k_start:k_end + 1]
-        k_to = k_start + int(np.argmin(lobe))
-        if w[k_to] > -self.push_threshold_dps:
+        thr = self.push_threshold_dps
+        mins, _ = signal.find_peaks(-wf[k_start:k_end + 1], height=thr, prominence=0.5 * thr)
+        if mins.size == 0:
             return None
+        k_f = k_start + int(mins[-1])
+        lo = max(k_f - self._delay_n, k_start)
+        k_to = lo + int(np.argmin(w[lo:k_f + 1]))
         to = b.start + parabolic_min(w, k_to, 1)
+        # IC: the impact, at least min_contact_s before TO
         ic_hi = int(math.floor(to - self.min_contact_s * fs))
         ic_lo = max(ws, int(math.ceil(to - self.max_contact_s * fs)))
         found = impact_onset(b.acc, ic_lo - b.start, ic_hi - b.start, rise_n=self._rise_n)
         if found is None or not self._jerk_ok(found[1]):
             return None  # no impact: not a stance (keep the window open)
         late = b.acc[ic_hi - b.start:i_c + 1]
-        if late.shape[0] > self._rise_n:
-            if rise_amplitude(late, self._rise_n).max() > LATE_IMPACT_RATIO * found[1]:
-                # the real impact comes after this "toe-off": it was the terminal-swing
-                # rotation before a forefoot landing, and the rise the heel drop after it
-                return None
-        ic = b.start + found[0]
-        step = self._make_step(ic, to)
+        if late.shape[0] > self._rise_n and \
+                rise_amplitude(late, self._rise_n).max() > LATE_IMPACT_RATIO * found[1]:
+            # the real impact comes after this "toe-off": it was the terminal-swing rotation
+            # before a forefoot landing, and c the heel drop; the window stays open
+            return None
+        step = self._make_step(b.start + found[0], to)
         self._win_start = c
         return step
 
