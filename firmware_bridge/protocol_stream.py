@@ -49,6 +49,8 @@ class AssemblerCounters:
     interruptions: int = 0  # port closed / link lost
     config_changes: int = 0
     max_timing_error_ms: float = 0.0  # text mode: stated minus nominal sample time
+    first_t_s: float = float("nan")  # session time of the first / last sample handed out
+    last_t_s: float = float("nan")
     clock_slips: int = 0  # samples repeated/dropped to follow the device's drift
     max_clock_error_ms: float = 0.0  # nominal minus mapped sample time, before a slip
 
@@ -295,7 +297,11 @@ class BlockAssembler:
             frame="sensor",
         )
         self._out.append(block)
-        self.counters.blocks += 1
+        c = self.counters
+        c.blocks += 1
+        if c.first_t_s != c.first_t_s:  # NaN: first block
+            c.first_t_s = float(block.time_s(block.first_index))
+        c.last_t_s = float(block.time_s(block.end_index - 1))
         self._pending_first += block.n
         self._pending_acc.clear()
         self._pending_gyr.clear()

@@ -58,14 +58,13 @@ def sine_signal(*, fs_hz: float, cadence_spm: float = 170.0, gyro: bool = True) 
 def simulator_signal(params) -> tuple[Signal, int]:
     """Samples of ``pipeline.simulator`` (the lead's kinematic simulator) as a Signal.
 
-    Returns the signal and the number of samples it has.
+    ``params``: a ``pipeline.simulator.SimParams``. Returns the signal and its sample count.
     """
     from pipeline.simulator import Simulator
 
-    sim = Simulator(params)
-    t, acc, gyr = sim.signals()[:3]
+    _, acc, gyr = Simulator(params).signals()
     acc = np.asarray(acc)
-    gyr = None if gyr is None else np.asarray(gyr)
+    gyr = None if gyr is None or not getattr(params, "with_gyro", True) else np.asarray(gyr)
 
     def sig(i0: int, n: int) -> tuple[np.ndarray, np.ndarray | None]:
         return acc[i0 : i0 + n], None if gyr is None else gyr[i0 : i0 + n]

@@ -55,6 +55,7 @@ class SerialSource:
         text_gyr_unit: str = "dps",
         clock_warmup_s: float = 1.0,
         clock_window_s: float = 60.0,
+        slip_threshold_samples: float = 0.75,
         reopen_interval_s: float = 0.2,
         read_timeout_s: float = 0.05,
         clock: Callable[[], float] = time.monotonic,
@@ -82,6 +83,7 @@ class SerialSource:
             clock=ClockMap(window_s=clock_window_s),
             clock_warmup_s=clock_warmup_s,
             text_fs_hz=text_fs_hz,
+            slip_threshold_samples=slip_threshold_samples,
         )
         self.opens = 0
         self.disconnects = 0
@@ -212,9 +214,10 @@ class SerialSource:
 class LiveItems:
     """Items of all sources in arrival order, until ``duration_s`` has passed (or forever).
 
-    Iterate it once. Ctrl-C while waiting for data ends the stream cleanly (``interrupted``
-    is then True): the sources are stopped and what they flushed is still yielded, so the
-    run loop flushes the engine and writes the summary. A reader that died with an
+    Iterate it once. Setting ``stop`` (the CLI's SIGINT handler does) or Ctrl-C while
+    waiting for data ends the stream cleanly (``interrupted`` is then True for Ctrl-C): the
+    sources are stopped and what they flushed is still yielded, so the run loop flushes
+    the engine and writes the summary. A reader that died with an
     unexpected error re-raises it here.
     """
 
@@ -226,8 +229,10 @@ class LiveItems:
         duration_s: float | None = None,
         clock: Callable[[], float] = time.monotonic,
         poll_s: float = 0.05,
+        stop: threading.Event | None = None,
     ):
         self.sources, self.q = sources, q
+        self.stop = stop if stop is not None else threading.Event()
         self.duration_s, self.clock, self.poll_s = duration_s, clock, poll_s
         self.interrupted = False
 
@@ -235,7 +240,7 @@ class LiveItems:
         clock, q = self.clock, self.q
         t_end = None if self.duration_s is None else clock() + self.duration_s
         try:
-            while t_end is None or clock() < t_end:
+            while (t_end is None or clock() < t_end) and not self.stop.is_set():
                 for s in self.sources:
                     if s.error is not None:
                         raise DeviceError(f"serial {s.port}: reader failed: {s.error}") from s.error

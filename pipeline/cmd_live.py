@@ -1,0 +1,189 @@
+"""``gaitwatch live``: live sensors on serial/USB ports through the engine into the sinks.
+
+    gaitwatch live --serial PORT [--serial PORT ...] --placement foot|shank --side left|right
+                   [--sensor-id ID ...] [--athlete NAME] [--baud 921600] [--format auto|binary|text]
+                   [--text-fs-hz HZ --text-acc-unit g --text-gyr-unit dps]
+                   [--duration-s S] [--out DIR] [--config FILE]
+
+``--placement``, ``--side`` and ``--sensor-id`` are given once for all ports or once per
+port, in the order of the ``--serial`` options. Each port is read by its own worker thread
+(:mod:`firmware_bridge.serial_source`); all sensors share the host's monotonic clock as
+their time base (session time 0 = start of the command). The run ends after
+``--duration-s`` or at Ctrl-C (the first Ctrl-C stops the readers and lets the run loop
+flush the engine and write the summary; a second one aborts). A port that disappears is
+reopened when it comes back; the missing time is a gap in the records.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import queue
+import signal
+import threading
+import time
+from pathlib import Path
+
+from pipeline.errors import ConfigError
+from pipeline.records import PLACEMENTS, SIDES, SensorInfo, SessionInfo
+
+log = logging.getLogger(__name__)
+
+
+def _positive(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not (math.isfinite(v) and v > 0):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return v
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    from firmware_bridge.protocol import ACC_UNITS_MS2, GYR_UNITS_DPS
+    from firmware_bridge.serial_source import FORMATS
+    from pipeline.sinks import add_sink_arguments
+
+    p = subparsers.add_parser(
+        "live",
+        help="analyse live sensors on serial/USB ports",
+        description="Read live IMU sensors on serial/USB ports (binary frames of firmware_bridge/PROTOCOL.md "
+        "or CSV text lines) through the step detectors; write steps.csv and session.json. "
+        "Ctrl-C ends the run and writes the summary.",
+    )
+    p.add_argument("--serial", action="append", default=[], metavar="PORT",
+                   help="serial port of one sensor (repeat for more sensors), e.g. /dev/ttyACM0")
+    p.add_argument("--placement", action="append", choices=PLACEMENTS, default=None,
+                   help="where the sensor is worn (once for all ports, or once per port)")
+    p.add_argument("--side", action="append", choices=SIDES, default=None,
+                   help="which leg (once for all ports, or once per port)")
+    p.add_argument("--sensor-id", action="append", default=None, metavar="ID",
+                   help="sensor id per port (default: serial-<port name>)")
+    p.add_argument("--athlete", default="", help="athlete name for the records")
+    p.add_argument("--baud", type=int, default=None, help="baud rate (default: config [serial].baud, 921600)")
+    p.add_argument("--format", choices=FORMATS, default=None,
+                   help="binary frames, CSV text lines, or auto-detect (default: config [serial].format)")
+    p.add_argument("--text-fs-hz", type=_positive, default=None, metavar="HZ",
+                   help="text mode: the board's sample rate (required for text)")
+    p.add_argument("--text-acc-unit", choices=sorted(ACC_UNITS_MS2), default="g",
+                   help="text mode: unit of ax, ay, az (default g)")
+    p.add_argument("--text-gyr-unit", choices=sorted(GYR_UNITS_DPS), default="dps",
+                   help="text mode: unit of gx, gy, gz (default dps)")
+    p.add_argument("--duration-s", type=_positive, default=None, metavar="S",
+                   help="stop after S seconds (default: until Ctrl-C)")
+    p.add_argument("--config", type=Path, default=None, metavar="FILE", help="TOML config over the defaults")
+    add_sink_arguments(p)
+    return p
+
+
+def _per_port(name: str, values: list[str] | None, n: int, default=None) -> list:
+    if not values:
+        if default is None:
+            raise ConfigError(f"live: --{name} is required (once for all ports or once per port)")
+        return [default(k) for k in range(n)]
+    if len(values) == 1:
+        return values * n
+    if len(values) != n:
+        raise ConfigError(f"live: expected --{name} once or {n} times (once per --serial), got {len(values)}")
+    return list(values)
+
+
+def sensors_for(args: argparse.Namespace) -> list[SensorInfo]:
+    ports = args.serial
+    if not ports:
+        raise ConfigError("live: give at least one sensor with --serial PORT")
+    placements = _per_port("placement", args.placement, len(ports))
+    sides = _per_port("side", args.side, len(ports))
+    ids = _per_port("sensor-id", args.sensor_id, len(ports), default=lambda k: f"serial-{Path(ports[k]).name}")
+    if args.sensor_id is not None and len(args.sensor_id) == 1 and len(ports) > 1:
+        raise ConfigError("live: --sensor-id must be given once per --serial port (ids must be unique)")
+    if len(set(ids)) != len(ids):
+        ids = [f"{i}-{k}" for k, i in enumerate(ids)]
+    return [SensorInfo(sensor_id=i, placement=pl, side=sd, athlete=args.athlete)
+            for i, pl, sd in zip(ids, placements, sides)]
+
+
+def run(args: argparse.Namespace) -> int:
+    from firmware_bridge.serial_source import LiveItems, SerialSource
+    from pipeline.config import load_config
+
+    config = load_config(args.config)
+    cfg = config.section("serial")
+    sensors = sensors_for(args)
+    fmt = args.format or cfg["format"]
+    if fmt == "text" and args.text_fs_hz is None:
+        raise ConfigError("live: --format text needs the board's sample rate: --text-fs-hz HZ")
+
+    host_t0 = time.monotonic()
+    session = SessionInfo(session_id=time.strftime("live-%Y%m%dT%H%M%S", time.gmtime()),
+                          athlete=args.athlete, start_wall_ns=time.time_ns())
+    q: queue.Queue = queue.Queue()
+    sources = [
+        SerialSource(
+            port=port, sensor_id=s.sensor_id, out=q, host_t0_s=host_t0,
+            baud=args.baud or cfg["baud"], fmt=fmt, text_fs_hz=args.text_fs_hz,
+            text_acc_unit=args.text_acc_unit, text_gyr_unit=args.text_gyr_unit,
+            clock_warmup_s=cfg["clock_warmup_s"], clock_window_s=cfg["clock_window_s"],
+            slip_threshold_samples=cfg["slip_threshold_samples"], reopen_interval_s=cfg["reopen_interval_s"],
+        )
+        for port, s in zip(args.serial, sensors)
+    ]
+    for src in sources:  # a port that cannot be opened at start is an error (typo, permissions)
+        src.open_once()
+
+    from pipeline.engine import Engine
+    from pipeline.run import run_session
+    from pipeline.sinks import build_sinks
+
+    engine = Engine(sensors, config=config)
+    sinks = build_sinks(args, config, session, sensors)
+    stop = threading.Event()
+    items = LiveItems(sources, q, duration_s=args.duration_s, stop=stop)
+    extra: dict = {"inputs": list(args.serial), "config": config.source}
+
+    def source_stats() -> dict:
+        health = {s.sensor_id: s.health() for s in sources}
+        extra["serial"] = health
+        extra["ended_by"] = "ctrl-c" if stop.is_set() or items.interrupted else (
+            "duration" if args.duration_s else "end of stream")
+        return health
+
+    def on_sigint(signum, frame) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        log.warning("Ctrl-C: stopping the readers, writing what was computed (again to abort)")
+        stop.set()
+
+    previous = signal.signal(signal.SIGINT, on_sigint) if threading.current_thread() is threading.main_thread() else None
+    for src in sources:
+        src.start()
+    try:
+        summary = run_session(items, engine, sinks, session=session, source_stats=source_stats, extra=extra)
+    finally:
+        for src in sources:
+            src.stop()
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+    print(summary.format_table())
+    print()
+    print(format_health(extra.get("serial", {})))
+    print(f"\nwrote {Path(args.out) / 'steps.csv'} and {Path(args.out) / 'session.json'}")
+    return 0
+
+
+HEALTH_COLUMNS = ("frames_ok", "lost_frames", "duplicate_frames", "crc_errors", "resyncs", "gaps",
+                  "disconnects", "clock_slips", "clock_skew_ppm")
+
+
+def format_health(health: dict) -> str:
+    """One line per serial sensor: what the link lost and recovered."""
+    lines = ["serial health: " + " ".join(HEALTH_COLUMNS)]
+    for sid, h in health.items():
+        vals = []
+        for c in HEALTH_COLUMNS:
+            v = h.get(c, "")
+            vals.append(f"{v:.1f}" if isinstance(v, float) else str(v))
+        lines.append(f"  {sid} ({h.get('port', '?')}, {h.get('format', '?')}): " + " ".join(vals))
+    return "\n".join(lines)
