@@ -171,8 +171,10 @@ def text_lines(
 class PtyPort:
     """A real pty pair; pyserial opens :attr:`path` (the slave, or ``link_path`` if given)."""
 
-    def __init__(self, *, link_path: str | Path | None = None):
+    def __init__(self, *, link_path: str | Path | None = None, drop_if_full: bool = False):
         self.link_path = Path(link_path) if link_path is not None else None
+        self.drop_if_full = drop_if_full  # like a USB device with no host reading: data is lost
+        self.dropped_bytes = 0
         self.master: int | None = None
         self._slave: int | None = None
         self.slave_name = ""
@@ -188,6 +190,8 @@ class PtyPort:
         tty.setraw(slave)
         tty.setraw(master)
         self.master, self._slave = master, slave
+        if self.drop_if_full:
+            os.set_blocking(master, False)
         self.slave_name = os.ttyname(slave)
         if self.link_path is not None:
             tmp = self.link_path.with_name(self.link_path.name + ".new")
@@ -215,7 +219,11 @@ class PtyPort:
             raise OSError("pty is unplugged")
         view = memoryview(data)
         while view:
-            n = os.write(self.master, view)
+            try:
+                n = os.write(self.master, view)
+            except BlockingIOError:
+                self.dropped_bytes += len(view)
+                return
             view = view[n:]
 
     def read_available(self) -> bytes:
