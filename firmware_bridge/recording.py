@@ -297,8 +297,12 @@ class _Resampler:
         self.sensor_id, self.fs_hz, self.gap_fill_max_s = sensor_id, fs_hz, gap_fill_max_s
         self.block_n, self.n_acc, self.stats = block_n, n_acc, stats
         self._end_tol_s = 1e-6 / fs_hz
-        self._prev_t: np.ndarray | None = None  # shape (1,)
+        self._prev_t: np.ndarray | None = None  # last raw row, shape (1,)
         self._prev_v: np.ndarray | None = None  # shape (1, c)
+        # the row before it, if in the same segment: a segment that ends on the carried row
+        # is then interpolated from the same two rows as when no chunk boundary is there
+        self._before_t: np.ndarray | None = None
+        self._before_v: np.ndarray | None = None
         self._segment = -1
         self._t0 = math.nan
         self._next_i = 0  # next grid index to emit in this segment
@@ -335,6 +339,8 @@ class _Resampler:
     def _emit(self, T: np.ndarray, V: np.ndarray, *, end_of_segment: bool) -> list[SampleBlock]:
         """Interpolate every pending grid time covered by rows T (ascending) and block them."""
         limit = float(T[-1])
+        if len(T) == 1 and self._before_t is not None and T[0] == self._prev_t[0]:
+            T, V = np.concatenate([self._before_t, T]), np.concatenate([self._before_v, V])
         i_hi = int(math.floor((limit - self._t0) * self.fs_hz)) + 2
         i = np.arange(self._next_i, max(i_hi, self._next_i), dtype=np.int64)
         g = self._t0 + i / self.fs_hz
@@ -378,6 +384,10 @@ class _Resampler:
             self._start_segment(T[s + 1])
             a = s + 1
         out += self._emit(T[a:], V[a:], end_of_segment=False)
+        if len(T) - 2 >= a:
+            self._before_t, self._before_v = T[-2:-1].copy(), V[-2:-1].copy()
+        else:
+            self._before_t = self._before_v = None
         self._prev_t, self._prev_v = T[-1:].copy(), V[-1:].copy()
         return out
 

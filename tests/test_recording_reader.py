@@ -158,10 +158,10 @@ def test_isolated_nan_is_interpolated_and_counted(write_recording):
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(chunk_rows=st.integers(1, 700), block_s=st.floats(0.003, 3.0))
-def test_output_is_bit_identical_whatever_chunk_and_block_size(write_recording, chunk_rows, block_s):
-    data = _irregular_with_holes()
-    p = write_recording("inv", **data)
+@given(chunk_rows=st.integers(1, 700), block_s=st.floats(0.003, 3.0), jitter=st.sampled_from([0.0, 0.3]))
+def test_output_is_bit_identical_whatever_chunk_and_block_size(write_recording, chunk_rows, block_s, jitter):
+    data = _irregular_with_holes(jitter)
+    p = write_recording(f"inv{jitter}", **data)
     ref = list(Recording(p, chunk_rows=100000, block_s=1.0).items())
     got = list(Recording(p, chunk_rows=chunk_rows, block_s=block_s).items())
     for x, y in zip(concat(ref), concat(got)):
@@ -171,10 +171,10 @@ def test_output_is_bit_identical_whatever_chunk_and_block_size(write_recording, 
     assert all(b.first_index % max(n_block, 1) == 0 for b in blocks_of(got))
 
 
-def _irregular_with_holes():
+def _irregular_with_holes(jitter: float):
     rng = np.random.default_rng(11)
     n = 2400
-    t = (np.arange(n) + rng.uniform(-0.3, 0.3, n)) / 400.0
+    t = (np.arange(n) + rng.uniform(-jitter, jitter, n)) / 400.0
     keep = np.setdiff1d(np.arange(n), np.r_[300:305, 900:1000, 1500:1512, 2000:2003])
     t, acc, gyr = t[keep], rng.normal(0, 5, (len(keep), 3)), rng.normal(0, 100, (len(keep), 3))
     acc[50, 0] = np.nan  # an isolated NaN too
@@ -243,3 +243,17 @@ def test_sidecar_json_is_written_by_the_helper(write_recording, tmp_path):
     assert json.loads((tmp_path / "h.json").read_text())["placement"] == "foot"
     assert math.isfinite(Recording(tmp_path / "h.csv").last_t_s_hint())
     assert Recording(tmp_path / "h.csv").last_t_s_hint() == t[-1]
+
+
+@pytest.mark.parametrize("chunk_rows", [1, 2, 3, 100, 1000])
+def test_split_exactly_at_a_chunk_boundary_is_bit_identical(write_recording, chunk_rows):
+    """Regression: on a regular grid the last sample before a gap falls exactly on a row; it must be
+    interpolated from the same two rows whether or not a chunk ends there."""
+    rng = np.random.default_rng(5)
+    t = np.arange(400) / 100.0
+    keep = np.setdiff1d(np.arange(400), np.r_[100:130, 300:340])  # splits after rows 99 and 299
+    acc = rng.normal(0, 3, (len(keep), 3)) * 1e3 + 1e-7
+    p = write_recording("edge", t_s=t[keep], acc=acc)
+    ref = concat(list(Recording(p, chunk_rows=100000).items()))
+    got = concat(list(Recording(p, chunk_rows=chunk_rows).items()))
+    assert ref[1].tobytes() == got[1].tobytes() and ref[0].tobytes() == got[0].tobytes()
