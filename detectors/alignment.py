@@ -8,8 +8,10 @@ alignment finds, in the sensor frame,
   functional calibration as in Favre et al. 2009, J. Biomech. 42:2330, and the
   "sagittal-plane PCA" alignment used by gaitmap);
 * its **sign**, so that the sagittal rate is positive while the leg swings forward
-  (distal end moving forward): the leg swings forward just before each impact and rolls
-  or rotates backward just after it (see ``_swing_sign``);
+  (distal end moving forward): for the foot from the direction of travel between two
+  foot-flat periods (``_travel_sign``); for the shank, or a foot that is never flat, from
+  the leg swinging forward just before each impact and rotating backward just after it
+  (``_swing_sign``);
 * the **vertical**: gravity, the mean specific force while the foot is flat (foot) or
   over whole strides (shank), made orthogonal to the medio-lateral axis.
 
@@ -59,64 +61,118 @@ def estimate_rotation(acc_ms2: np.ndarray, gyr_dps: np.ndarray | None, *, placem
     wn = np.linalg.norm(gyr_dps, axis=1)
     active = wn > ACTIVE_GYR_DPS
     w = gyr_dps[active]
-    cov = w.T @ w
-    evals, evecs = np.linalg.eigh(cov)
+    evals, evecs = np.linalg.eigh(w.T @ w)
     ml = evecs[:, -1]
-    sag = gyr_dps @ ml
-    sos = signal.butter(2, min(8.0, 0.4 * fs_hz) / (fs_hz / 2), output="sos")
-    sag_lp = signal.sosfiltfilt(sos, sag)  # offline estimate on the warm-up buffer only
     quiet = wn < QUIET_GYR_DPS
-    sign = _swing_sign(sag_lp, acc_ms2, fs_hz=fs_hz)
-    right = sign * ml
-
     acc_n = np.linalg.norm(acc_ms2, axis=1)
     still = quiet & (np.abs(acc_n - G_MS2) < 2.0)
     if placement == "foot" and still.sum() >= max(5, int(0.05 * fs_hz)):
         up = acc_ms2[still].mean(axis=0)
     else:
         up = acc_ms2.mean(axis=0)
-    up = up - (up @ right) * right
+    up = up - (up @ ml) * ml
     up /= np.linalg.norm(up)
+    sag = gyr_dps @ ml
+    sos = signal.butter(2, min(8.0, 0.4 * fs_hz) / (fs_hz / 2), output="sos")
+    sag_lp = signal.sosfiltfilt(sos, sag)  # offline estimate on the warm-up buffer only
+    sign = _travel_sign(acc_ms2, gyr_dps, still, ml, fs_hz=fs_hz) if placement == "foot" else 0.0
+    if sign == 0.0:
+        sign = _swing_sign(sag_lp, acc_ms2 @ up, fs_hz=fs_hz)
+    right = sign * ml
     fwd = np.cross(up, right)
     return np.vstack([fwd, -right, up]), True
 
 
-def _swing_sign(sag_lp: np.ndarray, acc_ms2: np.ndarray, *, fs_hz: float) -> float:
+def _travel_sign(acc_ms2: np.ndarray, gyr_dps: np.ndarray, still: np.ndarray, ml: np.ndarray, *,
+                 fs_hz: float) -> float:
+    """Sign of ``ml`` from the direction of travel of a foot (0.0 when undecided).
+
+    Between two foot-flat periods the foot's displacement is computed by strapdown
+    integration with zero-velocity updates (Foxlin 2005, IEEE CG&A 25(6):38; the PyShoe
+    INS of Wagstaff et al. 2020 works the same way): orientation from the gyro starting
+    level at the first stance, velocity from the gravity-free acceleration, its drift
+    removed so the velocity is zero again at the next stance. The foot moves forward, so
+    the horizontal displacement is the forward axis, and right = forward x up. Each stride
+    votes with its length.
+    """
+    from scipy.spatial.transform import Rotation
+
+    dt = 1.0 / fs_hz
+    runs = []
+    i, n = 0, still.size
+    while i < n:
+        if still[i]:
+            j = i
+            while j < n and still[j]:
+                j += 1
+            if j - i >= 3:
+                runs.append((i, j))
+            i = j
+        else:
+            i += 1
+    vote = 0.0
+    for (a0, a1), (b0, _) in zip(runs, runs[1:]):
+        if not 0.2 * fs_hz <= b0 - a1 <= 2.0 * fs_hz:
+            continue
+        g_sensor = acc_ms2[a0:a1].mean(axis=0)
+        r0, _ = Rotation.align_vectors([[0.0, 0.0, 1.0]], [g_sensor])  # sensor -> level
+        steps = Rotation.from_rotvec(np.radians(gyr_dps[a1:b0]) * dt)
+        q = r0
+        acc_w = np.empty((b0 - a1, 3))
+        for k in range(b0 - a1):
+            acc_w[k] = q.apply(acc_ms2[a1 + k])
+            q = q * steps[k]
+        acc_w[:, 2] -= np.linalg.norm(g_sensor)
+        v = np.cumsum(acc_w, axis=0) * dt
+        v -= np.outer(np.arange(1, v.shape[0] + 1) / v.shape[0], v[-1])  # zero-velocity update
+        d = v.sum(axis=0) * dt
+        d[2] = 0.0
+        length = float(np.linalg.norm(d))
+        if length < 0.2:  # shuffling or standing: no direction
+            continue
+        fwd = r0.inv().apply(d / length)
+        up = g_sensor / np.linalg.norm(g_sensor)
+        vote += length * float(np.sign(np.cross(fwd, up) @ ml))
+    return float(np.sign(vote))
+
+
+def _swing_sign(sag_lp: np.ndarray, up_ms2: np.ndarray, *, fs_hz: float) -> float:
     """+1 if positive sagittal rate is forward swing along ``ml``, else -1.
 
-    Anchored on the impacts (largest acceleration jumps, one per stride): before touching
-    down the leg swings forward, after it the foot rolls down flat and the shank rotates
-    backward over the foot as the knee moves forward. So the mean sagittal rate shortly
-    before an impact minus the mean shortly after it is positive in the swing-positive
-    convention, for foot and shank, rearfoot and forefoot strikes, walking and running.
+    Anchored on the impacts (largest rises of the upward specific force within 10 ms, one
+    per stride): before touching down the leg swings forward, after it the foot rolls down
+    flat and the shank rotates backward over the foot as the knee moves forward. So the
+    mean sagittal rate shortly before an impact minus the mean shortly after it is
+    positive in the swing-positive convention, for foot and shank, rearfoot and forefoot
+    strikes, walking and running. The median vote decides.
     """
-    d = np.sqrt((np.diff(acc_ms2, axis=0) ** 2).sum(axis=1))
+    rise_n = max(1, int(round(0.010 * fs_hz)))
+    d = up_ms2[rise_n:] - up_ms2[:-rise_n]
     refractory = int(0.4 * fs_hz)
     pre0, pre1 = int(0.25 * fs_hz), int(0.06 * fs_hz)
     post0, post1 = int(0.01 * fs_hz), int(0.12 * fs_hz)
     order = np.argsort(d)[::-1]
     taken = np.zeros(d.size, dtype=bool)
-    vote, n = 0.0, 0
+    votes: list[float] = []
     for k in order:
-        if d[k] < 0.5 * d[order[0]] or n >= 12:
+        if d[k] < 0.5 * d[order[0]] or len(votes) >= 12:
             break
         if taken[max(k - refractory, 0):k + refractory].any():
             continue
         taken[k] = True
         if k - pre0 < 0 or k + post1 >= sag_lp.size:
             continue
-        vote += sag_lp[k - pre0:k - pre1].mean() - sag_lp[k + post0:k + post1].mean()
-        n += 1
-    if n == 0:  # no impacts: the biggest rate of a stride is mid-swing
+        votes.append(sag_lp[k - pre0:k - pre1].mean() - sag_lp[k + post0:k + post1].mean())
+    if not votes:  # no impacts: the biggest rate of a stride is mid-swing
         hi, lo = np.percentile(sag_lp, [99.0, 1.0])
         return 1.0 if hi >= -lo else -1.0
-    return 1.0 if vote >= 0 else -1.0
+    return 1.0 if np.median(votes) >= 0 else -1.0
 
 
 class Alignment:
     """Streaming sensor-to-body alignment (update/flush/reset)."""
 
-    def __init__(self, *, placement: str, warmup_active_s: float = 4.0, max_buffer_s: float = 20.0):
+    def __init__(self, *, placement: str, warmup_active_s: float = 2.5, max_buffer_s: float = 20.0):
         require(placement in ("foot", "shank"), f"placement must be foot or shank, got {placement!r}")
         require(warmup_active_s > 0, f"warmup_active_s must be > 0, got {warmup_active_s}")
         require(max_buffer_s > warmup_active_s, "max_buffer_s must exceed warmup_active_s")

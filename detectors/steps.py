@@ -10,8 +10,8 @@ for the foot and Aminian et al. 2002 (J. Biomech. 35:689) for the shank:
 1. A stride is segmented by the leg's **swing lobes**: the sagittal rate rises through
    ``swing_threshold_dps`` and stays above it for ``swing_confirm_s`` when the next swing
    starts (impact vibrations cross it only briefly).
-2. **IC** is the impact: the largest change of the acceleration vector within an impact
-   rise time (10 ms) between the previous swing and ``min_contact_s`` before this one,
+2. **IC** is the impact: the largest rise of the upward (body z) specific force within an
+   impact rise time (10 ms) between the previous swing and ``min_contact_s`` before this one,
    refined to the onset of the impact by intersecting the pre-impact and impact slopes
    (accelerometer onset, as in Purcell et al. 2006, Sports Eng. 9:123; Falbriard 2018 use
    the gyro minimum for IC, the accelerometer sharpens it). A window without an impact of
@@ -58,40 +58,39 @@ G_MS2 = 9.80665
 IMPACT_RISE_S = 0.010
 ONSET_FRACTION = 0.6
 # A stance window whose biggest acceleration jump comes after the candidate TO is rejected.
-LATE_IMPACT_RATIO = 2.0
+LATE_IMPACT_RATIO = 3.0
 
 
-def rise_amplitude(acc_ms2: np.ndarray, rise_n: int) -> np.ndarray:
-    """|a[n + rise_n] - a[n]|: how much the acceleration vector changes within one impact
-    rise time. Impacts change it by several g within ~10 ms; swing, roll-over and
-    push-off change it far more slowly. Row n of the result belongs to row n of acc."""
-    d = acc_ms2[rise_n:] - acc_ms2[:-rise_n]
-    return np.sqrt((d * d).sum(axis=1))
+def rise_amplitude(up_ms2: np.ndarray, rise_n: int) -> np.ndarray:
+    """``up[n + rise_n] - up[n]``: how much the upward specific force rises within one
+    impact rise time. At IC the ground stops the falling foot and pushes it up: impacts
+    raise it by several g within ~10 ms, while swing, roll-over and push-off change it
+    far more slowly (and the decay after the impact peak is a fall, not a rise)."""
+    return up_ms2[rise_n:] - up_ms2[:-rise_n]
 
 
-def impact_onset(acc_ms2: np.ndarray, lo: int, hi: int, *, rise_n: int) -> tuple[float, float] | None:
-    """Onset of the biggest impact whose rise starts in rows [lo, hi) of ``acc_ms2``.
+def impact_onset(up_ms2: np.ndarray, lo: int, hi: int, *, rise_n: int) -> tuple[float, float] | None:
+    """Onset of the biggest impact whose rise starts in samples [lo, hi) of ``up_ms2``
+    (the body-frame vertical specific force).
 
-    Returns (fractional row index of the onset, rise amplitude in m/s²) or None. The impact
-    is the largest change of the acceleration vector within ``rise_n`` samples; its onset
-    is the first jump of that rise reaching ONSET_FRACTION of its largest jump, refined to
-    a fraction of a sample where the straight line through the two samples before the jump
-    meets the line through the two samples after it (exact for a ramp).
+    Returns (fractional sample index of the onset, rise in m/s² within ``rise_n`` samples)
+    or None. The onset is the first step of that rise reaching ONSET_FRACTION of its
+    largest step, refined to a fraction of a sample where the straight line through the
+    two samples before it meets the line through the two samples after it (exact for a
+    ramp).
     """
     lo = max(lo, 3)
-    hi = min(hi, acc_ms2.shape[0] - rise_n - 3)
+    hi = min(hi, up_ms2.shape[0] - rise_n - 3)
     if hi - lo < 1:
         return None
-    r = rise_amplitude(acc_ms2[lo:hi + rise_n], rise_n)
+    r = rise_amplitude(up_ms2[lo:hi + rise_n], rise_n)
     n0 = lo + int(np.argmax(r))
     w0, w1 = n0 - 1, n0 + rise_n + 1
-    d = acc_ms2[w0 + 1:w1 + 1] - acc_ms2[w0:w1]
-    dn = np.sqrt((d * d).sum(axis=1))
-    k_max = int(np.argmax(dn))
-    k = int(np.flatnonzero(dn[:k_max + 1] >= ONSET_FRACTION * dn[k_max])[0])
+    d = up_ms2[w0 + 1:w1 + 1] - up_ms2[w0:w1]
+    k_max = int(np.argmax(d))
+    k = int(np.flatnonzero(d[:k_max + 1] >= ONSET_FRACTION * d[k_max])[0])
     n = w0 + k
-    u = d[k] / dn[k] if dn[k] > 0 else np.zeros(3)
-    s = acc_ms2[n - 2:n + 3] @ u  # s[j] is row n - 2 + j
+    s = up_ms2[n - 2:n + 3]  # s[j] is sample n - 2 + j
     best, best_score = n + 0.5, -1.0
     for m in (n, n - 1):
         j = m - (n - 2)
@@ -323,10 +322,10 @@ class GyroStepDetector(_StepDetectorBase):
         # IC: the impact, at least min_contact_s before TO
         ic_hi = int(math.floor(to - self.min_contact_s * fs))
         ic_lo = max(ws, int(math.ceil(to - self.max_contact_s * fs)))
-        found = impact_onset(b.acc, ic_lo - b.start, ic_hi - b.start, rise_n=self._rise_n)
+        found = impact_onset(b.acc[:, 2], ic_lo - b.start, ic_hi - b.start, rise_n=self._rise_n)
         if found is None or not self._jerk_ok(found[1]):
             return None  # no impact: not a stance (keep the window open)
-        late = b.acc[ic_hi - b.start:i_c + 1]
+        late = b.acc[ic_hi - b.start:i_c + 1, 2]
         if late.shape[0] > self._rise_n and \
                 rise_amplitude(late, self._rise_n).max() > LATE_IMPACT_RATIO * found[1]:
             # the real impact comes after this "toe-off": it was the terminal-swing rotation
@@ -373,7 +372,7 @@ class AccStepDetector(_StepDetectorBase):
             lo, hi = self._scan_from, b.end - self._rise_n - 3
             if hi - lo < 2 * ref:
                 break
-            d = rise_amplitude(b.acc[lo - b.start:hi - b.start + self._rise_n], self._rise_n)
+            d = rise_amplitude(b.acc[lo - b.start:hi - b.start + self._rise_n, 2], self._rise_n)
             thr = self.impact_jerk_min_gps * G_MS2 * self._rise_n / fs
             if self._recent:
                 thr = max(thr, self.relative_threshold * float(np.median(self._recent)))
@@ -385,7 +384,7 @@ class AccStepDetector(_StepDetectorBase):
             # the impact is the biggest jump within one refractory period from the first hit
             k = k + int(np.argmax(d[k:k + ref]))
             n = lo + k
-            found = impact_onset(b.acc, n - b.start, n - b.start + 1, rise_n=self._rise_n)
+            found = impact_onset(b.acc[:, 2], n - b.start, n - b.start + 1, rise_n=self._rise_n)
             if found is not None:
                 ic = b.start + found[0]
                 self._recent = (self._recent + [found[1]])[-8:]

@@ -247,8 +247,8 @@ class Simulator:
         tsw = T - tc
         if self.p.placement == "foot":
             th_s, th_n = s.strike_deg, nxt.strike_deg
-            t_ff = min(0.05 + 0.004 * abs(th_s), 0.35 * tc)
-            t_ho = 0.45 * tc
+            t_ff = min(0.04 + 0.003 * abs(th_s), 0.3 * tc)
+            t_ho = 0.6 * tc
             th_to = -(30.0 + 40.0 * s.speed_mps / 10.0)
             w_to = 1.7 * th_to / (tc - t_ho)
             w_ic = lambda th: -0.4 * th / t_ff  # noqa: E731  rolling towards flat at IC
