@@ -37,7 +37,8 @@ from pipeline.records import Gap, SampleBlock
 
 @dataclass
 class AssemblerCounters:
-    samples: int = 0
+    samples: int = 0  # handed out (after clock slips)
+    device_samples: int = 0  # received and accepted from the device
     blocks: int = 0
     segments: int = 0
     gaps: int = 0
@@ -230,6 +231,7 @@ class BlockAssembler:
             self._slip_checked_n = 0
             self._pending_gyr_none = gyr is None
         self._seg_dev_n += acc.shape[0]
+        self.counters.device_samples += acc.shape[0]
         if self._seg_t0_s is not None and self._seg_n - self._slip_checked_n >= fs * self.slip_check_s:
             acc, gyr = self._slip(t_first, fs, acc, gyr)
         n = acc.shape[0]

@@ -53,7 +53,7 @@ class SerialSource:
         text_fs_hz: float | None = None,
         text_acc_unit: str = "g",
         text_gyr_unit: str = "dps",
-        clock_warmup_s: float = 1.0,
+        clock_warmup_s: float = 2.0,
         clock_window_s: float = 60.0,
         slip_threshold_samples: float = 0.75,
         reopen_interval_s: float = 0.2,
@@ -99,6 +99,13 @@ class SerialSource:
     def open_once(self) -> None:
         """Open the port now (raises DeviceError with the reason): fail fast at start."""
         self._ser = self._open()
+
+    def close(self) -> None:
+        """Close a port opened by :meth:`open_once` that was never started."""
+        if self._ser is not None:
+            self._ser.close()
+            self._ser = None
+            self.connected = False
 
     def start(self) -> "SerialSource":
         self._thread.start()

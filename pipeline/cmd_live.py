@@ -116,6 +116,13 @@ def run(args: argparse.Namespace) -> int:
     if fmt == "text" and args.text_fs_hz is None:
         raise ConfigError("live: --format text needs the board's sample rate: --text-fs-hz HZ")
 
+    # everything heavy is imported and built before the ports open: from then on the
+    # readers must run, or the first packets queue up and the clock fit starts skewed
+    from pipeline.engine import Engine
+    from pipeline.run import run_session
+    from pipeline.sinks import build_sinks
+
+    engine = Engine(sensors, config=config)
     host_t0 = time.monotonic()
     session = SessionInfo(session_id=time.strftime("live-%Y%m%dT%H%M%S", time.gmtime()),
                           athlete=args.athlete, start_wall_ns=time.time_ns())
@@ -130,15 +137,16 @@ def run(args: argparse.Namespace) -> int:
         )
         for port, s in zip(args.serial, sensors)
     ]
-    for src in sources:  # a port that cannot be opened at start is an error (typo, permissions)
-        src.open_once()
-
-    from pipeline.engine import Engine
-    from pipeline.run import run_session
-    from pipeline.sinks import build_sinks
-
-    engine = Engine(sensors, config=config)
     sinks = build_sinks(args, config, session, sensors)
+    try:
+        for src in sources:  # a port that cannot be opened at start is an error (typo, permissions)
+            src.open_once()
+    except BaseException:
+        for src in sources:
+            src.close()
+        for sink in sinks:
+            sink.close(None)
+        raise
     stop = threading.Event()
     items = LiveItems(sources, q, duration_s=args.duration_s, stop=stop)
     extra: dict = {"inputs": list(args.serial), "config": config.source}
@@ -157,9 +165,9 @@ def run(args: argparse.Namespace) -> int:
         stop.set()
 
     previous = signal.signal(signal.SIGINT, on_sigint) if threading.current_thread() is threading.main_thread() else None
-    for src in sources:
-        src.start()
     try:
+        for src in sources:
+            src.start()
         summary = run_session(items, engine, sinks, session=session, source_stats=source_stats, extra=extra)
     finally:
         for src in sources:
