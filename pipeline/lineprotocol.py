@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 import re
+from functools import lru_cache
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields as dc_fields, is_dataclass
 
@@ -56,14 +57,16 @@ def _clean(s: str) -> str:
     return _CONTROL.sub(" ", s)
 
 
+@lru_cache(maxsize=256)
 def escape_measurement(name: str) -> str:
     if not name:
         raise ValueError("measurement name must not be empty")
     return _clean(name).translate(_MEAS_ESC)
 
 
+@lru_cache(maxsize=8192)
 def escape_key(key: str) -> str:
-    """Escape a tag key, tag value or field key."""
+    """Escape a tag key, tag value or field key (cached: names and tag values repeat)."""
     s = _clean(key)
     if s.endswith("\\"):
         s = s.rstrip("\\") + "/" * (len(s) - len(s.rstrip("\\")))
@@ -88,6 +91,13 @@ def to_timestamp(time_ns: int, precision: str) -> int:
     return (int(time_ns) + div // 2) // div if div > 1 else int(time_ns)
 
 
+@lru_cache(maxsize=4096)
+def _head(measurement: str, tags: tuple[tuple[str, str], ...]) -> str:
+    parts = [escape_measurement(measurement)]
+    parts += [f"{escape_key(k)}={escape_key(v)}" for k, v in sorted(tags) if v]
+    return ",".join(parts)
+
+
 def encode_point(
     measurement: str,
     tags: Mapping[str, str],
@@ -99,32 +109,42 @@ def encode_point(
 ) -> str | None:
     """One point as a line (no trailing newline), or ``None`` if no field is finite.
 
-    Numbers (int or float) are written as floats; ``str`` as string fields; ``bool`` is
-    refused (gaitwatch writes no booleans: a flag is a 0/1 float).
+    Numbers (int, float, bool, numpy scalars) are written as floats; ``str`` as string
+    fields. The series part (measurement + sorted tags) is cached: a session has few series.
     """
-    parts = [escape_measurement(measurement)]
-    for k in sorted(tags):
-        v = tags[k]
-        if v is None or v == "":
-            continue
-        parts.append(f"{escape_key(k)}={escape_key(str(v))}")
-    head = ",".join(parts)
+    head = _head(measurement, tuple((k, "" if v is None else str(v)) for k, v in tags.items()))
+    return _encode_fields(head, fields, time_ns, precision, stats)
+
+
+_KEY_PREFIX: dict[str, str] = {}  # field key -> 'escaped_key=' (names are few; bounded below)
+
+
+def _encode_fields(
+    head: str, fields: Mapping[str, float | int | str], time_ns: int, precision: str, stats: EncodeStats | None
+) -> str | None:
     out = []
+    dropped = 0
+    prefixes = _KEY_PREFIX
     for k, v in fields.items():
-        if isinstance(v, str):
-            out.append(f"{escape_key(k)}={escape_string_value(v)}")
-            continue
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
+        pre = prefixes.get(k)
+        if pre is None:
+            if len(prefixes) > 10_000:
+                prefixes.clear()
+            pre = prefixes[k] = escape_key(k) + "="
+        if type(v) is not float:
+            if isinstance(v, str):
+                out.append(pre + escape_string_value(v))
+                continue
             try:
-                v = float(v)  # numpy scalars
+                v = float(v)  # int, bool, numpy scalars
             except (TypeError, ValueError):
                 raise TypeError(f"field {k!r}: expected a number or str, got {type(v).__name__}") from None
-        fv = float(v)
-        if not math.isfinite(fv):
-            if stats is not None:
-                stats.nonfinite_dropped += 1
-            continue
-        out.append(f"{escape_key(k)}={format_float(fv)}")
+        if v - v == 0.0:  # finite (NaN - NaN and inf - inf are NaN)
+            out.append(pre + repr(v))
+        else:
+            dropped += 1
+    if stats is not None:
+        stats.nonfinite_dropped += dropped
     if not out:
         if stats is not None:
             stats.points_empty += 1
@@ -141,6 +161,12 @@ def _athlete(session: SessionInfo, sensor: SensorInfo | None = None, explicit: s
     return explicit or (sensor.athlete if sensor is not None and sensor.athlete else "") or session.athlete
 
 
+@lru_cache(maxsize=1024)
+def _sensor_head(measurement: str, session: SessionInfo, sensor: SensorInfo) -> str:
+    tags = sensor_tags(session, sensor)
+    return _head(measurement, tuple(tags.items()))
+
+
 def sensor_tags(session: SessionInfo, sensor: SensorInfo) -> dict[str, str]:
     return {
         schema.TAG_ATHLETE: _athlete(session, sensor),
@@ -152,16 +178,22 @@ def sensor_tags(session: SessionInfo, sensor: SensorInfo) -> dict[str, str]:
 
 
 def step_line(
-    record: StepRecord, *, session: SessionInfo, precision: str = "ns", stats: EncodeStats | None = None
+    record: StepRecord,
+    *,
+    session: SessionInfo,
+    precision: str = "ns",
+    stats: EncodeStats | None = None,
+    fields: Mapping[str, float | str] | None = None,
 ) -> str | None:
-    """A :class:`StepRecord` as a ``gait_step`` point at the initial contact's wall time."""
-    return encode_point(
-        schema.MEASUREMENT_STEP,
-        sensor_tags(session, record.sensor),
-        schema.step_fields(record),
+    """A :class:`StepRecord` as a ``gait_step`` point at the initial contact's wall time.
+
+    ``fields``: the record's :func:`pipeline.schema.step_fields` if already computed."""
+    return _encode_fields(
+        _sensor_head(schema.MEASUREMENT_STEP, session, record.sensor),
+        schema.step_fields(record) if fields is None else fields,
         session.wall_ns(record.step.ic_s),
-        precision=precision,
-        stats=stats,
+        precision,
+        stats,
     )
 
 

@@ -45,6 +45,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable
+from functools import lru_cache
 
 from pipeline.records import StepRecord
 
@@ -163,6 +164,7 @@ RESERVED_FIELD_NAMES: frozenset[str] = frozenset({"time"}) | ALL_TAGS
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
+@lru_cache(maxsize=4096)
 def check_field_name(name: str) -> str:
     """Validate a metric/field name: an identifier, not ``time`` and not a tag key."""
     if not isinstance(name, str) or not _NAME_RE.match(name):

@@ -9,8 +9,11 @@ Layout of a spool directory (one per InfluxDB target)::
                                    never credentials)
     000000000042-5000.lp           batch #42 holding 5000 lines, UTF-8 line protocol
 
-A batch is written to ``.tmp``, fsync'd, renamed into place and the directory fsync'd, so a
-batch file is either complete or absent after a crash (POSIX rename is atomic). Batches
+A batch is written to ``.tmp`` and renamed into place, so a batch file is either complete or
+absent after a crash (POSIX rename is atomic). Batches that wait (the server did not take
+them) are fsync'd, file and directory, so they also survive a power cut; the sink spools
+ahead of sending without fsync while the server accepts writes (a killed process loses
+nothing either way: the page cache belongs to the kernel). Batches
 are read back oldest first (by sequence number) and removed only after the server has
 accepted them; writing a point twice is harmless in InfluxDB (same series + timestamp
 overwrites), so a crash between "accepted" and "removed" at worst re-sends a batch.
@@ -42,6 +45,10 @@ class SpoolBatch:
     n_lines: int
     path: Path
     n_bytes: int
+
+    def read_bytes(self) -> bytes:
+        """The batch as stored: UTF-8 lines, each ending in a newline."""
+        return self.path.read_bytes()
 
     def read_lines(self) -> list[str]:
         text = self.path.read_text(encoding="utf-8")
@@ -116,7 +123,7 @@ class Spool:
             return sum(b.n_bytes for b in self._batches)
 
     # -- FIFO ------------------------------------------------------------------------------
-    def _write_atomic(self, path: Path, data: bytes) -> None:
+    def _write_atomic(self, path: Path, data: bytes, *, fsync: bool = True) -> None:
         tmp = path.with_name(path.name + ".tmp")
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -125,11 +132,13 @@ class Spool:
                 while view:
                     n = os.write(fd, view)
                     view = view[n:]
-                os.fsync(fd)
+                if fsync:
+                    os.fsync(fd)
             finally:
                 os.close(fd)
             os.replace(tmp, path)
-            _fsync_dir(self.directory)
+            if fsync:
+                _fsync_dir(self.directory)
         except OSError as exc:
             try:
                 tmp.unlink(missing_ok=True)
@@ -141,8 +150,26 @@ class Spool:
                 f"({self.depth_points} points waiting); stopping so that nothing is dropped"
             ) from None
 
-    def append(self, lines: list[str]) -> SpoolBatch:
-        """Durably append one batch (fsync'd before returning)."""
+    def sync(self) -> None:
+        """fsync every pending batch and the directory (when batches start to wait)."""
+        try:
+            for b in self.pending():
+                try:
+                    fd = os.open(b.path, os.O_RDONLY)
+                except FileNotFoundError:
+                    continue  # sent and removed meanwhile
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+            _fsync_dir(self.directory)
+        except OSError as exc:
+            raise SinkError(f"cannot sync the InfluxDB spool {self.directory}: {exc.strerror}") from None
+
+    def append(self, lines: list[str], *, fsync: bool = True) -> SpoolBatch:
+        """Append one batch: complete or absent after a crash (rename), and on stable
+        storage before returning if ``fsync`` (else it survives a killed process but not a
+        power cut until :meth:`sync`)."""
         if not lines:
             raise ValueError("append needs at least one line")
         data = ("\n".join(lines) + "\n").encode("utf-8")
@@ -157,7 +184,7 @@ class Spool:
             seq = self._next_seq
             self._next_seq += 1
         path = self.directory / f"{seq:012d}-{len(lines)}.lp"
-        self._write_atomic(path, data)
+        self._write_atomic(path, data, fsync=fsync)
         batch = SpoolBatch(seq, len(lines), path, len(data))
         with self._lock:
             self._batches.append(batch)
@@ -167,6 +194,18 @@ class Spool:
     def oldest(self) -> SpoolBatch | None:
         with self._lock:
             return self._batches[0] if self._batches else None
+
+    def oldest_run(self, *, max_lines: int) -> list[SpoolBatch]:
+        """The oldest batches, in order, as many as fit in ``max_lines`` (at least one)."""
+        out: list[SpoolBatch] = []
+        n = 0
+        with self._lock:
+            for b in self._batches:
+                if out and n + b.n_lines > max_lines:
+                    break
+                out.append(b)
+                n += b.n_lines
+        return out
 
     def pending(self) -> list[SpoolBatch]:
         with self._lock:

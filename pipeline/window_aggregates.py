@@ -42,34 +42,36 @@ class WindowAggregate:
 
 
 class _Acc:
-    __slots__ = ("k", "steps", "sums", "counts", "mins", "maxs", "order", "sensor")
+    """Running sum/count/min/max per field of one open window."""
+
+    __slots__ = ("k", "steps", "stats", "sensor")
 
     def __init__(self, k: int, sensor: SensorInfo):
         self.k = k
         self.sensor = sensor
         self.steps = 0
-        self.sums: dict[str, float] = {}
-        self.counts: dict[str, int] = {}
-        self.mins: dict[str, float] = {}
-        self.maxs: dict[str, float] = {}
+        self.stats: dict[str, list] = {}  # name -> [sum, count, min, max]
 
-    def add(self, record: StepRecord) -> None:
+    def add(self, record: StepRecord, fields: dict | None = None) -> None:
         self.steps += 1
-        for name, v in schema.step_fields(record).items():
-            if name in schema.STEP_NON_AGGREGATED or isinstance(v, str) or not math.isfinite(v):
+        skip = schema.STEP_NON_AGGREGATED
+        stats = self.stats
+        for name, v in (fields if fields is not None else schema.step_fields(record)).items():
+            if type(v) is not float or v - v != 0.0 or name in skip:  # strings, NaN, inf
                 continue
-            if name in self.sums:
-                self.sums[name] += v
-                self.counts[name] += 1
-                self.mins[name] = min(self.mins[name], v)
-                self.maxs[name] = max(self.maxs[name], v)
-            else:
-                self.sums[name], self.counts[name], self.mins[name], self.maxs[name] = v, 1, v, v
+            a = stats.get(name)
+            if a is None:
+                stats[name] = [v, 1, v, v]
+                continue
+            a[0] += v
+            a[1] += 1
+            if v < a[2]:
+                a[2] = v
+            elif v > a[3]:
+                a[3] = v
 
     def finish(self, window_s: float) -> WindowAggregate:
-        stats = tuple(
-            (n, self.sums[n] / self.counts[n], self.mins[n], self.maxs[n]) for n in self.sums
-        )
+        stats = tuple((n, a[0] / a[1], a[2], a[3]) for n, a in self.stats.items())
         return WindowAggregate(self.sensor, self.k * window_s, window_s, self.steps, stats)
 
 
@@ -82,9 +84,13 @@ class WindowAggregator:
         self.window_s = float(window_s)
         self._open: dict[str, _Acc] = {}
 
-    def update(self, records: Iterable[StepRecord]) -> list[WindowAggregate]:
+    def update(self, records: Iterable[StepRecord], fields: Iterable[dict] | None = None) -> list[WindowAggregate]:
+        """Add records; ``fields`` (optional, parallel to ``records``) are their
+        :func:`pipeline.schema.step_fields`, if the caller computed them already."""
         out: list[WindowAggregate] = []
+        fields_it = iter(fields) if fields is not None else None
         for r in records:
+            f = next(fields_it) if fields_it is not None else None
             if not isinstance(r, StepRecord):
                 continue
             k = math.floor(r.step.ic_s / self.window_s)
@@ -95,7 +101,7 @@ class WindowAggregator:
                 acc = None
             if acc is None:
                 acc = self._open[sid] = _Acc(k, r.sensor)
-            acc.add(r)
+            acc.add(r, f)
         return out
 
     def flush(self) -> list[WindowAggregate]:

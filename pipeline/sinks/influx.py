@@ -7,9 +7,9 @@ Data path (DESIGN.md, "Sources and sinks")::
     worker thread  -> oldest spool batch -> transport.send (its own retries/backoff)
                    -> accepted: removed from the spool
 
-Every batch is on disk before it is sent (write-ahead), so an outage, a crash or a killed
-process loses at most the lines still in the in-memory buffer (< ``flush_interval_s`` of
-data). When the server is down, batches pile up in the spool (its depth is reported as
+Every batch is in the spool before it is sent (write-ahead; fsync'd as soon as the
+server fails to take it, and on append while it is down), so an outage or a killed process
+loses at most the lines still in the in-memory buffer (< ``flush_interval_s`` of data). When the server is down, batches pile up in the spool (its depth is reported as
 ``gait_health``) and the worker retries the oldest one every ``replay_interval_s``, in
 order; it warns once per outage. Re-sending is harmless: InfluxDB overwrites a point with
 the same series and timestamp.
@@ -43,6 +43,7 @@ from pipeline.window_aggregates import WindowAggregator
 
 log = logging.getLogger(__name__)
 
+WAL_CHUNK_LINES = 1000
 ENV_TOKEN = "GAITWATCH_INFLUX_TOKEN"
 ENV_USERNAME = "GAITWATCH_INFLUX_USERNAME"
 ENV_PASSWORD = "GAITWATCH_INFLUX_PASSWORD"
@@ -146,6 +147,10 @@ class InfluxSink:
         self.sensors = {s.sensor_id: s for s in sensors}
         self.precision = precision
         self.batch_size = int(batch_size)
+        # Lines are spooled (write-ahead) in chunks of at most this many, so the worker can
+        # send while the producer encodes; it joins consecutive chunks up to batch_size per
+        # request (large requests when catching up after an outage).
+        self.chunk_lines = min(self.batch_size, WAL_CHUNK_LINES)
         self.flush_interval_s = float(flush_interval_s)
         self.replay_interval_s = float(replay_interval_s)
         self.close_timeout_s = float(close_timeout_s)
@@ -183,11 +188,19 @@ class InfluxSink:
             raise SinkError("InfluxDB sink: write() after close()")
         if self._error is not None:
             raise self._error
-        lines = lp.record_lines(records, session=self.session, precision=self.precision, stats=self._enc)
+        steps = [r for r in records if isinstance(r, StepRecord)]
+        fields = [schema.step_fields(r) for r in steps]
+        buf, enc, session, precision = self._buf, self._enc, self.session, self.precision
+        for r, f in zip(steps, fields):
+            line = lp.step_line(r, session=session, precision=precision, stats=enc, fields=f)
+            if line is not None:
+                buf.append(line)
+        if len(steps) != len(records):
+            buf.extend(lp.record_lines([r for r in records if not isinstance(r, StepRecord)],
+                                       session=session, precision=precision, stats=enc))
         if self._windows is not None:
-            windows = self._windows.update(r for r in records if isinstance(r, StepRecord))
-            lines += lp.record_lines(windows, session=self.session, precision=self.precision, stats=self._enc)
-        self._buf.extend(lines)
+            windows = self._windows.update(steps, fields)
+            buf.extend(lp.record_lines(windows, session=session, precision=precision, stats=enc))
         for r in records:
             t = r.step.ic_s if isinstance(r, StepRecord) else getattr(r, "t_s", None)
             if t is not None and t == t:
@@ -198,7 +211,7 @@ class InfluxSink:
             elif self._last_t_s >= self._next_health_s:
                 self._buf_health(self._last_t_s)
                 self._next_health_s = self._last_t_s + self.health_interval_s
-        if len(self._buf) >= self.batch_size or time.monotonic() - self._last_spool >= self.flush_interval_s:
+        if len(self._buf) >= self.chunk_lines or time.monotonic() - self._last_spool >= self.flush_interval_s:
             try:
                 self._spool_buffer()
             except SinkError as exc:
@@ -230,8 +243,10 @@ class InfluxSink:
 
     def _spool_buffer(self) -> None:
         while self._buf:
-            chunk = self._buf[: self.batch_size]
-            self.spool.append(chunk)  # SinkError (full/disk) propagates: the run stops
+            chunk = self._buf[: self.chunk_lines]
+            # fsync'd when the server is known down (the batch will wait); else the rename
+            # alone makes it survive a killed process, and the worker sends it right away.
+            self.spool.append(chunk, fsync=self._down)  # SinkError (full/disk): the run stops
             del self._buf[: len(chunk)]
         self._last_spool = time.monotonic()
         with self._cond:
@@ -239,6 +254,10 @@ class InfluxSink:
 
     # -- worker side ----------------------------------------------------------------------
     def _mark_down(self, exc: BaseException) -> None:
+        try:
+            self.spool.sync()  # everything now waiting is on stable storage
+        except SinkError as err:
+            self._error = err
         if not self._down:
             self._down = True
             self.stats.outages += 1
@@ -246,23 +265,26 @@ class InfluxSink:
                         exc, self.spool.directory, self.replay_interval_s)
         self._retry_at = time.monotonic() + self.replay_interval_s
 
-    def _deliver(self, batch: SpoolBatch) -> None:
-        lines = batch.read_lines()
+    def _deliver(self, batches: list[SpoolBatch]) -> None:
+        """Send consecutive spool batches as one request (up to ``batch_size`` lines)."""
+        body = b"".join(b.read_bytes() for b in batches)
+        n_lines = sum(b.n_lines for b in batches)
         t0 = time.monotonic()
         rejected: list[tuple[str, str]] = []
         try:
-            self.transport.send(lines)
+            self.transport.send(body)
         except Rejected:
-            self._split(lines, rejected)
+            self._split([ln for ln in body.decode("utf-8").split("\n") if ln], rejected)
         self.stats.last_write_latency_ms = (time.monotonic() - t0) * 1e3
         for line, why in rejected:
             log.error("InfluxDB rejected a point (%s), skipped: %s", why, line if len(line) <= 400 else line[:400] + "...")
             if len(self.stats.rejected_examples) < 10:
                 self.stats.rejected_examples.append(line)
         self.stats.lines_rejected += len(rejected)
-        self.stats.points_written += len(lines) - len(rejected)
+        self.stats.points_written += n_lines - len(rejected)
         self.stats.batches_written += 1
-        self.spool.remove(batch)
+        for b in batches:
+            self.spool.remove(b)
 
     def _split(self, lines: list[str], rejected: list[tuple[str, str]]) -> None:
         """Find the lines the server refuses by halving (each request is one plain write)."""
@@ -289,15 +311,15 @@ class InfluxSink:
                     self._cond.wait(timeout if timeout is not None else 0.5)
                 if self._stop and (self.spool.depth_batches == 0 or self._down):
                     return
-            batch = self.spool.oldest()
-            if batch is None:
+            batches = self.spool.oldest_run(max_lines=self.batch_size)
+            if not batches:
                 continue
             try:
                 if self._down:
                     # Probe with one cheap request (no retries) before sending real batches,
                     # so a known outage does not cost a full backoff cycle per attempt.
                     self.transport.check()
-                self._deliver(batch)
+                self._deliver(batches)
             except (Unavailable, Refused) as exc:
                 self._mark_down(exc)
                 continue

@@ -1,8 +1,9 @@
 """What an InfluxDB transport may raise, shared by the v1 and v2 transports and the sink.
 
 A transport has ``describe() -> dict`` (target, no secrets), ``where`` (for messages),
-``check()`` (at start), ``send(lines)`` (the normal path, with the transport's retries and
-backoff), ``post(lines)`` (one plain request, used to split a rejected batch) and ``close()``.
+``check()`` (at start), ``send(body)`` (the normal path: newline-separated UTF-8 lines, with
+the transport's retries and backoff), ``post(lines)`` (used to split a rejected batch) and
+``close()``.
 """
 
 from __future__ import annotations

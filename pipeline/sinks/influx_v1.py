@@ -125,11 +125,14 @@ class V1Transport:
         except Rejected:
             pass  # a server that refuses an empty body has passed auth and database checks
 
-    def send(self, lines: list[str]) -> None:
-        """Write one batch, retrying with backoff; raises Unavailable/Refused/Rejected."""
-        self._post(("\n".join(lines)).encode("utf-8"), retries=self._retry)
+    def send(self, body: bytes) -> None:
+        """Write one batch (newline-separated UTF-8 lines), retrying with backoff;
+        raises Unavailable/Refused/Rejected."""
+        self._post(body, retries=self._retry)
 
-    post = send  # the single-request path (used when splitting a rejected batch)
+    def post(self, lines: list[str]) -> None:
+        """Write some lines (used when splitting a rejected batch), with retries."""
+        self._post(("\n".join(lines)).encode("utf-8"), retries=self._retry)
 
     def close(self) -> None:
         self._http.clear()

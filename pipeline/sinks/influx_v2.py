@@ -140,7 +140,10 @@ class V2Transport:
                 return  # e.g. 2.x "writing requires points": auth and bucket were accepted
             raise err from None
 
-    def send(self, lines: list[str]) -> None:
+    def send(self, body: bytes) -> None:
+        """Hand one batch (newline-separated lines) to the batching WriteApi and wait for
+        its callbacks; raises Unavailable/Refused/Rejected."""
+        lines = [ln for ln in body.decode("utf-8").split("\n") if ln]
         if not lines:
             return
         with self._cond:
