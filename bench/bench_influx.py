@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import os
 import shutil
 import sys
 import tempfile
@@ -109,15 +110,17 @@ def raw_ceiling(srv: InfluxServer, db: str, lines: list[str], batch: int = 5000)
     return len(lines) / dt
 
 
-def sink_rate(section: dict, session, records, chunk: int) -> tuple[float, float, int]:
+def sink_rate(section: dict, session, records, chunk: int) -> tuple[float, float, int, float]:
+    c0 = time.process_time()
     t0 = time.perf_counter()
     sink = sink_from_config(section, session=session, sensors=[])
     for i in range(0, len(records), chunk):
         sink.write(records[i:i + chunk])
     stats = sink.close(None)
     dt = time.perf_counter() - t0
+    cpu = time.process_time() - c0
     assert sink.spool.depth_points == 0 and stats.lines_rejected == 0
-    return stats.points_written / dt, dt, stats.points_written
+    return stats.points_written / dt, dt, stats.points_written, cpu
 
 
 def main() -> int:
@@ -164,11 +167,14 @@ def main() -> int:
             best[transport] = max(rates)
 
         hour_replay_s = replay_s * 3600.0 / args.sim_s
-        v1_rate, v1_s, v1_pts = best["v1"]
+        print(f"load average after the timed runs: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
+        v1_rate, v1_s, v1_pts, v1_cpu = best["v1"]
         print(f"raw ceiling  (pre-built lines, 5000/batch, /write): {best_raw:10.0f} points/s")
         print(f"gaitwatch sink v1 (encode + spool + /write)       : {v1_rate:10.0f} points/s "
-              f"= {100 * v1_rate / best_raw:.0f} % of the ceiling")
-        v2_rate, v2_s, _ = best["v2"]
+              f"= {100 * v1_rate / best_raw:.0f} % of the ceiling "
+              f"(gaitwatch's own CPU: {v1_cpu:.2f} s of {v1_s:.2f} s wall; the server needs "
+              f"{v1_pts / best_raw:.2f} s of its own)")
+        v2_rate, v2_s, _, _ = best["v2"]
         print(f"gaitwatch sink v2 (influxdb-client via test front): {v2_rate:10.0f} points/s "
               f"= {100 * v2_rate / best_raw:.0f} % (the front is a Python proxy: lower bound)")
         print(f"1-hour 2-sensor session ({v1_pts} points incl. windows/health): written in {v1_s:.2f} s "
