@@ -166,3 +166,41 @@ def test_a_port_that_does_not_exist_fails_with_a_clear_error(tmp_path):
 def test_text_without_declared_rate_is_refused():
     with pytest.raises(ValueError, match="text_fs_hz"):
         make_source("/dev/null", queue.Queue(), fmt="text")
+
+
+def test_two_sensors_share_one_host_time_base():
+    # two devices whose clocks have nothing in common (one about to wrap, one drifting)
+    # sample the same moment: their first samples map to the same session time
+    devs = [DeviceParams(fs_hz=FS, t0_us=2**32 - 700_000, seq0=65000),
+            DeviceParams(fs_hz=FS, t0_us=12_345, drift_ppm=300.0, device_id=7, name="other")]
+    sig = sine_signal(fs_hz=FS)
+    q: queue.Queue = queue.Queue()
+    ports = [PtyPort(), PtyPort()]
+    t0 = time.monotonic()
+    srcs = [SerialSource(port=p.path, sensor_id=f"s{k}", out=q, host_t0_s=t0, clock_warmup_s=0.5)
+            for k, p in enumerate(ports)]
+    for s in srcs:
+        s.open_once()
+        s.start()
+    chunks = [list(device_frames(d, sig, n_samples=int(FS * 1.5))) for d in devs]
+    start = time.monotonic()
+    ths = [threading.Thread(target=stream, args=(p, c)) for p, c in zip(ports, chunks)]
+    for th in ths:
+        th.start()
+    items = []
+    for it in LiveItems(srcs, q, duration_s=10.0):
+        items.append(it)
+        got = {i.sensor_id for i in items if isinstance(i, SampleBlock)}
+        if got == {"s0", "s1"}:
+            break
+    for th in ths:
+        th.join()
+    for p in ports:
+        p.close()
+    first = {}
+    for i in items:
+        if isinstance(i, SampleBlock) and i.sensor_id not in first:
+            first[i.sensor_id] = i.t0_s
+    assert set(first) == {"s0", "s1"}
+    assert abs(first["s0"] - first["s1"]) < 1e-3
+    assert abs(first["s0"] - (start - t0)) < 5e-3  # and both are where the session clock says
