@@ -370,3 +370,35 @@ def test_full_spool_stops_the_run(influx_server, tmp_path):
     assert depth > 0
     sink.close(None)  # the error was raised once, from write(); close cleans up quietly
     assert sink.spool.depth_points == depth  # everything accepted is still there
+
+
+def test_partial_buffer_reaches_the_server_without_another_write(influx_server, influx_db, tmp_path):
+    """Live: the runner stops, no write() comes; the last steps still arrive within flush_interval_s."""
+    recs = make_step_records(sensors=[LEFT], duration_s=10.0)
+    sink = sink_from_config(section(influx_server.url, influx_db, tmp_path, flush_interval_s=0.3, **creds(influx_server)),
+                            session=SESSION, sensors=[LEFT])
+    try:
+        sink.write(recs[:1])  # first call: the buffer is young, nothing spooled yet
+        sink.write(recs[1:])
+        deadline = time.monotonic() + 10
+        while n_steps(influx_server, influx_db) < len(recs) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert n_steps(influx_server, influx_db) == len(recs)
+    finally:
+        sink.close(None)
+
+
+def test_ns_precision_and_source_health(influx_server, influx_db, tmp_path):
+    recs = make_step_records(sensors=[LEFT], duration_s=5.0)
+    sink = sink_from_config(section(influx_server.url, influx_db, tmp_path, precision="ns", **creds(influx_server)),
+                            session=SESSION, sensors=[LEFT])
+    sink.write(recs)
+    sink.write_health(t_s=4.5, component=schema.HEALTH_COMPONENT_SOURCE, sensor="L-foot",
+                      values={schema.FIELD_PACKETS_LOST: 3, schema.FIELD_RESYNCS: 1, schema.FIELD_LATENCY_MS: 12.5})
+    sink.close(None)
+    times = [v[0] for v in influx_server.query(f'SELECT "ic_s" FROM "{schema.MEASUREMENT_STEP}"', db=influx_db)[0]["values"]]
+    assert times == [SESSION.wall_ns(r.step.ic_s) for r in recs]  # exact nanoseconds
+    h = influx_server.rows(
+        f'SELECT * FROM "{schema.MEASUREMENT_HEALTH}" WHERE "component" = \'{schema.HEALTH_COMPONENT_SOURCE}\'', db=influx_db)
+    assert len(h) == 1 and h[0]["packets_lost"] == 3 and h[0]["resyncs"] == 1 and h[0]["sensor"] == "L-foot"
+    assert h[0]["time"] == SESSION.wall_ns(4.5)

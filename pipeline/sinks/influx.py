@@ -2,17 +2,18 @@
 
 Data path (DESIGN.md, "Sources and sinks")::
 
-    write(records) -> lines (pipeline.lineprotocol) -> buffer
-                   -> every batch_size lines / flush_interval_s: Spool.append (fsync'd)
-    worker thread  -> oldest spool batch -> transport.send (its own retries/backoff)
-                   -> accepted: removed from the spool
+    write(records) -> lines (pipeline.lineprotocol) -> in-memory buffer
+                   -> every 1000 lines / flush_interval_s: Spool.append (write-ahead)
+    worker thread  -> oldest spool batches (joined up to batch_size lines)
+                   -> transport.send (its own retries/backoff) -> accepted: removed
 
-Every batch is in the spool before it is sent (write-ahead; fsync'd as soon as the
-server fails to take it, and on append while it is down), so an outage or a killed process
-loses at most the lines still in the in-memory buffer (< ``flush_interval_s`` of data). When the server is down, batches pile up in the spool (its depth is reported as
-``gait_health``) and the worker retries the oldest one every ``replay_interval_s``, in
-order; it warns once per outage. Re-sending is harmless: InfluxDB overwrites a point with
-the same series and timestamp.
+Every batch is in the spool before it is sent (fsync'd as soon as the server fails to take
+it, and on append while it is down), so an outage or a killed process loses at most the
+lines still in the in-memory buffer (< ``flush_interval_s`` of data; the worker spools a
+stale buffer by itself). When the server is down, batches pile up in the spool (its depth
+is reported in ``gait_health``); the worker probes the server every ``replay_interval_s``
+and replays the spool oldest first; it warns once per outage. Re-sending is harmless:
+InfluxDB overwrites a point with the same series and timestamp.
 
 A batch the server rejects (400/413/422) is split in halves until the offending lines are
 found; those are logged (shortened) and counted, the rest is written. Wrong credentials or
@@ -159,6 +160,7 @@ class InfluxSink:
         self._enc = lp.EncodeStats()
         self._windows = WindowAggregator(window_s=window_s) if window_s > 0 else None
         self._buf: list[str] = []
+        self._buf_lock = threading.RLock()  # the producer and the worker's stale-buffer flush
         self._last_spool = time.monotonic()
         self._next_health_s: float | None = None
         self._last_t_s = 0.0
@@ -168,6 +170,7 @@ class InfluxSink:
         self._down = False
         self._retry_at = 0.0
         self._error: BaseException | None = None
+        self._error_raised = False
         if check:
             try:
                 transport.check()
@@ -187,43 +190,46 @@ class InfluxSink:
         if self._closed:
             raise SinkError("InfluxDB sink: write() after close()")
         if self._error is not None:
+            self._error_raised = True
             raise self._error
-        steps = [r for r in records if isinstance(r, StepRecord)]
-        fields = [schema.step_fields(r) for r in steps]
-        buf, enc, session, precision = self._buf, self._enc, self.session, self.precision
-        for r, f in zip(steps, fields):
-            line = lp.step_line(r, session=session, precision=precision, stats=enc, fields=f)
-            if line is not None:
-                buf.append(line)
-        if len(steps) != len(records):
-            buf.extend(lp.record_lines([r for r in records if not isinstance(r, StepRecord)],
-                                       session=session, precision=precision, stats=enc))
-        if self._windows is not None:
-            windows = self._windows.update(steps, fields)
-            buf.extend(lp.record_lines(windows, session=session, precision=precision, stats=enc))
-        for r in records:
-            t = r.step.ic_s if isinstance(r, StepRecord) else getattr(r, "t_s", None)
-            if t is not None and t == t:
-                self._last_t_s = max(self._last_t_s, t)
-        if self.health_interval_s > 0:
-            if self._next_health_s is None:
-                self._next_health_s = self._last_t_s + self.health_interval_s
-            elif self._last_t_s >= self._next_health_s:
-                self._buf_health(self._last_t_s)
-                self._next_health_s = self._last_t_s + self.health_interval_s
-        if len(self._buf) >= self.chunk_lines or time.monotonic() - self._last_spool >= self.flush_interval_s:
-            try:
-                self._spool_buffer()
-            except SinkError as exc:
-                self._error = exc
-                raise
+        with self._buf_lock:
+            steps = [r for r in records if isinstance(r, StepRecord)]
+            fields = [schema.step_fields(r) for r in steps]
+            buf, enc, session, precision = self._buf, self._enc, self.session, self.precision
+            for r, f in zip(steps, fields):
+                line = lp.step_line(r, session=session, precision=precision, stats=enc, fields=f)
+                if line is not None:
+                    buf.append(line)
+            if len(steps) != len(records):
+                buf.extend(lp.record_lines([r for r in records if not isinstance(r, StepRecord)],
+                                           session=session, precision=precision, stats=enc))
+            if self._windows is not None:
+                windows = self._windows.update(steps, fields)
+                buf.extend(lp.record_lines(windows, session=session, precision=precision, stats=enc))
+            for r in records:
+                t = r.step.ic_s if isinstance(r, StepRecord) else getattr(r, "t_s", None)
+                if t is not None and t == t:
+                    self._last_t_s = max(self._last_t_s, t)
+            if self.health_interval_s > 0:
+                if self._next_health_s is None:
+                    self._next_health_s = self._last_t_s + self.health_interval_s
+                elif self._last_t_s >= self._next_health_s:
+                    self._buf_health(self._last_t_s)
+                    self._next_health_s = self._last_t_s + self.health_interval_s
+            if len(self._buf) >= self.chunk_lines or time.monotonic() - self._last_spool >= self.flush_interval_s:
+                try:
+                    self._spool_buffer()
+                except SinkError as exc:
+                    self._error, self._error_raised = exc, True
+                    raise
 
     def write_health(self, *, t_s: float, component: str, values: Mapping[str, float], sensor: str = "") -> None:
         """Health counters of another component (e.g. a serial source: packets_lost, resyncs)."""
         line = lp.health_line(session=self.session, t_s=t_s, component=component, values=values,
                               sensor=sensor, precision=self.precision, stats=self._enc)
         if line:
-            self._buf.append(line)
+            with self._buf_lock:
+                self._buf.append(line)
 
     def _buf_health(self, t_s: float) -> None:
         s = self.stats
@@ -242,6 +248,12 @@ class InfluxSink:
             self._buf.append(line)
 
     def _spool_buffer(self) -> None:
+        with self._buf_lock:
+            self._spool_buffer_locked()
+        with self._cond:
+            self._cond.notify_all()
+
+    def _spool_buffer_locked(self) -> None:
         while self._buf:
             chunk = self._buf[: self.chunk_lines]
             # fsync'd when the server is known down (the batch will wait); else the rename
@@ -249,8 +261,6 @@ class InfluxSink:
             self.spool.append(chunk, fsync=self._down)  # SinkError (full/disk): the run stops
             del self._buf[: len(chunk)]
         self._last_spool = time.monotonic()
-        with self._cond:
-            self._cond.notify_all()
 
     # -- worker side ----------------------------------------------------------------------
     def _mark_down(self, exc: BaseException) -> None:
@@ -301,16 +311,32 @@ class InfluxSink:
             except Rejected:
                 self._split(part, rejected)
 
+    def _flush_stale(self) -> None:
+        """Spool a partial buffer older than ``flush_interval_s`` (live: no write() may come
+        for a while when the runner stops, yet the last steps should reach the server)."""
+        if self._closed or not self._buf or time.monotonic() - self._last_spool < self.flush_interval_s:
+            return
+        with self._buf_lock:
+            if self._buf and not self._closed:
+                try:
+                    self._spool_buffer()
+                except SinkError as exc:
+                    self._error = exc
+
     def _run(self) -> None:
         while True:
+            self._flush_stale()
             with self._cond:
-                while not self._stop and (
-                    self.spool.depth_batches == 0 or (self._down and time.monotonic() < self._retry_at)
-                ):
-                    timeout = max(0.0, self._retry_at - time.monotonic()) if self._down else None
-                    self._cond.wait(timeout if timeout is not None else 0.5)
                 if self._stop and (self.spool.depth_batches == 0 or self._down):
                     return
+                if not self._stop and (
+                    self.spool.depth_batches == 0 or (self._down and time.monotonic() < self._retry_at)
+                ):
+                    timeout = 0.25
+                    if self._down:
+                        timeout = min(timeout, max(0.0, self._retry_at - time.monotonic()))
+                    self._cond.wait(timeout)
+                    continue
             batches = self.spool.oldest_run(max_lines=self.batch_size)
             if not batches:
                 continue
@@ -354,7 +380,6 @@ class InfluxSink:
         if self._closed:
             return self.stats
         self._closed = True
-        reported = self._error  # already raised from write(): do not raise it twice
         try:
             if self._error is None:
                 extra = []
@@ -389,7 +414,7 @@ class InfluxSink:
         if left:
             log.warning("InfluxDB at %s did not take %d points; they are safe in %s and are sent at the "
                         "next run or with `gaitwatch spool flush`", self.transport.where, left, self.spool.directory)
-        if self._error is not None and self._error is not reported:
+        if self._error is not None and not self._error_raised:  # (raised from write() already: not twice)
             raise self._error
         return self.stats
 
