@@ -141,3 +141,20 @@ def test_summary_lines_from_the_real_session_summary():
 def test_record_lines_refuses_unknown_types():
     with pytest.raises(TypeError, match="cannot encode dict"):
         lp.record_lines([{}], session=SESSION)
+
+
+def test_readme_documents_every_measurement_tag_and_health_field():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## InfluxDB schema", 1)[1]
+    rows = {m: next(ln for ln in section.splitlines() if ln.startswith(f"| `{m}`")) for m in schema.MEASUREMENTS}
+    for m, tags in schema.TAGS_BY_MEASUREMENT.items():
+        for t in tags:
+            assert t in rows[m], (m, t)
+    for f in schema.STEP_CORE_FIELDS:
+        assert f"`{f}`" in rows[schema.MEASUREMENT_STEP]
+    for f in schema.HEALTH_FIELDS:
+        assert f"`{f}`" in rows[schema.MEASUREMENT_HEALTH]
+    for f in (schema.FIELD_ALERT_VALUE, schema.FIELD_ALERT_THRESHOLD, schema.FIELD_ALERT_T_S, schema.FIELD_ALERT_MESSAGE):
+        assert f"`{f}`" in rows[schema.MEASUREMENT_ALERT]
