@@ -560,70 +560,45 @@ class Recording:
 
     # -- streaming
     def items(self) -> Iterator[SampleBlock | Gap]:
-        """Validate and yield SampleBlocks and Gaps in time order (one pass over the file)."""
+        """Validate and yield SampleBlocks and Gaps in time order (one pass over the file).
+
+        On a fault the rows before it are still processed (their blocks are yielded), then
+        the InputError of the *earliest* faulty row is raised.
+        """
         p = str(self.path)
         cols = self.columns
         stats = self.stats = RecordingStats(fs_hz=self.fs_hz)
         scale = np.array([ACC_UNITS[cols.acc_unit]] * 3 + ([GYR_UNITS[cols.gyr_unit]] * 3 if cols.gyr_pos else []))
         rs = _Resampler(sensor_id=self.info.sensor_id, fs_hz=self.fs_hz, gap_fill_max_s=self.gap_fill_max_s,
                         block_n=self.block_n, n_acc=3, stats=stats)
-        sig_pos = list(cols.acc_pos) + list(cols.gyr_pos or ())
-        sig_names = cols.signal_names
-        last_t = math.nan  # last valid t_s (any row)
-        last_good_t = math.nan  # last t_s of a row with all values
-        nan_run: tuple[int, str, float] | None = None  # (first line, column, t of last good row)
+        state = _ReadState()
         line0 = 2  # file line of the chunk's first row
         try:
             reader = self._read_csv(chunksize=self.chunk_rows)
             for chunk in reader:
                 n = len(chunk)
-                t = _numeric(chunk[cols.t_pos], path=p, line0=line0, column="t_s")
-                v = np.empty((n, len(sig_pos)), dtype=np.float64)
-                for j, pos in enumerate(sig_pos):
-                    v[:, j] = _numeric(chunk[pos], path=p, line0=line0, column=sig_names[j])
-                bad_t = np.flatnonzero(~np.isfinite(t))
-                if len(bad_t):
-                    r = int(bad_t[0])
-                    what = "empty line" if np.isnan(v[r]).all() and np.isnan(t[r]) else \
-                        ("missing time value" if np.isnan(t[r]) else f"time is not finite ({t[r]})")
-                    raise InputError(f"{what}: every row needs a t_s", path=p, line=line0 + r, column="t_s")
-                inf = np.isinf(v)
-                if inf.any():
-                    r, j = np.argwhere(inf)[0]
-                    raise InputError(f"value is not finite ({v[r, j]})", path=p, line=line0 + int(r),
-                                     column=sig_names[j])
-                tt = np.concatenate([[last_t], t]) if not math.isnan(last_t) else t
-                offset = len(tt) - len(t)
-                back = np.flatnonzero(np.diff(tt) <= 0)
-                if len(back):
-                    k = int(back[0])
-                    prev, cur = float(tt[k]), float(tt[k + 1])
-                    word = "repeats" if cur == prev else "goes backwards"
-                    raise InputError(f"time {word}: t_s={cur!r} after {prev!r} (t_s must increase strictly)",
-                                     path=p, line=line0 + k + 1 - offset, column="t_s")
-                last_t = float(t[-1])
-                stats.rows += n
-                if math.isnan(stats.first_t_s):
-                    stats.first_t_s = float(t[0])
-                stats.last_t_s = last_t
-                # rows with a missing signal value: dropped; the hole is bounded like a hole in time
-                nanmask = np.isnan(v).any(axis=1)
-                if nanmask.any() or nan_run is not None:
-                    nan_run = self._check_nan_runs(t, v, nanmask, line0, nan_run, last_good_t, sig_names)
-                    stats.nan_rows += int(nanmask.sum())
-                    good = ~nanmask
-                    if good.any():
-                        last_good_t = float(t[good][-1])
-                    t_use, v_use = t[good], v[good]
-                else:
-                    last_good_t = last_t
-                    t_use, v_use = t, v
-                if len(t_use):
-                    v_use = v_use * scale
-                    yield from rs.feed(t_use, v_use)
+                fault: InputError | None = None
+                while True:  # shrink to the valid prefix before the earliest fault
+                    try:
+                        t, v, new_state = self._validate(chunk.iloc[:n] if n < len(chunk) else chunk, line0, state)
+                        break
+                    except InputError as exc:
+                        fault = exc
+                        r = exc.line - line0 if exc.line is not None else 0
+                        n = r if 0 <= r < n else 0
+                state = new_state
+                if n:
+                    stats.rows += n
+                    stats.nan_rows += new_state.nan_rows_added
+                    if math.isnan(stats.first_t_s):
+                        stats.first_t_s = new_state.first_t
+                    stats.last_t_s = state.last_t
+                    if len(t):
+                        yield from rs.feed(t, v * scale)
+                if fault is not None:
+                    yield from rs.finish()  # the valid samples before the fault, to the last one
+                    raise fault
                 line0 += n
-        except InputError:
-            raise
         except pd.errors.ParserError as exc:
             raise InputError(_parser_message(exc), path=p) from None
         except (UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
@@ -633,6 +608,68 @@ class Recording:
                              path=p, line=line0 - 1)
         yield from rs.finish()
         stats.complete = True
+
+    def _validate(self, chunk: pd.DataFrame, line0: int, state: "_ReadState"):
+        """Check one chunk (no side effects); return (t, values of complete rows, new state).
+
+        Raises the InputError of the first fault found (not necessarily the earliest row:
+        the caller retries on the prefix before it until a prefix is clean).
+        """
+        p = str(self.path)
+        cols = self.columns
+        sig_pos = list(cols.acc_pos) + list(cols.gyr_pos or ())
+        sig_names = cols.signal_names
+        n = len(chunk)
+        if n == 0:
+            return np.empty(0), np.empty((0, len(sig_pos))), _ReadState(
+                last_t=state.last_t, last_good_t=state.last_good_t, nan_run=state.nan_run)
+        t = _numeric(chunk[cols.t_pos], path=p, line0=line0, column="t_s")
+        v = np.empty((n, len(sig_pos)), dtype=np.float64)
+        for j, pos in enumerate(sig_pos):
+            v[:, j] = _numeric(chunk[pos], path=p, line0=line0, column=sig_names[j])
+        bad_t = np.flatnonzero(~np.isfinite(t))
+        if len(bad_t):
+            r = int(bad_t[0])
+            what = "empty line" if np.isnan(v[r]).all() and np.isnan(t[r]) else \
+                ("missing time value" if np.isnan(t[r]) else f"time is not finite ({t[r]})")
+            raise InputError(f"{what}: every row needs a t_s", path=p, line=line0 + r, column="t_s")
+        inf = np.isinf(v)
+        if inf.any():
+            r, j = np.argwhere(inf)[0]
+            raise InputError(f"value is not finite ({v[r, j]})", path=p, line=line0 + int(r), column=sig_names[j])
+        tt = np.concatenate([[state.last_t], t]) if not math.isnan(state.last_t) else t
+        offset = len(tt) - len(t)
+        back = np.flatnonzero(np.diff(tt) <= 0)
+        if len(back):
+            k = int(back[0])
+            prev, cur = float(tt[k]), float(tt[k + 1])
+            word = "repeats" if cur == prev else "goes backwards"
+            raise InputError(f"time {word}: t_s={cur!r} after {prev!r} (t_s must increase strictly)",
+                             path=p, line=line0 + k + 1 - offset, column="t_s")
+        new = _ReadState(last_t=float(t[-1]), last_good_t=state.last_good_t, nan_run=state.nan_run,
+                         first_t=float(t[0]))
+        # rows with a missing signal value: dropped; the hole is bounded like a hole in time
+        nanmask = np.isnan(v).any(axis=1)
+        if nanmask.any() or state.nan_run is not None:
+            new.nan_run = self._check_nan_runs(t, v, nanmask, line0, state.nan_run, state.last_good_t, sig_names)
+            new.nan_rows_added = int(nanmask.sum())
+            good = ~nanmask
+            if good.any():
+                new.last_good_t = float(t[good][-1])
+            return t[good], v[good], new
+        new.last_good_t = new.last_t
+        return t, v, new
+
+
+@dataclass
+class _ReadState:
+    """What the validation of one chunk needs from the rows before it."""
+
+    last_t: float = math.nan  # t_s of the last row
+    last_good_t: float = math.nan  # t_s of the last row with all values
+    nan_run: tuple[int, str, float] | None = None  # open run of missing values: (first line, column, start t)
+    first_t: float = math.nan  # t_s of this chunk's first row
+    nan_rows_added: int = 0
 
 
 def _parser_message(exc: Exception) -> str:

@@ -4,8 +4,9 @@
 finished StepRecords to every sink, flushes the engine at the end of the stream, builds
 the session summary and closes the sinks with it. Nothing computed is lost on failure:
 the sinks are closed in ``finally`` with a summary whose ``status`` says ``"failed"``
-(and the error) or ``"interrupted"`` (Ctrl-C: the engine is flushed first, so steps
-still pending in the detectors are written too), and the exception is re-raised.
+(and the error) or ``"interrupted"`` (Ctrl-C), and the exception is re-raised. In both
+cases the engine is flushed first, so steps still pending in the detectors (computed from
+the valid samples before the fault) are written too.
 """
 
 from __future__ import annotations
@@ -57,15 +58,15 @@ def run_session(
                 progress(item)
         deliver(engine.flush())
         status = "complete"
-    except KeyboardInterrupt:
-        status = "interrupted"
-        try:
-            deliver(engine.flush())
-        except Exception as exc:  # the run is being abandoned; keep what we have
-            log.warning("flush after interrupt failed: %s", exc)
-        raise
     except BaseException as exc:
-        error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if isinstance(exc, KeyboardInterrupt):
+            status = "interrupted"
+        else:
+            error = " ".join(str(exc).split()) or type(exc).__name__
+        try:  # steps still pending in the detectors were computed from valid samples: keep them
+            deliver(engine.flush())
+        except Exception as flush_exc:  # the run is being abandoned; keep what we have
+            log.warning("flush after %s failed: %s", status, flush_exc)
         raise
     finally:
         summary = builder.build(

@@ -88,3 +88,21 @@ def test_flags_are_validated(tmp_path):
     with pytest.raises(InputError, match="placement must be one of"):
         Recording(p, placement="hip", side="left")
     assert np.isfinite(Recording(p, placement="foot", side="left").fs_hz)
+
+
+def test_earliest_fault_in_a_chunk_is_reported_and_rows_before_it_are_yielded(tmp_path):
+    body = rows(3000)
+    body[2500 - 2] = "4.996,1,abc,3,4,5,6"  # non-numeric at line 2500
+    body[2000 - 2] = "0.5,1,2,3,4,5,6"  # time goes backwards at line 2000 (earlier: this one is reported)
+    p = tmp_path / "two.csv"
+    p.write_text("\n".join([HEADER, *body]) + "\n")
+    (tmp_path / "two.json").write_text('{"sensor_id": "d", "placement": "foot", "side": "left"}')
+    rec = Recording(p, block_s=0.5)  # one 65536-row chunk holds the whole file
+    got = []
+    with pytest.raises(InputError) as ei:
+        for it in rec.items():
+            got.append(it)
+    assert (ei.value.line, ei.value.column) == (2000, "t_s") and "goes backwards" in str(ei.value)
+    # every row before line 2000 was resampled and handed on (lines 2..1999 = 1998 samples)
+    assert sum(b.n for b in got) == 1998
+    assert rec.stats.rows == 1998 and not rec.stats.complete

@@ -56,7 +56,7 @@ def test_failure_mid_file_still_writes_what_was_computed(sim_dir, tmp_path):
     bad.parent.mkdir()
     bad.write_text("\n".join(lines) + "\n")
     (tmp_path / "in" / "lf.json").write_text((sim_dir / "lf.json").read_text())
-    recs = [Recording(bad, chunk_rows=500), Recording(sim_dir / "rf.csv")]  # rows are validated per chunk
+    recs = [Recording(bad), Recording(sim_dir / "rf.csv")]
     mem, fs = MemorySink(), FileSink(tmp_path / "out", session=SESSION, sensors=[r.info for r in recs])
     with pytest.raises(InputError, match=r"lf\.csv:4002 column 't_s': time goes backwards"):
         _run(recs, [mem, fs])
