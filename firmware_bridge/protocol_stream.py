@@ -199,9 +199,15 @@ class BlockAssembler:
         self.counters.max_timing_error_ms = max(self.counters.max_timing_error_ms, err_ms)
 
     def interrupted(self) -> None:
-        """The byte stream stopped (port vanished, link lost): the next samples start a new segment."""
+        """The byte stream stopped (port vanished, link lost): the next samples start a new segment.
+
+        The clock fit starts afresh too: a new connection may have another delay floor
+        (another USB port or hub, another BLE connection interval), and a step in the floor
+        inside the window would tilt the fitted drift.
+        """
         self.counters.interruptions += 1
         self._close_segment()
+        self.clock.reset()
 
     # ------------------------------------------------------------------ segments
     def _restart(self, *, reset_unwrap: bool = True) -> None:

@@ -254,12 +254,16 @@ def stream(
     speed: float = 1.0,
     stop: threading.Event | None = None,
     clock: Callable[[], float] = time.monotonic,
+    start_s: float | None = None,
 ) -> int:
-    """Write each chunk at its due time (``due_s / speed`` after the start). Returns bytes written.
+    """Write each chunk at its due time (``due_s / speed`` after ``start_s``, default: now).
+    Returns bytes written.
 
-    Chunks due at the same moment are written together (one USB transfer).
+    Chunks due at the same moment are written together (one USB transfer). Streaming a
+    later part of the same device with the first part's ``start_s`` keeps the device and
+    host clocks consistent across an unplug.
     """
-    t_start = clock()
+    t_start = clock() if start_s is None else start_s
     written = 0
     batch = bytearray()
     batch_due = -math.inf
