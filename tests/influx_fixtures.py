@@ -260,7 +260,7 @@ class V2CompatFront:
                     status = front.fail_next.pop(0)
                     msg = json.dumps({"code": "unavailable", "message": "injected"}).encode()
                     self.send_response(status)
-                    if status in (429, 503):
+                    if status == 429:
                         self.send_header("Retry-After", "0")
                     self.send_header("Content-Type", "application/json")
                     self.send_header("Content-Length", str(len(msg)))

@@ -216,6 +216,20 @@ def test_v1_retries_5xx_and_429_with_backoff(influx_server, influx_db, v2_front,
     assert n_steps(influx_server, influx_db) == len(recs) and stats.outages == 0
 
 
+def test_v1_backoff_waits_between_retries(influx_server, influx_db, v2_front, tmp_path):
+    """Two 503s in a row: urllib3's exponential backoff (retry_interval_s * 2**(n-1) from the
+    second retry on) must hold the batch back, not hammer the server."""
+    recs = make_step_records(sensors=[LEFT], duration_s=10.0)
+    sink = sink_from_config(section(v2_front.url, influx_db, tmp_path, transport="v1", retry_interval_s=0.3,
+                                    max_retry_delay_s=5.0, **creds(influx_server)), session=SESSION, sensors=[LEFT])
+    v2_front.fail_next = [503, 503]
+    t0 = time.monotonic()
+    sink.write(recs)
+    sink.close(None)
+    assert time.monotonic() - t0 >= 0.6 * 0.95  # second retry waits 0.3 * 2 s
+    assert v2_front.fail_next == [] and n_steps(influx_server, influx_db) == len(recs)
+
+
 def test_5xx_beyond_retries_is_spooled_then_replayed(influx_server, influx_db, v2_front, tmp_path, caplog):
     recs = make_step_records(sensors=[LEFT], duration_s=30.0)
     caplog.set_level(logging.WARNING)
