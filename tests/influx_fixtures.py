@@ -89,6 +89,10 @@ bind-address = "127.0.0.1:{rpc_port}"
 """
 
 
+class _PortTaken(Exception):
+    pass
+
+
 class InfluxServer:
     """One ``influxd`` process with its own temporary directories.
 
@@ -108,16 +112,19 @@ class InfluxServer:
         self.password = secrets.token_hex(12)
         self.proc: subprocess.Popen | None = None
         self.conf = self.root / "influxdb.conf"
+        self._write_config()
+        self._log = open(self.root / "influxd.log", "ab")
+        self._admin_created = False
+
+    def _write_config(self) -> None:
         self.conf.write_text(
             _CONFIG.format(
                 root=self.root,
                 rpc_port=self.rpc_port,
                 http_port=self.http_port,
-                auth="true" if auth else "false",
+                auth="true" if self.auth else "false",
             )
         )
-        self._log = open(self.root / "influxd.log", "ab")
-        self._admin_created = False
 
     @property
     def url(self) -> str:
@@ -125,6 +132,17 @@ class InfluxServer:
 
     # -- process ----------------------------------------------------------------------
     def start(self, *, timeout_s: float = 20.0) -> None:
+        for attempt in range(3):
+            try:
+                return self._start(timeout_s=timeout_s)
+            except _PortTaken:
+                if self._admin_created or attempt == 2:
+                    raise RuntimeError(f"influxd could not bind 127.0.0.1:{self.http_port} (port taken)") from None
+                # free_port() raced with another process: pick new ports (first start only)
+                self.http_port, self.rpc_port = free_port(), free_port()
+                self._write_config()
+
+    def _start(self, *, timeout_s: float) -> None:
         if self.proc is not None and self.proc.poll() is None:
             return
         self.proc = subprocess.Popen(
@@ -138,9 +156,12 @@ class InfluxServer:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 log = (self.root / "influxd.log").read_text(errors="replace")[-2000:]
-                raise RuntimeError(f"influxd exited with {self.proc.returncode} at start:\n{log}")
+                self.proc = None
+                if "address already in use" in log:
+                    raise _PortTaken()
+                raise RuntimeError(f"influxd exited at start:\n{log}")
             try:
-                status, _ = self._request("GET", "/ping", auth=False)
+                status, _ = self._request("GET", "/ping", auth=False, timeout_s=0.5)
                 if status == 204:
                     break
             except OSError:
@@ -175,8 +196,9 @@ class InfluxServer:
         self._log.close()
 
     # -- HTTP helpers -----------------------------------------------------------------
-    def _request(self, method: str, path: str, body: bytes | None = None, *, auth: bool = True):
-        conn = http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=30)
+    def _request(self, method: str, path: str, body: bytes | None = None, *, auth: bool = True,
+                 timeout_s: float = 30.0):
+        conn = http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=timeout_s)
         headers = {}
         if auth and self.auth:
             cred = base64.b64encode(f"{self.user}:{self.password}".encode()).decode()
