@@ -57,8 +57,14 @@ G_MS2 = 9.80665
 # found as the largest change of the acceleration within this time.
 IMPACT_RISE_S = 0.010
 ONSET_FRACTION = 0.6
+# A second loading (heel drop after a forefoot contact, double impacts) follows the first
+# contact within ~30-80 ms; the first rise at least this fraction of the biggest is IC.
+SECOND_LOADING_S = 0.08
+FIRST_CONTACT_FRACTION = 0.6
 # A stance window whose biggest acceleration jump comes after the candidate TO is rejected.
 LATE_IMPACT_RATIO = 3.0
+# A push-off (TO) minimum is at least this fraction of the runner's typical push-off depth.
+PUSH_RELATIVE_DEPTH = 0.4
 
 
 def rise_amplitude(up_ms2: np.ndarray, rise_n: int) -> np.ndarray:
@@ -84,7 +90,14 @@ def impact_onset(up_ms2: np.ndarray, lo: int, hi: int, *, rise_n: int) -> tuple[
     if hi - lo < 1:
         return None
     r = rise_amplitude(up_ms2[lo:hi + rise_n], rise_n)
-    n0 = lo + int(np.argmax(r))
+    k0 = int(np.argmax(r))
+    # the first contact: a rise nearly as big shortly before the biggest one is the initial
+    # contact and the biggest one a second loading (heel drop after a forefoot strike)
+    back = max(k0 - int(round(SECOND_LOADING_S * rise_n / IMPACT_RISE_S)), 0)
+    k0 = back + int(np.flatnonzero(r[back:k0 + 1] >= FIRST_CONTACT_FRACTION * r[k0])[0])
+    while k0 + 1 < r.size and r[k0 + 1] > r[k0]:
+        k0 += 1  # climb to that rise's own peak
+    n0 = lo + k0
     w0, w1 = n0 - 1, n0 + rise_n + 1
     d = up_ms2[w0 + 1:w1 + 1] - up_ms2[w0:w1]
     k_max = int(np.argmax(d))
@@ -232,7 +245,7 @@ class GyroStepDetector(_StepDetectorBase):
     """IC/TO from the sagittal angular rate and the impact (foot or shank); see module doc."""
 
     def __init__(self, *, fs_hz: float, swing_threshold_dps: float = 30.0, swing_confirm_s: float = 0.02,
-                 push_threshold_dps: float = 100.0,
+                 push_threshold_dps: float = 100.0, init_s: float = 1.5,
                  lowpass_hz: float = 20.0, min_contact_s: float = 0.08, max_contact_s: float = 1.0,
                  min_stride_s: float = 0.4, max_stride_s: float = 2.5, impact_jerk_min_gps: float = 40.0,
                  buffer_s: float = 4.0, pre_ic_s: float = 0.1, post_to_s: float = 0.05,
@@ -242,6 +255,8 @@ class GyroStepDetector(_StepDetectorBase):
         require(0 < lowpass_hz < fs_hz / 2, f"lowpass_hz must be in (0, fs/2), got {lowpass_hz}")
         self.swing_threshold_dps = swing_threshold_dps
         self.swing_confirm_s = swing_confirm_s
+        require(init_s > 0, "init_s must be > 0")
+        self.init_s = init_s
         self._confirm_n = max(1, int(round(swing_confirm_s * fs_hz)))
         self.push_threshold_dps = push_threshold_dps
         self.lowpass_hz = lowpass_hz
@@ -261,6 +276,10 @@ class GyroStepDetector(_StepDetectorBase):
         self._last_w = math.inf  # no crossing at the first sample of a segment
         self._win_start: int | None = None  # index where the current stance window opens
         self._pending: list[int] = []  # swing-start candidates awaiting confirmation
+        self._seg_first: int | None = None
+        self._ref_depth_dps: float | None = None  # typical push-off rate (positive)
+        self._depths: list[float] = []
+        self._init_n = int(round(self.init_s * self.fs_hz))
 
     def update(self, block: SampleBlock) -> list[Step]:
         if block.gyr_dps is None:
@@ -273,6 +292,7 @@ class GyroStepDetector(_StepDetectorBase):
         b = self._buf
         if self._win_start is None:
             self._win_start = block.first_index
+            self._seg_first = block.first_index
         b.append(block, w=w, wf=wf)
         thr = self.swing_threshold_dps
         prev = np.concatenate([[self._last_w], w[:-1]])
@@ -282,19 +302,46 @@ class GyroStepDetector(_StepDetectorBase):
         out: list[Step] = []
         # a swing start is confirmed when the rate stays above the threshold for
         # swing_confirm_s (impact vibrations cross it only briefly)
-        all_w = b.extra["w"]
-        while self._pending and self._pending[0] + self._confirm_n <= b.end:
-            c = self._pending.pop(0)
-            seg = all_w[c - b.start:c - b.start + self._confirm_n]
-            if seg.min() >= thr:
-                st = self._try_step(c)
-                if st is not None:
-                    out.append(st)
+        if self._ref_depth_dps is None and b.end - self._seg_first >= self._init_n:
+            self._init_depth()
+        if self._ref_depth_dps is not None:
+            out += self._confirm(b.end)
         keep = self._win_start if self._win_start is not None else b.end
+        if self._ref_depth_dps is None:
+            keep = min(keep, self._seg_first)
         if self._pending:
             keep = min(keep, self._pending[0])
         b.trim(min(keep, b.end - int(self.pre_ic_s * self.fs_hz) - 2))
         return out
+
+    def _init_depth(self) -> None:
+        """Reference push-off depth from the first ``init_s`` of the segment: the deepest
+        backward rates of a stride are push-off (and a heel strike's foot slap)."""
+        b = self._buf
+        wf = b.extra["wf"][self._seg_first - b.start:self._seg_first - b.start + self._init_n]
+        self._ref_depth_dps = max(float(-np.percentile(wf, 1.0)), self.push_threshold_dps)
+
+    def _confirm(self, end: int) -> list[Step]:
+        """Swing starts are confirmed when the rate stays above the threshold for
+        swing_confirm_s (impact vibrations cross it only briefly)."""
+        b = self._buf
+        out: list[Step] = []
+        all_w = b.extra["w"]
+        while self._pending and self._pending[0] + self._confirm_n <= end:
+            c = self._pending.pop(0)
+            seg = all_w[c - b.start:c - b.start + self._confirm_n]
+            if seg.min() >= self.swing_threshold_dps:
+                st = self._try_step(c)
+                if st is not None:
+                    out.append(st)
+        return out
+
+    def flush(self) -> list[Step]:
+        if self._ref_depth_dps is None and self._buf.acc.shape[0] > 0:
+            self._init_n = self._buf.end - self._seg_first
+            self._init_depth()
+            return self._confirm(self._buf.end)
+        return []
 
     def _try_step(self, c: int) -> Step | None:
         b = self._buf
@@ -311,7 +358,9 @@ class GyroStepDetector(_StepDetectorBase):
         k_end = i_ws + int(neg[-1])
         nonneg = np.flatnonzero(wf[i_ws:k_end] >= 0.0)
         k_start = i_ws + (int(nonneg[-1]) + 1 if nonneg.size else 0)
-        thr = self.push_threshold_dps
+        # a push-off is deep compared with this runner's recent push-offs (a forefoot
+        # strike's terminal-swing rotation before the heel drop is not)
+        thr = max(self.push_threshold_dps, PUSH_RELATIVE_DEPTH * self._ref_depth_dps)
         mins, _ = signal.find_peaks(-wf[k_start:k_end + 1], height=thr, prominence=0.5 * thr)
         if mins.size == 0:
             return None
@@ -333,6 +382,8 @@ class GyroStepDetector(_StepDetectorBase):
             return None
         step = self._make_step(b.start + found[0], to)
         self._win_start = c
+        self._depths = (self._depths + [float(-w[k_to])])[-8:]
+        self._ref_depth_dps = float(np.median(self._depths))
         return step
 
 
@@ -361,16 +412,26 @@ class AccStepDetector(_StepDetectorBase):
 
     def update(self, block: SampleBlock) -> list[Step]:
         self._start_block(block)
-        b = self._buf
-        b.append(block)
+        self._buf.append(block)
         if self._scan_from is None:
-            self._scan_from = b.start + 2
+            self._scan_from = self._buf.start + 2
+        return self._scan(final=False)
+
+    def flush(self) -> list[Step]:
+        if self._scan_from is None:
+            return []
+        return self._scan(final=True)
+
+    def _scan(self, *, final: bool) -> list[Step]:
+        """Impacts in time order: the first rise above the threshold, then the biggest rise
+        within one refractory period (``min_stride_s``) after it."""
+        b = self._buf
         out: list[Step] = []
         fs = self.fs_hz
         ref = int(self.min_stride_s * fs)
         while True:
             lo, hi = self._scan_from, b.end - self._rise_n - 3
-            if hi - lo < 2 * ref:
+            if hi - lo < (1 if final else 2 * ref):
                 break
             d = rise_amplitude(b.acc[lo - b.start:hi - b.start + self._rise_n, 2], self._rise_n)
             thr = self.impact_jerk_min_gps * G_MS2 * self._rise_n / fs
@@ -378,17 +439,15 @@ class AccStepDetector(_StepDetectorBase):
                 thr = max(thr, self.relative_threshold * float(np.median(self._recent)))
             cand = np.flatnonzero(d[:ref] >= thr)
             if cand.size == 0:
-                self._scan_from = lo + ref
+                self._scan_from = lo + min(ref, d.size)
                 continue
             k = int(cand[0])
-            # the impact is the biggest jump within one refractory period from the first hit
             k = k + int(np.argmax(d[k:k + ref]))
             n = lo + k
             found = impact_onset(b.acc[:, 2], n - b.start, n - b.start + 1, rise_n=self._rise_n)
             if found is not None:
-                ic = b.start + found[0]
                 self._recent = (self._recent + [found[1]])[-8:]
-                out.append(self._make_step(ic, math.nan))
+                out.append(self._make_step(b.start + found[0], math.nan))
             self._scan_from = n + ref
         b.trim(self._scan_from - int(self.pre_ic_s * fs) - 3)
         return out

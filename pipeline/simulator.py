@@ -118,6 +118,17 @@ def _hermite5(t: np.ndarray, t0: float, t1: float, k0, k1) -> np.ndarray:
             + r(h01) * y1 + r(h11) * h * d1 + r(h21) * h * h * c1)
 
 
+def _smooth(knots: list[tuple[float, tuple]], free: tuple[int, ...]) -> list[tuple[float, tuple]]:
+    """Set the curvature of the knots at indices ``free`` to the slope change of their
+    neighbours (a central difference), so the curve has no acceleration notches there."""
+    out = list(knots)
+    for i in free:
+        (t0, k0), (t1, k1), (t2, k2) = knots[i - 1], knots[i], knots[i + 1]
+        curv = (np.asarray(k2[1], float) - np.asarray(k0[1], float)) / (t2 - t0)
+        out[i] = (t1, (k1[0], k1[1], curv))
+    return out
+
+
 def _piecewise(t: np.ndarray, knots: list[tuple[float, tuple]]) -> np.ndarray:
     """Evaluate a chain of quintic Hermite pieces; t must lie within the knot range."""
     times = np.array([k[0] for k in knots])
@@ -262,9 +273,10 @@ class Simulator:
                 k_after,
                 (tc + 0.18 * tsw, (th_min, 0.0, 0.0)),
                 (tc + 0.5 * tsw, (0.5 * (th_min + th_max), 1.7 * (th_max - th_min) / (0.62 * tsw), 0.0)),
-                (T - 0.12 * tsw, (th_max, 0.0, 0.0)),
+                (T - 0.25 * tsw, (th_max, 0.0, 0.0)),
                 (T, (th_n, w_ic(th_n), 0.0)),
             ]
+            knots = _smooth(knots, (5, 6, 7))
         else:
             a_ic, a_n = s.shank_ic_deg, nxt.shank_ic_deg
             a_to = -(35.0 + 10.0 * s.speed_mps / 5.0)
@@ -278,9 +290,10 @@ class Simulator:
                 k_after,
                 (tc + 0.22 * tsw, (a_min, 0.0, 0.0)),
                 (tc + 0.55 * tsw, (0.5 * (a_min + a_max), 1.6 * (a_max - a_min) / (0.55 * tsw), 0.0)),
-                (T - 0.14 * tsw, (a_max, 0.0, 0.0)),
+                (T - 0.25 * tsw, (a_max, 0.0, 0.0)),
                 (T, (a_n, -150.0, 0.0)),
             ]
+            knots = _smooth(knots, (1, 4, 5, 6))
         pitch = _piecewise(tau, knots)
         # eversion: starts at 0 at IC, peaks at 40 % of stance, back to 0 before TO
         ev = _piecewise(tau, [
@@ -349,8 +362,16 @@ class Simulator:
             tm = tc + 0.5 * (T - tc)
             vx_mid = 1.8 * (k_ic[0][0] - k_to[0][0]) / (T - tc)
             k_mid = ((mid_x, y_mid, swing_h), (vx_mid, 0.0, 0.0), (0.0, 0.0, 0.0))
+            # late swing: the foot glides down at its landing velocity (no vertical
+            # acceleration just before contact) while still slowing down horizontally
+            v_ic = self._contact_velocity(nxt)
+            dl = 0.2 * (T - tc)
+            p_ic = np.asarray(k_ic[0])
+            k_late = ((p_ic[0] - dl * (v_ic[0] + 0.3 * s.speed_mps), p_ic[1], p_ic[2] - dl * v_ic[2]),
+                      (v_ic[0] + 0.6 * s.speed_mps, 0.0, v_ic[2]), (0.0, 0.0, 0.0))
             ks = lambda k: (np.asarray(k[0]), np.asarray(k[1]), np.asarray(k[2]))  # noqa: E731
-            out[~st] = _piecewise(tau[~st], [(tc, ks(k_to)), (tm, ks(k_mid)), (T, ks(k_ic))])
+            out[~st] = _piecewise(tau[~st], _smooth([(tc, ks(k_to)), (tm, ks(k_mid)), (T - dl, ks(k_late)),
+                                                    (T, ks(k_ic))], (1, 2)))
         return out
 
     def _stride_pose(self, i: int, t: np.ndarray) -> tuple[np.ndarray, Rotation]:
