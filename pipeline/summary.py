@@ -80,6 +80,7 @@ class SideSummary:
     sensor_id: str  # the sensor that speaks for this side
     sensors: tuple[str, ...]  # every sensor on this side
     steps: int
+    duration_s: float
     running: ActivityFigures
     walking: ActivityFigures
 
@@ -203,7 +204,8 @@ class SummaryBuilder:
                 continue
             main = next((x for x in on_side if x.placement == "foot"), on_side[0])
             sides.append(SideSummary(side=side, sensor_id=main.sensor_id, sensors=tuple(x.sensor_id for x in on_side),
-                                     steps=main.steps, running=main.running, walking=main.walking))
+                                     steps=main.steps, duration_s=main.duration_s, running=main.running,
+                                     walking=main.walking))
         if firsts:
             duration = max(lasts) - min(firsts)
         else:
@@ -251,7 +253,8 @@ def format_table(summary: SessionSummary) -> str:
         out.append("per side (medians; running steps if any, else walking; foot sensor preferred):")
         for sd in s.sides:
             act, fig = ("running", sd.running) if sd.running.steps or not sd.walking.steps else ("walking", sd.walking)
-            out.append(f"  {sd.side:<5}  {sd.sensor_id}: {sd.steps} steps ({sd.running.steps} running), "
+            out.append(f"  {sd.side:<5}  {sd.sensor_id}: {sd.steps} steps ({sd.running.steps} running) "
+                       f"in {_f(sd.duration_s, '.1f')} s, "
                        f"{act} cadence {_f(fig.cadence_spm_median, '.1f')} spm, "
                        f"contact {_f(fig.contact_ms_median, '.0f')} ms, flight {_f(fig.flight_ms_median, '.0f')} ms")
     return "\n".join(out)

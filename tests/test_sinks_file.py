@@ -114,7 +114,7 @@ def test_summary_per_sensor_and_side(tmp_path):
     assert rf.running.contact_ms_median == pytest.approx(200) and rf.running.flight_ms_median == pytest.approx(175)
     sides = {x.side: x for x in s.sides}
     assert sides["left"].sensor_id == "lf" and sides["left"].sensors == ("lf", "ls") and sides["left"].steps == 5
-    assert sides["right"].sensor_id == "rf"
+    assert sides["right"].sensor_id == "rf" and sides["left"].duration_s == 60.0
     assert s.start_utc == "2026-01-01T08:00:00.000Z" and s.duration_s == 60.0
     d = json.loads(json.dumps(s.to_dict(), allow_nan=False))
     assert d["sensors"][2]["walking"]["cadence_spm_median"] is None
