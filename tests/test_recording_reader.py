@@ -257,3 +257,13 @@ def test_split_exactly_at_a_chunk_boundary_is_bit_identical(write_recording, chu
     ref = concat(list(Recording(p, chunk_rows=100000).items()))
     got = concat(list(Recording(p, chunk_rows=chunk_rows).items()))
     assert ref[1].tobytes() == got[1].tobytes() and ref[0].tobytes() == got[0].tobytes()
+
+
+def test_windows_line_ends_bom_and_spaces_in_the_header_are_accepted(tmp_path):
+    lines = [" t_s , acc_x_g,acc_y_g,acc_z_g"] + [f"{i / 100},0.1,0.2,1.0" for i in range(50)]
+    p = tmp_path / "win.csv"
+    p.write_bytes(b"\xef\xbb\xbf" + ("\r\n".join(lines) + "\r\n").encode())
+    rec = Recording(p, placement="foot", side="left")
+    bl = [b for b in rec.items() if isinstance(b, SampleBlock)]
+    assert sum(b.n for b in bl) == 50 and rec.fs_hz == 100.0
+    assert bl[0].acc_ms2[0, 2] == STANDARD_GRAVITY_MS2 and rec.last_t_s_hint() == 0.49
