@@ -52,6 +52,7 @@ class ClockMap:
         self._ref: float | None = None  # device time origin (precision)
         self._bins: deque[list[float]] = deque()  # [bin index, d - ref, o]
         self._fit: tuple[float, float] | None = None  # (a, b): o = a + b * (d - ref)
+        self._d_first = self._d_last = 0.0
         self.observations = 0
 
     # ------------------------------------------------------------------ input
@@ -62,6 +63,9 @@ class ClockMap:
         d = device_s - self._ref
         o = host_s - device_s
         k = math.floor(d / self.bin_s)
+        if self.observations == 0:
+            self._d_first = self._d_last = d
+        self._d_first, self._d_last = min(self._d_first, d), max(self._d_last, d)
         self.observations += 1
         bins = self._bins
         if bins and bins[-1][0] == k:
@@ -86,10 +90,8 @@ class ClockMap:
     # ------------------------------------------------------------------ output
     @property
     def span_s(self) -> float:
-        """Device time covered by the window (0 with one bin)."""
-        if len(self._bins) < 2:
-            return 0.0
-        return self._bins[-1][1] - self._bins[0][1]
+        """Device time observed since the last reset, at most the window (0 with one point)."""
+        return min(self._d_last - self._d_first, self.window_s)
 
     @property
     def ready(self) -> bool:

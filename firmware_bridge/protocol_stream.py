@@ -27,11 +27,15 @@ from firmware_bridge.protocol import (
     T_US_MOD,
     DeviceInfoFrame,
     Frame,
+    FrameDecoder,
     SamplesFrame,
     SensorConfigFrame,
     StatusFrame,
+    TextDecoder,
     TextSamples,
+    looks_like_text,
 )
+from pipeline.errors import DeviceError
 from pipeline.records import Gap, SampleBlock
 
 
@@ -347,4 +351,86 @@ class BlockAssembler:
             h["device_dropped_samples"] = self.status.dropped_samples
         if self.device_info is not None:
             h["device_name"] = self.device_info.name
+        return h
+
+
+FORMATS = ("auto", "binary", "text")
+AUTO_DETECT_MAX_BYTES = 1024
+
+
+class PortDecoder:
+    """All bytes of one port -> items: mode detection, binary or text decoder, assembler.
+
+    Sans-I/O: the live serial source, capture replay and tests feed it the same way, so a
+    capture replays exactly as it was decoded live. ``fmt`` is ``binary``, ``text`` or
+    ``auto`` (decided from the first bytes: binary frames contain 0x00, text never does).
+    """
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        sensor_id: str,
+        host_t0_s: float,
+        fmt: str = "auto",
+        text_fs_hz: float | None = None,
+        text_acc_unit: str = "g",
+        text_gyr_unit: str = "dps",
+        clock_warmup_s: float = 2.0,
+        clock_window_s: float = 60.0,
+        slip_threshold_samples: float = 0.75,
+    ):
+        if fmt not in FORMATS:
+            raise ValueError(f"fmt must be one of {FORMATS}, got {fmt!r}")
+        if fmt == "text" and not text_fs_hz:
+            raise ValueError("text mode needs the board's sample rate (text_fs_hz)")
+        self.name = name
+        self.fmt = fmt
+        self.text_fs_hz = text_fs_hz
+        self.binary = FrameDecoder()
+        self.text = TextDecoder(acc_unit=text_acc_unit, gyr_unit=text_gyr_unit)
+        self.assembler = BlockAssembler(
+            sensor_id=sensor_id,
+            host_t0_s=host_t0_s,
+            clock=ClockMap(window_s=clock_window_s),
+            clock_warmup_s=clock_warmup_s,
+            text_fs_hz=text_fs_hz,
+            slip_threshold_samples=slip_threshold_samples,
+        )
+        self._detect_buf = b""
+
+    def feed(self, data: bytes, *, host_s: float) -> list[SampleBlock | Gap]:
+        """Bytes read at host time ``host_s`` -> finished items."""
+        if self.fmt == "auto":
+            self._detect_buf += data
+            guess = looks_like_text(self._detect_buf)
+            if guess is None and len(self._detect_buf) < AUTO_DETECT_MAX_BYTES:
+                return []
+            self.fmt = "text" if guess else "binary"
+            if self.fmt == "text" and not self.text_fs_hz:
+                raise DeviceError(f"{self.name}: the board sends CSV text; give its sample rate with --text-fs-hz")
+            data, self._detect_buf = self._detect_buf, b""
+        a = self.assembler
+        if self.fmt == "binary":
+            for frame in self.binary.feed(data):
+                a.frame(frame, host_s=host_s)
+        else:
+            for rows in self.text.feed(data):
+                a.text(rows, host_s=host_s)
+        return a.drain()
+
+    def interrupted(self) -> list[SampleBlock | Gap]:
+        """The byte stream broke (port lost): partial data dropped, next samples after a Gap."""
+        self.binary.reset_stream()
+        self.text.reset_stream()
+        self.assembler.interrupted()
+        return self.assembler.drain()
+
+    def flush(self) -> list[SampleBlock | Gap]:
+        return self.assembler.flush()
+
+    def health(self) -> dict[str, float | int | str]:
+        h: dict[str, float | int | str] = {"format": self.fmt}
+        h.update(self.binary.counters.as_dict() if self.fmt != "text" else self.text.counters.as_dict())
+        h.update(self.assembler.health())
         return h

@@ -20,17 +20,14 @@ from typing import Literal
 
 import serial
 
-from firmware_bridge.clock import ClockMap
-from firmware_bridge.protocol import FrameDecoder, TextDecoder, looks_like_text
-from firmware_bridge.protocol_stream import BlockAssembler
+from firmware_bridge.protocol_stream import FORMATS, PortDecoder
 from pipeline.errors import DeviceError
 from pipeline.records import Gap, SampleBlock
 
 log = logging.getLogger(__name__)
 
 Format = Literal["auto", "binary", "text"]
-FORMATS = ("auto", "binary", "text")
-AUTO_DETECT_MAX_BYTES = 1024
+__all__ = ["FORMATS", "LiveItems", "SerialSource"]
 
 
 class SerialSource:
@@ -39,6 +36,8 @@ class SerialSource:
     ``host_t0_s``: ``clock()`` value of session time 0 (shared by all sources of a session,
     so all sensors share one time base). ``fmt``: ``binary``, ``text`` (needs
     ``text_fs_hz`` and the declared units) or ``auto`` (decided from the first bytes).
+    ``capture``: optional :class:`~firmware_bridge.serial_capture.CaptureWriter` that keeps
+    every byte read with its host time (``gaitwatch live --capture``).
     """
 
     def __init__(
@@ -59,41 +58,40 @@ class SerialSource:
         reopen_interval_s: float = 0.2,
         read_timeout_s: float = 0.05,
         clock: Callable[[], float] = time.monotonic,
+        capture=None,
     ):
-        if fmt not in FORMATS:
-            raise ValueError(f"fmt must be one of {FORMATS}, got {fmt!r}")
-        if fmt == "text" and not text_fs_hz:
-            raise ValueError("text mode needs the board's sample rate (text_fs_hz)")
         if not reopen_interval_s > 0:
             raise ValueError(f"reopen_interval_s must be positive, got {reopen_interval_s!r}")
+        self.dec = PortDecoder(
+            name=f"serial {port}", sensor_id=sensor_id, host_t0_s=host_t0_s, fmt=fmt, text_fs_hz=text_fs_hz,
+            text_acc_unit=text_acc_unit, text_gyr_unit=text_gyr_unit, clock_warmup_s=clock_warmup_s,
+            clock_window_s=clock_window_s, slip_threshold_samples=slip_threshold_samples,
+        )
         self.port = port
         self.sensor_id = sensor_id
         self.baud = int(baud)
-        self.fmt: Format = fmt
-        self.text_fs_hz = text_fs_hz
+        self.host_t0_s = float(host_t0_s)
         self.out = out
         self.reopen_interval_s = float(reopen_interval_s)
         self.read_timeout_s = float(read_timeout_s)
+        self.capture = capture
         self._clock = clock
-        self.binary = FrameDecoder()
-        self.text = TextDecoder(acc_unit=text_acc_unit, gyr_unit=text_gyr_unit)
-        self.assembler = BlockAssembler(
-            sensor_id=sensor_id,
-            host_t0_s=host_t0_s,
-            clock=ClockMap(window_s=clock_window_s),
-            clock_warmup_s=clock_warmup_s,
-            text_fs_hz=text_fs_hz,
-            slip_threshold_samples=slip_threshold_samples,
-        )
         self.opens = 0
         self.disconnects = 0
         self.connected = False
         self.error: BaseException | None = None
-        self._detect_buf = b""
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._ser: serial.Serial | None = None
         self._thread = threading.Thread(target=self._run, name=f"serial:{port}", daemon=True)
+
+    @property
+    def fmt(self) -> str:
+        return self.dec.fmt
+
+    @property
+    def assembler(self):
+        return self.dec.assembler
 
     # ------------------------------------------------------------------ control
     def open_once(self) -> None:
@@ -113,7 +111,8 @@ class SerialSource:
 
     def stop(self, timeout_s: float = 2.0) -> None:
         self._stop.set()
-        self._thread.join(timeout_s)
+        if self._thread.is_alive():
+            self._thread.join(timeout_s)
 
     @property
     def alive(self) -> bool:
@@ -148,10 +147,9 @@ class SerialSource:
                     self.disconnects += 1
                     log.warning("serial %s: port lost (%s); reopening when it is back", self.port, exc)
                     with self._lock:
-                        self.binary.reset_stream()
-                        self.text.reset_stream()
-                        self.assembler.interrupted()
-                        self._put(self.assembler.drain())
+                        if self.capture is not None:
+                            self.capture.lost(self._clock() - self.host_t0_s)
+                        self._put(self.dec.interrupted())
                 finally:
                     self.connected = False
                     try:
@@ -159,10 +157,13 @@ class SerialSource:
                     except Exception:  # noqa: BLE001 - closing a vanished port may fail too
                         pass
             with self._lock:
-                self._put(self.assembler.flush())
+                self._put(self.dec.flush())
         except BaseException as exc:  # noqa: BLE001 - reported to the consumer, never lost
             self.error = exc
             log.error("serial %s: reader stopped: %s", self.port, exc)
+        finally:
+            if self.capture is not None:
+                self.capture.close()
 
     def _read_loop(self, ser: serial.Serial) -> None:
         while not self._stop.is_set():
@@ -176,26 +177,9 @@ class SerialSource:
     def feed(self, data: bytes, *, host_s: float) -> None:
         """Decode received bytes (the worker calls this; tests may too)."""
         with self._lock:
-            if self.fmt == "auto":
-                self._detect_buf += data
-                guess = looks_like_text(self._detect_buf)
-                if guess is None and len(self._detect_buf) < AUTO_DETECT_MAX_BYTES:
-                    return
-                self.fmt = "text" if guess else "binary"
-                if self.fmt == "text" and not self.text_fs_hz:
-                    raise DeviceError(
-                        f"serial {self.port}: the board sends CSV text; give its sample rate with --text-fs-hz"
-                    )
-                log.info("serial %s: %s mode", self.port, self.fmt)
-                data, self._detect_buf = self._detect_buf, b""
-            a = self.assembler
-            if self.fmt == "binary":
-                for frame in self.binary.feed(data):
-                    a.frame(frame, host_s=host_s)
-            else:
-                for rows in self.text.feed(data):
-                    a.text(rows, host_s=host_s)
-            self._put(a.drain())
+            if self.capture is not None:
+                self.capture.chunk(host_s - self.host_t0_s, data)
+            self._put(self.dec.feed(data, host_s=host_s))
 
     def _put(self, items: list[SampleBlock | Gap]) -> None:
         for it in items:
@@ -207,14 +191,11 @@ class SerialSource:
         with self._lock:
             h: dict[str, float | int | str | bool] = {
                 "port": self.port,
-                "format": self.fmt,
                 "connected": self.connected,
                 "opens": self.opens,
                 "disconnects": self.disconnects,
             }
-            dec = self.binary.counters.as_dict() if self.fmt != "text" else self.text.counters.as_dict()
-            h.update(dec)
-            h.update(self.assembler.health())
+            h.update(self.dec.health())
             return h
 
 

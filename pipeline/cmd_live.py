@@ -3,7 +3,8 @@
     gaitwatch live --serial PORT [--serial PORT ...] --placement foot|shank --side left|right
                    [--sensor-id ID ...] [--athlete NAME] [--baud 921600] [--format auto|binary|text]
                    [--text-fs-hz HZ --text-acc-unit g --text-gyr-unit dps]
-                   [--duration-s S] [--out DIR] [--config FILE]
+                   [--duration-s S] [--capture DIR] [--out DIR] [--config FILE]
+    gaitwatch live --from-capture DIR/ID.gwcap [...] --placement ... --side ... [--out DIR]
 
 ``--placement``, ``--side`` and ``--sensor-id`` are given once for all ports or once per
 port, in the order of the ``--serial`` options. Each port is read by its own worker thread
@@ -12,6 +13,10 @@ their time base (session time 0 = start of the command). The run ends after
 ``--duration-s`` or at Ctrl-C (the first Ctrl-C stops the readers and lets the run loop
 flush the engine and write the summary; a second one aborts). A port that disappears is
 reopened when it comes back; the missing time is a gap in the records.
+
+``--capture DIR`` keeps the raw bytes of each port with their host read times
+(:mod:`firmware_bridge.serial_capture`); ``--from-capture`` replays such files through the
+same decoder and clock fit with the recorded times, giving the same steps as the live run.
 """
 
 from __future__ import annotations
@@ -73,6 +78,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="text mode: unit of gx, gy, gz (default dps)")
     p.add_argument("--duration-s", type=_positive, default=None, metavar="S",
                    help="stop after S seconds (default: until Ctrl-C)")
+    p.add_argument("--capture", type=Path, default=None, metavar="DIR",
+                   help="also keep every byte read, with its host time, in DIR/<sensor-id>.gwcap")
+    p.add_argument("--from-capture", action="append", type=Path, default=[], metavar="FILE",
+                   help="instead of ports: replay .gwcap captures through the same decoder (as fast as possible)")
     p.add_argument("--config", type=Path, default=None, metavar="FILE", help="TOML config over the defaults")
     add_sink_arguments(p)
     return p
@@ -91,18 +100,65 @@ def _per_port(name: str, values: list[str] | None, n: int, default=None) -> list
 
 
 def sensors_for(args: argparse.Namespace) -> list[SensorInfo]:
-    ports = args.serial
+    ports = args.serial or [str(p) for p in args.from_capture]
     if not ports:
-        raise ConfigError("live: give at least one sensor with --serial PORT")
+        raise ConfigError("live: give at least one sensor with --serial PORT (or --from-capture FILE)")
+    if args.serial and args.from_capture:
+        raise ConfigError("live: use either --serial ports or --from-capture files, not both")
     placements = _per_port("placement", args.placement, len(ports))
     sides = _per_port("side", args.side, len(ports))
-    ids = _per_port("sensor-id", args.sensor_id, len(ports), default=lambda k: f"serial-{Path(ports[k]).name}")
+    ids = _per_port("sensor-id", args.sensor_id, len(ports), default=lambda k: _default_id(args, k))
     if args.sensor_id is not None and len(args.sensor_id) == 1 and len(ports) > 1:
         raise ConfigError("live: --sensor-id must be given once per --serial port (ids must be unique)")
     if len(set(ids)) != len(ids):
         ids = [f"{i}-{k}" for k, i in enumerate(ids)]
     return [SensorInfo(sensor_id=i, placement=pl, side=sd, athlete=args.athlete)
             for i, pl, sd in zip(ids, placements, sides)]
+
+
+def _default_id(args: argparse.Namespace, k: int) -> str:
+    if args.from_capture:
+        from firmware_bridge.serial_capture import read_capture
+
+        meta, _ = read_capture(args.from_capture[k])
+        return str(meta.get("sensor_id") or args.from_capture[k].stem)
+    return f"serial-{Path(args.serial[k]).name}"
+
+
+def run_captures(args: argparse.Namespace, config, sensors: list[SensorInfo]) -> int:
+    """``--from-capture``: the captures through the same decoder, engine and sinks."""
+    import itertools
+
+    from firmware_bridge.serial_capture import CaptureSource, read_capture
+    from pipeline.engine import Engine
+    from pipeline.run import run_session
+    from pipeline.sinks import build_sinks
+
+    caps = [CaptureSource(p, sensor_id=s.sensor_id) for p, s in zip(args.from_capture, sensors)]
+    starts = [c.meta.get("start_wall_ns") for c in caps]
+    session = SessionInfo(session_id=str(caps[0].meta.get("session_id") or args.from_capture[0].stem),
+                          athlete=args.athlete, start_wall_ns=int(starts[0] or time.time_ns()))
+    engine = Engine(sensors, config=config)
+    sinks = build_sinks(args, config, session, sensors)
+    extra: dict = {"inputs": [str(p) for p in args.from_capture], "config": config.source}
+
+    def source_stats() -> dict:
+        health = {c.sensor_id: c.health() for c in caps}
+        extra["serial"] = health
+        extra["ended_by"] = "end of capture"
+        return health
+
+    summary = run_session(itertools.chain.from_iterable(c.items() for c in caps), engine, sinks,
+                          session=session, source_stats=source_stats, extra=extra)
+    _report(args, summary, extra)
+    return 0
+
+
+def _report(args: argparse.Namespace, summary, extra: dict) -> None:
+    print(summary.format_table())
+    print()
+    print(format_health(extra.get("serial", {})))
+    print(f"\nwrote {Path(args.out) / 'steps.csv'} and {Path(args.out) / 'session.json'}")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -112,6 +168,8 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     cfg = config.section("serial")
     sensors = sensors_for(args)
+    if args.from_capture:
+        return run_captures(args, config, sensors)
     fmt = args.format or cfg["format"]
     if fmt == "text" and args.text_fs_hz is None:
         raise ConfigError("live: --format text needs the board's sample rate: --text-fs-hz HZ")
@@ -127,16 +185,21 @@ def run(args: argparse.Namespace) -> int:
     session = SessionInfo(session_id=time.strftime("live-%Y%m%dT%H%M%S", time.gmtime()),
                           athlete=args.athlete, start_wall_ns=time.time_ns())
     q: queue.Queue = queue.Queue()
-    sources = [
-        SerialSource(
-            port=port, sensor_id=s.sensor_id, out=q, host_t0_s=host_t0,
-            baud=args.baud or cfg["baud"], fmt=fmt, text_fs_hz=args.text_fs_hz,
-            text_acc_unit=args.text_acc_unit, text_gyr_unit=args.text_gyr_unit,
-            clock_warmup_s=cfg["clock_warmup_s"], clock_window_s=cfg["clock_window_s"],
-            slip_threshold_samples=cfg["slip_threshold_samples"], reopen_interval_s=cfg["reopen_interval_s"],
-        )
-        for port, s in zip(args.serial, sensors)
-    ]
+    decoder_kw = dict(fmt=fmt, text_fs_hz=args.text_fs_hz, text_acc_unit=args.text_acc_unit,
+                      text_gyr_unit=args.text_gyr_unit, clock_warmup_s=cfg["clock_warmup_s"],
+                      clock_window_s=cfg["clock_window_s"], slip_threshold_samples=cfg["slip_threshold_samples"])
+    sources = []
+    for port, s in zip(args.serial, sensors):
+        capture = None
+        if args.capture is not None:
+            from firmware_bridge.serial_capture import CaptureWriter
+
+            capture = CaptureWriter(args.capture / f"{s.sensor_id}.gwcap", meta={
+                "port": port, "sensor_id": s.sensor_id, "session_id": session.session_id,
+                "start_wall_ns": session.start_wall_ns, "format": fmt, **decoder_kw})
+        sources.append(SerialSource(port=port, sensor_id=s.sensor_id, out=q, host_t0_s=host_t0,
+                                    baud=args.baud or cfg["baud"], reopen_interval_s=cfg["reopen_interval_s"],
+                                    capture=capture, **decoder_kw))
     sinks = build_sinks(args, config, session, sensors)
     try:
         for src in sources:  # a port that cannot be opened at start is an error (typo, permissions)
@@ -174,10 +237,7 @@ def run(args: argparse.Namespace) -> int:
             src.stop()
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
-    print(summary.format_table())
-    print()
-    print(format_health(extra.get("serial", {})))
-    print(f"\nwrote {Path(args.out) / 'steps.csv'} and {Path(args.out) / 'session.json'}")
+    _report(args, summary, extra)
     return 0
 
 

@@ -75,7 +75,7 @@ def test_live_steps_match_a_replay_of_the_same_recording(recording, tmp_path):
 
     with PtyPort(link_path=tmp_path / "ttyGW") as port:
         live = gaitwatch("live", "--serial", port.path, "--placement", "foot", "--side", "right",
-                         "--sensor-id", "rf", "--out", str(tmp_path / "live"))
+                         "--sensor-id", "rf", "--out", str(tmp_path / "live"), "--capture", str(tmp_path / "cap"))
         wait_until_opened(live, port.slave_name)
         stream(port, device_frames(DeviceParams(fs_hz=FS), sig, n_samples=len(acc)))
         time.sleep(0.5)
@@ -101,6 +101,16 @@ def test_live_steps_match_a_replay_of_the_same_recording(recording, tmp_path):
     assert health["device_samples"] == len(acc) and abs(health["clock_skew_ppm"]) < 200
     # a slip (one sample repeated/dropped) only corrects a start-time error of > 0.75 sample
     assert health["clock_slips"] <= 1 and health["samples"] - health["device_samples"] in (-1, 0, 1)
+
+    # the capture of that run replays through the same decoder to the very same steps
+    rep = gaitwatch("live", "--from-capture", str(tmp_path / "cap" / "rf.gwcap"), "--placement", "foot",
+                    "--side", "right", "--out", str(tmp_path / "fromcap"))
+    out, err = rep.communicate(timeout=120)
+    assert rep.returncode == 0, err
+    assert (tmp_path / "fromcap" / "steps.csv").read_bytes() == (tmp_path / "live" / "steps.csv").read_bytes()
+    again = json.loads((tmp_path / "fromcap" / "session.json").read_text())["extra"]["serial"]["rf"]
+    for k in ("frames_ok", "samples", "device_samples", "clock_slips", "gaps", "resyncs"):
+        assert again[k] == health[k], k
 
 
 def test_text_mode_with_the_emulate_command(tmp_path):
@@ -142,3 +152,24 @@ def test_per_port_options_are_checked(tmp_path):
     out, err = p.communicate(timeout=60)
     assert p.returncode == 2
     assert "expected --side once or 2 times (once per --serial), got 3" in err
+
+
+def test_capture_command_records_what_the_port_delivered(tmp_path):
+    from firmware_bridge.serial_capture import CaptureSource
+    from firmware_bridge.serial_emulator import sine_signal
+
+    chunks = list(device_frames(DeviceParams(fs_hz=FS), sine_signal(fs_hz=FS), n_samples=int(FS * 2.5)))
+    with PtyPort() as port:
+        cap = gaitwatch("capture", "--serial", port.path, "--out", str(tmp_path / "x.gwcap"), "--sensor-id", "x")
+        wait_until_opened(cap, port.slave_name)
+        stream(port, chunks)
+        time.sleep(0.3)
+        cap.send_signal(signal.SIGINT)
+        out, err = cap.communicate(timeout=30)
+    assert cap.returncode == 0, err
+    assert "x (" in out and "wrote" in out
+    src = CaptureSource(tmp_path / "x.gwcap")
+    n = sum(i.n for i in src.items() if hasattr(i, "n"))
+    assert src.sensor_id == "x" and n == int(FS * 2.5)
+    h = src.health()
+    assert h["frames_ok"] == len(chunks) and h["lost_frames"] == 0 and h["resyncs"] == 0
