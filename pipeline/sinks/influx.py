@@ -193,23 +193,32 @@ class InfluxSink:
             self._error_raised = True
             raise self._error
         with self._buf_lock:
-            steps = [r for r in records if isinstance(r, StepRecord)]
-            fields = [schema.step_fields(r) for r in steps]
             buf, enc, session, precision = self._buf, self._enc, self.session, self.precision
-            for r, f in zip(steps, fields):
-                line = lp.step_line(r, session=session, precision=precision, stats=enc, fields=f)
-                if line is not None:
-                    buf.append(line)
-            if len(steps) != len(records):
-                buf.extend(lp.record_lines([r for r in records if not isinstance(r, StepRecord)],
-                                           session=session, precision=precision, stats=enc))
-            if self._windows is not None:
+            steps: list[StepRecord] = []
+            fields: list[dict] = []
+            others = []
+            last_t = self._last_t_s
+            for r in records:  # one pass: encode steps, collect what the windows need
+                if isinstance(r, StepRecord):
+                    f = schema.step_fields(r)
+                    line = lp.step_line(r, session=session, precision=precision, stats=enc, fields=f)
+                    if line is not None:
+                        buf.append(line)
+                    steps.append(r)
+                    fields.append(f)
+                    t = r.step.ic_s
+                else:
+                    others.append(r)
+                    t = getattr(r, "t_s", None)
+                if t is not None and t > last_t:  # (NaN compares False)
+                    last_t = t
+            self._last_t_s = last_t
+            if others:
+                buf.extend(lp.record_lines(others, session=session, precision=precision, stats=enc))
+            if self._windows is not None and steps:
                 windows = self._windows.update(steps, fields)
-                buf.extend(lp.record_lines(windows, session=session, precision=precision, stats=enc))
-            for r in records:
-                t = r.step.ic_s if isinstance(r, StepRecord) else getattr(r, "t_s", None)
-                if t is not None and t == t:
-                    self._last_t_s = max(self._last_t_s, t)
+                if windows:
+                    buf.extend(lp.record_lines(windows, session=session, precision=precision, stats=enc))
             if self.health_interval_s > 0:
                 if self._next_health_s is None:
                     self._next_health_s = self._last_t_s + self.health_interval_s
