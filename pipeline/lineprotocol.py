@@ -26,7 +26,6 @@ not allow empty tag values). Tags are sorted by key, as InfluxDB recommends.
 
 from __future__ import annotations
 
-import math
 import re
 from functools import lru_cache
 from collections.abc import Iterable, Mapping

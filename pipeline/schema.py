@@ -42,7 +42,6 @@ Rules
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Iterable
 from functools import lru_cache
@@ -213,7 +212,3 @@ def numeric_step_field_names(records: Iterable[StepRecord]) -> list[str]:
             if k not in STEP_NON_AGGREGATED and not isinstance(v, str):
                 seen.setdefault(k)
     return list(seen)
-
-
-def is_finite_number(v: object) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)

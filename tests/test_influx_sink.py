@@ -24,7 +24,7 @@ from pipeline import schema
 from pipeline.config import load_config
 from pipeline.errors import SinkError
 from pipeline.records import Alert, Metric, SensorInfo, SessionInfo, StepRecord
-from pipeline.sinks.influx import InfluxSink, flush_spool, sink_from_config
+from pipeline.sinks.influx import flush_spool, sink_from_config
 
 LEFT = SensorInfo("L-foot", "foot", "left", athlete="Zoë Müller")
 RIGHT = SensorInfo("R-foot", "foot", "right", athlete="Zoë Müller")
