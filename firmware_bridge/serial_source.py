@@ -21,7 +21,7 @@ from typing import Literal
 import serial
 
 from firmware_bridge.protocol_stream import FORMATS, PortDecoder
-from pipeline.errors import DeviceError
+from pipeline.errors import DeviceError, GaitwatchError
 from pipeline.records import Gap, SampleBlock
 
 log = logging.getLogger(__name__)
@@ -160,7 +160,7 @@ class SerialSource:
                 self._put(self.dec.flush())
         except BaseException as exc:  # noqa: BLE001 - reported to the consumer, never lost
             self.error = exc
-            log.error("serial %s: reader stopped: %s", self.port, exc)
+            log.debug("serial %s: reader stopped: %s", self.port, exc, exc_info=True)
         finally:
             if self.capture is not None:
                 self.capture.close()
@@ -230,8 +230,10 @@ class LiveItems:
         try:
             while (t_end is None or clock() < t_end) and not self.stop.is_set():
                 for s in self.sources:
+                    if isinstance(s.error, GaitwatchError):
+                        raise s.error
                     if s.error is not None:
-                        raise DeviceError(f"serial {s.port}: reader failed: {s.error}") from s.error
+                        raise DeviceError(f"serial {s.port}: reader failed: {s.error!r}") from s.error
                 timeout = self.poll_s if t_end is None else max(0.0, min(self.poll_s, t_end - clock()))
                 try:
                     item = q.get(timeout=timeout)

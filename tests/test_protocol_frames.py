@@ -327,3 +327,13 @@ def test_mode_detection():
     assert looks_like_text(TEXT) is True
     assert looks_like_text(WIRE[:300]) is False
     assert looks_like_text(b"1000,0.0") is None
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.integers(0, len(TEXT)), max_size=30))
+def test_text_random_splits_give_the_same_rows(cuts):
+    edges = [0, *sorted(cuts), len(TEXT)]
+    t, acc, gyr, c = text_decode([TEXT[a:b] for a, b in zip(edges, edges[1:])])
+    t0, acc0, gyr0, c0 = text_decode([TEXT])
+    assert t.tolist() == t0.tolist() and np.array_equal(acc, acc0) and np.array_equal(gyr, gyr0)
+    assert c.as_dict() == c0.as_dict()

@@ -204,3 +204,20 @@ def test_two_sensors_share_one_host_time_base():
     assert set(first) == {"s0", "s1"}
     assert abs(first["s0"] - first["s1"]) < 1e-3
     assert abs(first["s0"] - (start - t0)) < 5e-3  # and both are where the session clock says
+
+
+def test_text_board_without_declared_rate_stops_the_run_with_a_clear_error():
+    lines = list(text_lines(sine_signal(fs_hz=100.0), fs_hz=100.0, n_samples=100))
+    q: queue.Queue = queue.Queue()
+    with PtyPort() as port:
+        src = make_source(port.path, q, fmt="auto")
+        src.open_once()
+        src.start()
+        stop = threading.Event()
+        th = threading.Thread(target=stream, args=(port, lines), kwargs={"stop": stop}, daemon=True)
+        th.start()
+        with pytest.raises(DeviceError, match=r"sends CSV text; give its sample rate with --text-fs-hz"):
+            for _ in LiveItems([src], q, duration_s=5.0):
+                pass
+        stop.set()
+        th.join()
