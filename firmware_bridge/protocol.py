@@ -227,6 +227,36 @@ def encode_frame(frame: Frame) -> bytes:
     return cobs.encode(encode_raw(frame)) + b"\x00"
 
 
+def pack_notifications(encoded_frames: list[bytes], *, payload_max: int = BLE_MAX_PAYLOAD) -> list[bytes]:
+    """Batch encoded frames into BLE notifications of at most ``payload_max`` bytes (MTU - 3).
+
+    Frames are packed whole and in order, as many per notification as fit; a frame is split
+    across notifications only when it is longer than ``payload_max`` (small MTU, e.g. 23 ->
+    20 bytes). The receiver feeds notifications in order to one decoder, so both work; a
+    lost notification then costs only the frames it touched.
+    """
+    if payload_max < 1:
+        raise ValueError(f"payload_max must be >= 1, got {payload_max}")
+    out: list[bytes] = []
+    cur = bytearray()
+    for f in encoded_frames:
+        if cur and len(cur) + len(f) > payload_max:
+            out.append(bytes(cur))
+            cur.clear()
+        if len(f) <= payload_max:
+            cur += f
+            continue
+        for i in range(0, len(f), payload_max):  # only for payload_max < a frame
+            part = f[i : i + payload_max]
+            if len(part) == payload_max:
+                out.append(part)
+            else:
+                cur += part
+    if cur:
+        out.append(bytes(cur))
+    return out
+
+
 # ----------------------------------------------------------------------------- decoding
 @dataclass
 class DecoderCounters:

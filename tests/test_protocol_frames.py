@@ -337,3 +337,23 @@ def test_text_random_splits_give_the_same_rows(cuts):
     t0, acc0, gyr0, c0 = text_decode([TEXT])
     assert t.tolist() == t0.tolist() and np.array_equal(acc, acc0) and np.array_equal(gyr, gyr0)
     assert c.as_dict() == c0.as_dict()
+
+
+@pytest.mark.parametrize("payload_max", [244, 182, 20])
+def test_ble_notifications_carry_the_same_frames(payload_max):
+    from firmware_bridge.protocol import pack_notifications
+
+    wires = [encode_frame(f) for f in FRAMES]
+    notes = pack_notifications(wires, payload_max=payload_max)
+    assert all(1 <= len(n) <= payload_max for n in notes)
+    assert b"".join(notes) == b"".join(wires)
+    if payload_max == 244:  # every frame fits: none is split, notifications are well filled
+        assert all(n.endswith(b"\x00") for n in notes) and len(notes) < len(wires)
+    frames, c = decode_all(notes)
+    assert frames == FRAMES and c.resyncs == 0
+    # a lost notification costs only the frames it touched
+    k = len(notes) // 2
+    frames, c = decode_all(notes[:k] + notes[k + 1 :])
+    touched = {f.seq for f in FRAMES} - {f.seq for f in frames}
+    assert 1 <= len(touched) <= len(notes[k]) // min(map(len, wires)) + 2
+    assert c.lost_frames == len(touched)
