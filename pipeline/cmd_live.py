@@ -231,7 +231,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         for src in sources:
             src.start()
-        summary = run_session(items, engine, sinks, session=session, source_stats=source_stats, extra=extra)
+        summary = run_session(items, engine, sinks, session=session, source_stats=source_stats, extra=extra,
+                              progress=_status_logger(sources, engine))
     finally:
         for src in sources:
             src.stop()
@@ -239,6 +240,27 @@ def run(args: argparse.Namespace) -> int:
             signal.signal(signal.SIGINT, previous)
     _report(args, summary, extra)
     return 0
+
+
+def _status_logger(sources, engine, *, every_s: float = 10.0):
+    """A run-loop progress hook: one INFO line per sensor every ``every_s`` (``-v`` shows it)."""
+    next_t = [time.monotonic() + every_s]
+
+    def progress(item) -> None:
+        now = time.monotonic()
+        if now < next_t[0]:
+            return
+        next_t[0] = now + every_s
+        counters = engine.counters()
+        for s in sources:
+            h = s.health()
+            c = counters.get(s.sensor_id)
+            log.info("%s: %s, %d samples, %d steps, lost frames %s, resyncs %s, gaps %s, skew %.1f ppm",
+                     s.sensor_id, "connected" if h["connected"] else "DISCONNECTED", h.get("samples", 0),
+                     getattr(c, "steps", 0), h.get("lost_frames", "-"), h.get("resyncs", "-"), h.get("gaps", 0),
+                     h.get("clock_skew_ppm", float("nan")))
+
+    return progress
 
 
 HEALTH_COLUMNS = ("frames_ok", "lost_frames", "duplicate_frames", "crc_errors", "resyncs", "gaps",
