@@ -212,3 +212,26 @@ def test_text_mode_gaps_and_duplicates():
     acc = np.concatenate([b.acc_ms2 for b in blocks])
     np.testing.assert_allclose(acc, np.delete(a_true, range(300, 310), axis=0), atol=1e-4)
     assert blocks[0].gyr_dps is not None and abs(blocks[0].t0_s) < 3e-3
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_CHUNKS = list(device_frames(DeviceParams(fs_hz=FS, seq0=65500), sine_signal(fs_hz=FS), n_samples=3000))
+_SAMPLE_K = [k for k, c in enumerate(_CHUNKS) if isinstance(c[2], SamplesFrame)]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.sets(st.sampled_from(_SAMPLE_K[1:]), max_size=12), st.sets(st.integers(0, len(_CHUNKS) - 1), max_size=12))
+def test_any_pattern_of_lost_and_repeated_frames_gives_uniform_segments(lost, dups):
+    items, asm, dec = assemble(_CHUNKS, drop=lambda k, f: k in lost, dup=lambda k, f: k in dups)
+    check_uniform_segments(items)
+    kept = [k for k in _SAMPLE_K if k not in lost]
+    # every kept sample arrives exactly once (no drift here: no clock slips)
+    assert asm.counters.clock_slips == 0
+    assert sum(b.n for b in blocks_of(items)) == sum(_CHUNKS[k][2].n for k in kept)
+    # one gap per run of lost sample frames with kept ones after it
+    runs = sum(1 for i, k in enumerate(_SAMPLE_K) if k in lost and (i == 0 or _SAMPLE_K[i - 1] not in lost)
+               and any(j > k for j in kept))
+    assert sum(isinstance(i, Gap) for i in items) == runs == asm.counters.segments - 1
+    assert dec.counters.duplicate_frames == len(dups - lost)

@@ -173,3 +173,28 @@ def test_capture_command_records_what_the_port_delivered(tmp_path):
     assert src.sensor_id == "x" and n == int(FS * 2.5)
     h = src.health()
     assert h["frames_ok"] == len(chunks) and h["lost_frames"] == 0 and h["resyncs"] == 0
+
+
+def test_per_port_options_map_to_sensors():
+    import argparse
+
+    from pipeline.cmd_live import sensors_for
+    from pipeline.errors import ConfigError
+
+    def ns(**kw):
+        base = dict(serial=["/dev/ttyACM0", "/dev/ttyACM1"], placement=["foot"], side=["left", "right"],
+                    sensor_id=None, athlete="ann", from_capture=[])
+        base.update(kw)
+        return argparse.Namespace(**base)
+
+    s = sensors_for(ns())
+    assert [(x.sensor_id, x.placement, x.side, x.athlete) for x in s] == [
+        ("serial-ttyACM0", "foot", "left", "ann"), ("serial-ttyACM1", "foot", "right", "ann")]
+    s = sensors_for(ns(sensor_id=["L", "R"], placement=["foot", "shank"]))
+    assert [(x.sensor_id, x.placement) for x in s] == [("L", "foot"), ("R", "shank")]
+    with pytest.raises(ConfigError, match="--sensor-id must be given once per --serial port"):
+        sensors_for(ns(sensor_id=["same"]))
+    with pytest.raises(ConfigError, match="--side is required"):
+        sensors_for(ns(side=None))
+    with pytest.raises(ConfigError, match="at least one sensor"):
+        sensors_for(ns(serial=[]))
