@@ -14,7 +14,9 @@ File format (``.gwcap``, little-endian)::
              length 0xFFFFFFFF (no bytes): the port was lost at that time
 
 Records are flushed to the OS as they are written; a capture cut short by a crash is
-readable up to its last whole record.
+readable up to its last whole record. Live decoding sees the host time as
+``host_ns * 1e-9`` too (:class:`~firmware_bridge.serial_source.SerialSource`), so a replay
+repeats its floating-point arithmetic bit for bit.
 """
 
 from __future__ import annotations
@@ -44,16 +46,17 @@ class CaptureWriter:
         self._f.write(MAGIC + json.dumps(meta, sort_keys=True).encode() + b"\n")
         self.bytes = 0
 
-    def chunk(self, host_s: float, data: bytes) -> None:
+    def chunk(self, host_ns: int, data: bytes) -> None:
+        """``data`` read at ``host_ns`` nanoseconds after session time 0."""
         if self._f is None:
             return
-        self._f.write(_REC.pack(int(round(host_s * 1e9)), len(data)) + data)
+        self._f.write(_REC.pack(int(host_ns), len(data)) + data)
         self._f.flush()
         self.bytes += len(data)
 
-    def lost(self, host_s: float) -> None:
+    def lost(self, host_ns: int) -> None:
         if self._f is not None:
-            self._f.write(_REC.pack(int(round(host_s * 1e9)), LOST))
+            self._f.write(_REC.pack(int(host_ns), LOST))
             self._f.flush()
 
     def close(self) -> None:

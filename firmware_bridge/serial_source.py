@@ -62,8 +62,10 @@ class SerialSource:
     ):
         if not reopen_interval_s > 0:
             raise ValueError(f"reopen_interval_s must be positive, got {reopen_interval_s!r}")
+        # the decoder sees session time (host_s - host_t0_s) in whole ns, exactly as a
+        # capture of this port stores it, so replaying the capture is bit-identical
         self.dec = PortDecoder(
-            name=f"serial {port}", sensor_id=sensor_id, host_t0_s=host_t0_s, fmt=fmt, text_fs_hz=text_fs_hz,
+            name=f"serial {port}", sensor_id=sensor_id, host_t0_s=0.0, fmt=fmt, text_fs_hz=text_fs_hz,
             text_acc_unit=text_acc_unit, text_gyr_unit=text_gyr_unit, clock_warmup_s=clock_warmup_s,
             clock_window_s=clock_window_s, slip_threshold_samples=slip_threshold_samples,
         )
@@ -148,7 +150,7 @@ class SerialSource:
                     log.warning("serial %s: port lost (%s); reopening when it is back", self.port, exc)
                     with self._lock:
                         if self.capture is not None:
-                            self.capture.lost(self._clock() - self.host_t0_s)
+                            self.capture.lost(self._session_ns(self._clock()))
                         self._put(self.dec.interrupted())
                 finally:
                     self.connected = False
@@ -176,10 +178,14 @@ class SerialSource:
 
     def feed(self, data: bytes, *, host_s: float) -> None:
         """Decode received bytes (the worker calls this; tests may too)."""
+        ns = self._session_ns(host_s)
         with self._lock:
             if self.capture is not None:
-                self.capture.chunk(host_s - self.host_t0_s, data)
-            self._put(self.dec.feed(data, host_s=host_s))
+                self.capture.chunk(ns, data)
+            self._put(self.dec.feed(data, host_s=ns * 1e-9))
+
+    def _session_ns(self, host_s: float) -> int:
+        return int(round((host_s - self.host_t0_s) * 1e9))
 
     def _put(self, items: list[SampleBlock | Gap]) -> None:
         for it in items:

@@ -14,18 +14,18 @@ from pipeline.records import Gap, SampleBlock
 FS = 500.0
 
 
-def host_times(chunks, seed=0):
-    """Jittered read times, already at the file's ns resolution."""
+def host_ns(chunks, seed=0):
+    """Jittered read times in ns (the file's resolution)."""
     rng = np.random.default_rng(seed)
-    return [int(round((due + 2e-4 + rng.exponential(1e-3)) * 1e9)) * 1e-9 for due, _, _ in chunks]
+    return [int(round((due + 2e-4 + rng.exponential(1e-3)) * 1e9)) for due, _, _ in chunks]
 
 
 def write(path, chunks, *, lost_after=None):
     w = CaptureWriter(path, meta={"sensor_id": "c1", "format": "binary", "clock_warmup_s": 0.5})
-    for k, ((due, data, _), h) in enumerate(zip(chunks, host_times(chunks))):
+    for k, ((due, data, _), h) in enumerate(zip(chunks, host_ns(chunks))):
         w.chunk(h, data)
         if k == lost_after:
-            w.lost(due + 0.002)
+            w.lost(h + 1000)
     w.close()
 
 
@@ -34,8 +34,8 @@ def test_capture_replays_to_the_items_of_a_direct_decode(tmp_path):
     write(tmp_path / "a.gwcap", chunks)
     direct = PortDecoder(name="x", sensor_id="c1", host_t0_s=0.0, fmt="binary", clock_warmup_s=0.5)
     want = []
-    for (_, data, _), h in zip(chunks, host_times(chunks)):
-        want += direct.feed(data, host_s=h)
+    for (_, data, _), h in zip(chunks, host_ns(chunks)):
+        want += direct.feed(data, host_s=h * 1e-9)
     want += direct.flush()
     got = list(CaptureSource(tmp_path / "a.gwcap").items())
     assert len(got) == len(want)
