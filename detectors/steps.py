@@ -10,31 +10,34 @@ for the foot and Aminian et al. 2002 (J. Biomech. 35:689) for the shank:
 1. A stride is segmented by the leg's **swing lobes**: the sagittal rate rises through
    ``swing_threshold_dps`` and stays above it for ``swing_confirm_s`` when the next swing
    starts (impact vibrations cross it only briefly).
-2. **IC** is the impact: the largest rise of the upward (body z) specific force within an
-   impact rise time (10 ms) between the previous swing and ``min_contact_s`` before this one,
-   refined to the onset of the impact by intersecting the pre-impact and impact slopes
-   (accelerometer onset, as in Purcell et al. 2006, Sports Eng. 9:123; Falbriard 2018 use
-   the gyro minimum for IC, the accelerometer sharpens it). A window without an impact of
-   at least ``impact_jerk_min_gps``, or whose biggest impact comes after it (the heel drop
-   of a forefoot strike), is not a step; the window stays open.
-3. **TO** is the last prominent minimum of the sagittal rate in the last negative lobe
-   before that swing (push-off for the foot, the fastest backward shank rotation for the
-   shank; a heel strike's foot-slap minimum comes earlier in the same lobe), located on
-   the raw rate and refined by a parabola through three samples.
+2. **TO** is the last prominent minimum of the sagittal rate before that swing (push-off
+   for the foot, the fastest backward shank rotation for the shank; a heel strike's
+   foot-slap minimum comes earlier), located on the raw rate and refined by a parabola
+   through three samples. It must be deep compared with the runner's recent push-offs
+   (``PUSH_RELATIVE_DEPTH``), which rejects the heel drop after a forefoot landing.
+3. **IC** is the impact: the largest rise of the upward (body z) specific force within an
+   impact rise time (10 ms) between the previous mid-swing peak and ``min_contact_s``
+   before TO, refined to the onset of the impact by intersecting the pre-impact and
+   impact slopes (accelerometer onset, as in Purcell et al. 2006, Sports Eng. 9:123;
+   Falbriard 2018 use the gyro minimum for IC, the accelerometer sharpens it). A window
+   without an impact of at least ``impact_jerk_min_gps``, or whose biggest impact comes
+   after TO, is not a step; the window stays open.
 
-Accelerometer-only method: IC at impact onsets found as the largest acceleration jumps
-with a refractory period of ``min_stride_s`` (the same onset refinement); TO is unknown
-(NaN), so contact time is NaN.
+Accelerometer-only method: IC at impact onsets: the first upward rise above a threshold
+(absolute, and relative to the last impacts), the biggest rise within 80 ms of it, a
+refractory period of ``min_stride_s`` (the same onset refinement); TO is unknown (NaN), so
+contact time is NaN.
 
 Look-ahead: a step is emitted when the next swing starts, i.e. ``contact + the time from
-TO until the rate reaches swing_threshold_dps`` after its IC — about 300-350 ms at 170
-steps/min (measured in tests/test_steps_latency.py). Accelerometer-only steps are emitted
-``min_stride_s`` after IC.
+TO until the rate reaches swing_threshold_dps, + swing_confirm_s`` after its IC: about
+350-380 ms at 170 steps/min (tests/test_steps_streaming.py measures it). Accelerometer-only
+steps are emitted about 100 ms after IC.
 
 Activity: a step is *running* when the foot has a flight phase, i.e. its duty factor
 contact/stride is below ``running_max_duty`` (0.5 by definition of running, Novacheck
-1998, Gait Posture 7:77), and its contact is shorter than ``running_max_contact_s``
-(0.4 s: running contacts are 0.15-0.35 s, walking stances 0.55-0.8 s; this also guards
+1998, Gait Posture 7:77; 0.55 leaves room for event timing noise, walking is above 0.58),
+and its contact is shorter than ``running_max_contact_s``
+(0.5 s: running contacts are 0.15-0.4 s, walking stances 0.55-0.8 s; this also guards
 the duty factor when a step was missed and the stride looks twice as long). Accelerometer-only steps: running when the step
 rate is at least ``running_min_cadence_spm``.
 
@@ -75,12 +78,13 @@ def rise_amplitude(up_ms2: np.ndarray, rise_n: int) -> np.ndarray:
     return up_ms2[rise_n:] - up_ms2[:-rise_n]
 
 
-def impact_onset(up_ms2: np.ndarray, lo: int, hi: int, *, rise_n: int) -> tuple[float, float] | None:
+def impact_onset(up_ms2: np.ndarray, lo: int, hi: int, *, rise_n: int) -> tuple[int, float, float] | None:
     """Onset of the biggest impact whose rise starts in samples [lo, hi) of ``up_ms2``
     (the body-frame vertical specific force).
 
-    Returns (fractional sample index of the onset, rise in m/s² within ``rise_n`` samples)
-    or None. The onset is the first step of that rise reaching ONSET_FRACTION of its
+    Returns (sample index, fraction of a sample after it, rise in m/s² within ``rise_n``
+    samples) or None; index and fraction are separate so that adding a buffer offset to
+    the index is exact (chunk invariance to the bit). The onset is the first step of that rise reaching ONSET_FRACTION of its
     largest step, refined to a fraction of a sample where the straight line through the
     two samples before it meets the line through the two samples after it (exact for a
     ramp).
@@ -91,6 +95,8 @@ def impact_onset(up_ms2: np.ndarray, lo: int, hi: int, *, rise_n: int) -> tuple[
         return None
     r = rise_amplitude(up_ms2[lo:hi + rise_n], rise_n)
     k0 = int(np.argmax(r))
+    if r[k0] <= 0.0:
+        return None  # no rise at all
     # the first contact: a rise nearly as big shortly before the biggest one is the initial
     # contact and the biggest one a second loading (heel drop after a forefoot strike)
     back = max(k0 - int(round(SECOND_LOADING_S * rise_n / IMPACT_RISE_S)), 0)
@@ -101,10 +107,12 @@ def impact_onset(up_ms2: np.ndarray, lo: int, hi: int, *, rise_n: int) -> tuple[
     w0, w1 = n0 - 1, n0 + rise_n + 1
     d = up_ms2[w0 + 1:w1 + 1] - up_ms2[w0:w1]
     k_max = int(np.argmax(d))
+    if d[k_max] <= 0.0:
+        return None
     k = int(np.flatnonzero(d[:k_max + 1] >= ONSET_FRACTION * d[k_max])[0])
     n = w0 + k
     s = up_ms2[n - 2:n + 3]  # s[j] is sample n - 2 + j
-    best, best_score = n + 0.5, -1.0
+    best, best_score = (n, 0.5), -1.0
     for m in (n, n - 1):
         j = m - (n - 2)
         p = s[j] - s[j - 1]
@@ -114,21 +122,20 @@ def impact_onset(up_ms2: np.ndarray, lo: int, hi: int, *, rise_n: int) -> tuple[
         t = (s[j + 1] - s[j] - q) / (p - q)
         score = min(t, 1.0 - t) if 0.0 <= t <= 1.0 else -abs(t - 0.5)
         if score > best_score:
-            best, best_score = m + min(max(t, 0.0), 1.0), score
-    return best, float(r[n0 - lo])
+            best, best_score = (m, float(min(max(t, 0.0), 1.0))), score
+    return best[0], best[1], float(r[n0 - lo])
 
 
-def parabolic_min(x: np.ndarray, k: int, half: int) -> float:
-    """Sub-sample position of the minimum near k: least-squares parabola over k±half."""
-    lo, hi = max(k - half, 0), min(k + half + 1, x.size)
-    if hi - lo < 3:
-        return float(k)
-    t = np.arange(lo, hi, dtype=float) - k
-    a, b, _ = np.polyfit(t, x[lo:hi], 2)
+def parabolic_min(x: np.ndarray, k: int) -> float:
+    """Offset (in samples, within ±1) of the minimum near sample k from the parabola
+    through k-1, k, k+1."""
+    if k < 1 or k + 1 >= x.size:
+        return 0.0
+    a = x[k - 1] - 2.0 * x[k] + x[k + 1]
     if a <= 0:
-        return float(k)
-    v = -b / (2 * a)
-    return float(k + v) if abs(v) <= half else float(k)
+        return 0.0
+    v = 0.5 * (x[k - 1] - x[k + 1]) / a
+    return float(v) if abs(v) <= 1.0 else 0.0
 
 
 class _Buffer:
@@ -178,7 +185,8 @@ class _StepDetectorBase:
         require(fs_hz >= 50.0, f"fs_hz must be >= 50 Hz for step events, got {fs_hz}")
         require(0 < min_contact_s < max_contact_s, "need 0 < min_contact_s < max_contact_s")
         require(0 < min_stride_s < max_stride_s, "need 0 < min_stride_s < max_stride_s")
-        require(buffer_s >= max_stride_s + max_contact_s, "buffer_s must hold a stride plus a contact")
+        require(buffer_s >= max_stride_s + max_contact_s + pre_ic_s + 0.1,
+                "buffer_s must hold a stride, a contact and the pre-IC window")
         require(impact_jerk_min_gps > 0, "impact_jerk_min_gps must be > 0")
         self.fs_hz = fs_hz
         self.min_contact_s, self.max_contact_s = min_contact_s, max_contact_s
@@ -249,7 +257,7 @@ class GyroStepDetector(_StepDetectorBase):
                  lowpass_hz: float = 20.0, min_contact_s: float = 0.08, max_contact_s: float = 1.0,
                  min_stride_s: float = 0.4, max_stride_s: float = 2.5, impact_jerk_min_gps: float = 40.0,
                  buffer_s: float = 4.0, pre_ic_s: float = 0.1, post_to_s: float = 0.05,
-                 running_max_duty: float = 0.5, running_max_contact_s: float = 0.4,
+                 running_max_duty: float = 0.55, running_max_contact_s: float = 0.5,
                  running_min_cadence_spm: float = 140.0):
         require(swing_threshold_dps > 0 and push_threshold_dps > 0, "thresholds must be > 0 dps")
         require(0 < lowpass_hz < fs_hz / 2, f"lowpass_hz must be in (0, fs/2), got {lowpass_hz}")
@@ -311,7 +319,8 @@ class GyroStepDetector(_StepDetectorBase):
             keep = min(keep, self._seg_first)
         if self._pending:
             keep = min(keep, self._pending[0])
-        b.trim(min(keep, b.end - int(self.pre_ic_s * self.fs_hz) - 2))
+        # keep pre_ic_s before the window too, so step windows never depend on the split
+        b.trim(min(keep, b.end) - int(self.pre_ic_s * self.fs_hz) - 2)
         return out
 
     def _init_depth(self) -> None:
@@ -337,11 +346,21 @@ class GyroStepDetector(_StepDetectorBase):
         return out
 
     def flush(self) -> list[Step]:
-        if self._ref_depth_dps is None and self._buf.acc.shape[0] > 0:
-            self._init_n = self._buf.end - self._seg_first
+        """End of stream: confirm what can be confirmed, then accept a last push-off whose
+        minimum is already behind (the rate rose again) although the swing did not start."""
+        b = self._buf
+        if b.acc.shape[0] == 0:
+            return []
+        out: list[Step] = []
+        if self._ref_depth_dps is None:
+            self._init_n = b.end - self._seg_first
             self._init_depth()
-            return self._confirm(self._buf.end)
-        return []
+            out += self._confirm(b.end)
+        self._pending = []
+        last = self._try_step(b.end - 1)
+        if last is not None and (not out or last.ic_s > out[-1].ic_s):
+            out.append(last)
+        return out
 
     def _try_step(self, c: int) -> Step | None:
         b = self._buf
@@ -350,37 +369,38 @@ class GyroStepDetector(_StepDetectorBase):
         w = b.extra["w"]
         ws = max(self._win_start, b.start, c - int((self.max_stride_s + self.max_contact_s) * fs))
         i_c, i_ws = c - b.start, ws - b.start
-        # TO: the last deep minimum of the last negative lobe before the swing starts at c
-        # (push-off; a heel strike's foot-slap minimum comes earlier in the same lobe)
-        neg = np.flatnonzero(wf[i_ws:i_c] < 0.0)
-        if neg.size == 0:
-            return None
-        k_end = i_ws + int(neg[-1])
-        nonneg = np.flatnonzero(wf[i_ws:k_end] >= 0.0)
-        k_start = i_ws + (int(nonneg[-1]) + 1 if nonneg.size else 0)
-        # a push-off is deep compared with this runner's recent push-offs (a forefoot
-        # strike's terminal-swing rotation before the heel drop is not)
+        # TO: the last prominent minimum before the swing starts at c (push-off; a heel
+        # strike's foot-slap minimum comes earlier, shallow wiggles are not prominent). It is
+        # deep compared with this runner's recent push-offs (a forefoot strike's
+        # terminal-swing rotation before the heel drop is not).
         thr = max(self.push_threshold_dps, PUSH_RELATIVE_DEPTH * self._ref_depth_dps)
-        mins, _ = signal.find_peaks(-wf[k_start:k_end + 1], height=thr, prominence=0.5 * thr)
+        mins, _ = signal.find_peaks(-wf[i_ws:i_c], height=thr, prominence=0.5 * thr)
         if mins.size == 0:
             return None
-        k_f = k_start + int(mins[-1])
+        k_f = i_ws + int(mins[-1])
+        nonneg = np.flatnonzero(wf[i_ws:k_f] >= 0.0)
+        k_start = i_ws + (int(nonneg[-1]) + 1 if nonneg.size else 0)  # where that lobe began
         lo = max(k_f - self._delay_n, k_start)
         k_to = lo + int(np.argmin(w[lo:k_f + 1]))
-        to = b.start + parabolic_min(w, k_to, 1)
-        # IC: the impact, at least min_contact_s before TO
+        to = (b.start + k_to) + parabolic_min(w, k_to)
+        # IC: the impact between the previous mid-swing (the peak of the swing lobe, as in
+        # Falbriard's mid-swing to mid-swing cycles) and min_contact_s before TO; searching
+        # from mid-swing keeps the lift-off of the previous step out of the window
+        ms = i_ws + int(np.argmax(wf[i_ws:k_start])) if k_start > i_ws else i_ws
+        if wf[ms] < max(3.0 * self.swing_threshold_dps, 0.3 * self._ref_depth_dps):
+            ms = i_ws  # no swing in the window (first step of a segment)
         ic_hi = int(math.floor(to - self.min_contact_s * fs))
-        ic_lo = max(ws, int(math.ceil(to - self.max_contact_s * fs)))
+        ic_lo = max(b.start + ms, int(math.ceil(to - self.max_contact_s * fs)))
         found = impact_onset(b.acc[:, 2], ic_lo - b.start, ic_hi - b.start, rise_n=self._rise_n)
-        if found is None or not self._jerk_ok(found[1]):
+        if found is None or not self._jerk_ok(found[2]):
             return None  # no impact: not a stance (keep the window open)
         late = b.acc[ic_hi - b.start:i_c + 1, 2]
         if late.shape[0] > self._rise_n and \
-                rise_amplitude(late, self._rise_n).max() > LATE_IMPACT_RATIO * found[1]:
+                rise_amplitude(late, self._rise_n).max() > LATE_IMPACT_RATIO * found[2]:
             # the real impact comes after this "toe-off": it was the terminal-swing rotation
             # before a forefoot landing, and c the heel drop; the window stays open
             return None
-        step = self._make_step(b.start + found[0], to)
+        step = self._make_step((b.start + found[0]) + found[1], to)
         self._win_start = c
         self._depths = (self._depths + [float(-w[k_to])])[-8:]
         self._ref_depth_dps = float(np.median(self._depths))
@@ -394,8 +414,8 @@ class AccStepDetector(_StepDetectorBase):
                  impact_jerk_min_gps: float = 40.0, relative_threshold: float = 0.4,
                  buffer_s: float = 4.0, pre_ic_s: float = 0.1, post_to_s: float = 0.05,
                  running_min_cadence_spm: float = 140.0, min_contact_s: float = 0.08,
-                 max_contact_s: float = 1.0, running_max_duty: float = 0.5,
-                 running_max_contact_s: float = 0.4):
+                 max_contact_s: float = 1.0, running_max_duty: float = 0.55,
+                 running_max_contact_s: float = 0.5):
         require(0 < relative_threshold < 1, "relative_threshold must be in (0, 1)")
         self.relative_threshold = relative_threshold
         super().__init__(fs_hz=fs_hz, min_contact_s=min_contact_s, max_contact_s=max_contact_s,
@@ -429,25 +449,29 @@ class AccStepDetector(_StepDetectorBase):
         out: list[Step] = []
         fs = self.fs_hz
         ref = int(self.min_stride_s * fs)
+        peak_n = int(round(SECOND_LOADING_S * fs))
         while True:
             lo, hi = self._scan_from, b.end - self._rise_n - 3
-            if hi - lo < (1 if final else 2 * ref):
+            if hi - lo < 1:
                 break
             d = rise_amplitude(b.acc[lo - b.start:hi - b.start + self._rise_n, 2], self._rise_n)
             thr = self.impact_jerk_min_gps * G_MS2 * self._rise_n / fs
             if self._recent:
                 thr = max(thr, self.relative_threshold * float(np.median(self._recent)))
-            cand = np.flatnonzero(d[:ref] >= thr)
+            cand = np.flatnonzero(d >= thr)
             if cand.size == 0:
-                self._scan_from = lo + min(ref, d.size)
-                continue
+                self._scan_from = hi
+                break
             k = int(cand[0])
-            k = k + int(np.argmax(d[k:k + ref]))
+            if k + peak_n > d.size and not final:
+                self._scan_from = lo + k
+                break  # wait for the whole rise
+            k = k + int(np.argmax(d[k:k + peak_n]))
             n = lo + k
             found = impact_onset(b.acc[:, 2], n - b.start, n - b.start + 1, rise_n=self._rise_n)
             if found is not None:
-                self._recent = (self._recent + [found[1]])[-8:]
-                out.append(self._make_step(b.start + found[0], math.nan))
+                self._recent = (self._recent + [found[2]])[-8:]
+                out.append(self._make_step((b.start + found[0]) + found[1], math.nan))
             self._scan_from = n + ref
         b.trim(self._scan_from - int(self.pre_ic_s * fs) - 3)
         return out
