@@ -18,6 +18,7 @@ delay of a single first packet.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,6 +38,8 @@ from firmware_bridge.protocol import (
 )
 from pipeline.errors import DeviceError
 from pipeline.records import Gap, SampleBlock
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -356,6 +359,7 @@ class BlockAssembler:
 
 FORMATS = ("auto", "binary", "text")
 AUTO_DETECT_MAX_BYTES = 1024
+NOTHING_DECODED_WARN_BYTES = 4096
 
 
 class PortDecoder:
@@ -398,6 +402,7 @@ class PortDecoder:
             slip_threshold_samples=slip_threshold_samples,
         )
         self._detect_buf = b""
+        self._warned = False
 
     def feed(self, data: bytes, *, host_s: float) -> list[SampleBlock | Gap]:
         """Bytes read at host time ``host_s`` -> finished items."""
@@ -414,9 +419,15 @@ class PortDecoder:
         if self.fmt == "binary":
             for frame in self.binary.feed(data):
                 a.frame(frame, host_s=host_s)
+            ok, seen = self.binary.counters.frames_ok, self.binary.counters.bytes_in
         else:
             for rows in self.text.feed(data):
                 a.text(rows, host_s=host_s)
+            ok, seen = self.text.counters.lines_ok, self.text.counters.bytes_in
+        if not ok and seen >= NOTHING_DECODED_WARN_BYTES and not self._warned:
+            self._warned = True
+            log.warning("%s: %d bytes in %s mode and nothing decodes: wrong --baud, --format or device?",
+                        self.name, seen, self.fmt)
         return a.drain()
 
     def interrupted(self) -> list[SampleBlock | Gap]:

@@ -235,3 +235,16 @@ def test_any_pattern_of_lost_and_repeated_frames_gives_uniform_segments(lost, du
                and any(j > k for j in kept))
     assert sum(isinstance(i, Gap) for i in items) == runs == asm.counters.segments - 1
     assert dec.counters.duplicate_frames == len(dups - lost)
+
+
+def test_a_port_where_nothing_decodes_is_reported_once(caplog):
+    from firmware_bridge.protocol_stream import PortDecoder
+
+    rng = np.random.default_rng(3)
+    dec = PortDecoder(name="serial /dev/ttyX", sensor_id="x", host_t0_s=0.0, fmt="auto")
+    with caplog.at_level("WARNING"):
+        for k in range(20):  # 921600 baud read at 115200: bytes with zeros, no valid frame
+            assert dec.feed(rng.integers(0, 256, 512, dtype=np.uint8).tobytes(), host_s=k * 0.01) == []
+    msgs = [r.getMessage() for r in caplog.records]
+    assert len(msgs) == 1 and "nothing decodes: wrong --baud, --format or device?" in msgs[0]
+    assert dec.fmt == "binary" and dec.health()["resyncs"] > 10
