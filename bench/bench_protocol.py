@@ -1,6 +1,6 @@
 """Serial ingest speed: decoder throughput and the CPU cost of live 1 kHz 6-axis sensors.
 
-    .venv/bin/python bench/bench_protocol.py [--seconds 10] [--sensors 1 8] [--engine]
+    .venv/bin/python bench/bench_protocol.py [--seconds 10] [--sensors 1 8] [--engine] [--gait]
 
 1. Decoder throughput (no I/O): full 6-axis frames (19 samples) fed in 4 KiB chunks to
    ``FrameDecoder`` alone, and to decoder + ``BlockAssembler`` (SampleBlocks out), in
@@ -66,13 +66,19 @@ def decoder_throughput(n_frames: int = 20000, chunk: int = 4096) -> dict[str, fl
     return out
 
 
-def _emulators(paths_q: mp.Queue, n: int, seconds: float, ready: mp.Event) -> None:
+def _emulators(paths_q: mp.Queue, n: int, seconds: float, ready: mp.Event, gait: bool) -> None:
     import threading
 
     ports = [PtyPort(drop_if_full=True) for _ in range(n)]
+    if gait:  # the kinematic simulator's running foot: the engine finds real steps
+        from firmware_bridge.serial_emulator import simulator_signal
+        from pipeline.simulator import SimParams
+
+        sig, _ = simulator_signal(SimParams(placement="foot", side="right", fs_hz=1000.0, duration_s=seconds + 4))
+    else:
+        sig = sine_signal(fs_hz=1000.0)
     paths_q.put([p.path for p in ports])
     ready.wait(30)
-    sig = sine_signal(fs_hz=1000.0)
     threads = [threading.Thread(target=stream, args=(p, device_frames(DeviceParams(fs_hz=1000.0), sig,
                                                                        n_samples=int(1000 * (seconds + 3)))))
                for p in ports]
@@ -85,14 +91,14 @@ def _emulators(paths_q: mp.Queue, n: int, seconds: float, ready: mp.Event) -> No
         p.close()
 
 
-def live_cpu(n_sensors: int, seconds: float, *, engine: bool) -> dict[str, float]:
+def live_cpu(n_sensors: int, seconds: float, *, engine: bool, gait: bool = False) -> dict[str, float]:
     from firmware_bridge.serial_source import SerialSource
 
     ctx = mp.get_context("fork")
     paths_q, ready = ctx.Queue(), ctx.Event()
-    proc = ctx.Process(target=_emulators, args=(paths_q, n_sensors, seconds, ready), daemon=True)
+    proc = ctx.Process(target=_emulators, args=(paths_q, n_sensors, seconds, ready, gait), daemon=True)
     proc.start()
-    paths = paths_q.get(timeout=30)
+    paths = paths_q.get(timeout=120)
     q: queue.Queue = queue.Queue()
     t0 = time.monotonic()
     sources = [SerialSource(port=p, sensor_id=f"s{k}", out=q, host_t0_s=t0, fmt="binary") for k, p in enumerate(paths)]
@@ -120,6 +126,7 @@ def live_cpu(n_sensors: int, seconds: float, *, engine: bool) -> dict[str, float
         if eng is not None:
             eng.update(item)
     r1, w1 = resource.getrusage(resource.RUSAGE_SELF), time.monotonic()
+    steps = sum(c.steps for c in eng.counters().values()) if eng is not None else 0
     for s in sources:
         s.stop()
     proc.join(10)
@@ -129,6 +136,7 @@ def live_cpu(n_sensors: int, seconds: float, *, engine: bool) -> dict[str, float
     return {
         "sensors": n_sensors, "wall_s": wall, "cpu_share_total": cpu / wall, "cpu_share_per_sensor": cpu / wall / n_sensors,
         "samples_per_s": samples / wall, "lost_frames_s0": h["lost_frames"], "crc_errors_s0": h["crc_errors"],
+        "steps": steps,
     }
 
 
@@ -137,16 +145,18 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--sensors", type=int, nargs="+", default=[1, 8])
     ap.add_argument("--engine", action="store_true", help="also run the engine (step detectors) on the items")
+    ap.add_argument("--gait", action="store_true", help="stream the simulator's running foot instead of a sine")
     args = ap.parse_args()
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
     for k, v in decoder_throughput().items():
         print(f"  {k:34s} {v:14,.0f}")
     for n in args.sensors:
-        r = live_cpu(n, args.seconds, engine=args.engine)
-        print(f"live, {n} x 1 kHz 6-axis sensors{' + engine' if args.engine else ''}: "
+        r = live_cpu(n, args.seconds, engine=args.engine, gait=args.gait)
+        what = (" + engine" if args.engine else "") + (" (simulated running)" if args.gait else "")
+        print(f"live, {n} x 1 kHz 6-axis sensors{what}: "
               f"CPU {100 * r['cpu_share_total']:.1f}% of one core ({100 * r['cpu_share_per_sensor']:.2f}% per sensor), "
               f"{r['samples_per_s']:,.0f} samples/s received, lost frames {r['lost_frames_s0']}, "
-              f"CRC errors {r['crc_errors_s0']} (sensor 0)")
+              f"CRC errors {r['crc_errors_s0']} (sensor 0)" + (f", {r['steps']} steps" if args.engine else ""))
     return 0
 
 
