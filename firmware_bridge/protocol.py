@@ -20,7 +20,7 @@ from __future__ import annotations
 import binascii
 import struct
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import IntEnum
 
 import numpy as np
@@ -478,8 +478,6 @@ def _type_of(frame: Frame) -> FrameType:
 
 
 def _with(frame: Frame, **kw) -> Frame:
-    from dataclasses import replace
-
     return replace(frame, **kw)
 
 

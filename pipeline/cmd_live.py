@@ -129,7 +129,7 @@ def run_captures(args: argparse.Namespace, config, sensors: list[SensorInfo]) ->
     """``--from-capture``: the captures through the same decoder, engine and sinks."""
     import itertools
 
-    from firmware_bridge.serial_capture import CaptureSource, read_capture
+    from firmware_bridge.serial_capture import CaptureSource
     from pipeline.engine import Engine
     from pipeline.run import run_session
     from pipeline.sinks import build_sinks

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from cobs import cobs
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
