@@ -221,3 +221,35 @@ def test_text_board_without_declared_rate_stops_the_run_with_a_clear_error():
                 pass
         stop.set()
         th.join()
+
+
+def test_random_fragmentation_on_the_wire_loses_nothing():
+    # the same bytes written in random pieces (1..300 bytes, some a single byte) at their
+    # due times: reads see partial and concatenated frames
+    dev = DeviceParams(fs_hz=FS)
+    chunks = list(device_frames(dev, sine_signal(fs_hz=FS), n_samples=int(FS * 1.2)))
+    wire = b"".join(c[1] for c in chunks)
+    ends = np.cumsum([len(c[1]) for c in chunks])
+    dues = [c[0] for c in chunks]
+    rng = np.random.default_rng(11)
+    pieces, pos, last_k, j = [], 0, -1, 0
+    while pos < len(wire):
+        n = int(rng.choice([1, 1, 2, 7, 50, 300]))
+        # a piece goes out when its last byte exists (never before the device made it);
+        # pieces of the same moment are spaced by 20 µs so each is its own write
+        k = min(int(np.searchsorted(ends, min(pos + n, len(wire)) - 1, side="right")), len(dues) - 1)
+        j = j + 1 if k == last_k else 0
+        pieces.append((dues[k] + 2e-5 * j, wire[pos:pos + n], None))
+        pos, last_k = pos + n, k
+    total = sum(c[2].n for c in chunks if isinstance(c[2], SamplesFrame))
+    q: queue.Queue = queue.Queue()
+    with PtyPort() as port:
+        src = make_source(port.path, q)
+        src.open_once()
+        src.start()
+        th = play(port, pieces)
+        items = collect(src, q, until=lambda its: n_samples(its) >= total)
+        th.join()
+    h = src.health()
+    assert n_samples(items) == total and not any(isinstance(i, Gap) for i in items)
+    assert h["frames_ok"] == len(chunks) and h["resyncs"] == 0 and h["lost_frames"] == 0
