@@ -80,6 +80,7 @@ class SimParams:
     drop_fraction: float = 0.0  # fraction of samples dropped (missing rows)
     with_gyro: bool = True
     drift: dict[str, float] = field(default_factory=dict)  # param -> relative change at end
+    variability: float = 0.0  # stride-to-stride variability: 0 none, 1 typical runner
     seed: int = 0
     phase_s: float = 0.0  # time of the first IC is phase_s + 0.05 s
 
@@ -236,17 +237,25 @@ class Simulator:
         strides: list[_Stride] = []
         t = p.phase_s + 0.05 - 120.0 / p.cadence_spm  # one stride before the first IC
         x = 0.0
+        v = p.variability
+        k = 0
         while t < p.duration_s + 2.0:
-            stride_s = 120.0 / self._value("cadence_spm", t)
-            speed = self._value("speed_mps", t)
+            # stride-to-stride variability (seeded per stride): coefficients of variation of
+            # healthy running, Nakayama et al. 2010 / Meardon et al. 2011 (stride time ~1.5 %,
+            # contact ~3 %), tibial shock ~8 % (Sheerin et al. 2019); angles a few degrees
+            r = np.random.default_rng([p.seed, 7919, k]).standard_normal(8) * v if v > 0 else np.zeros(8)
+            stride_s = 120.0 / self._value("cadence_spm", t) * (1.0 + 0.015 * r[0])
+            speed = self._value("speed_mps", t) * (1.0 + 0.01 * r[1])
             strides.append(_Stride(
-                ic_s=t, stride_s=stride_s, contact_s=self._value("contact_ms", t) / 1e3,
-                strike_deg=self._value("strike_angle_deg", t),
-                shank_ic_deg=self._value("shank_angle_ic_deg", t),
-                pron_deg=self._value("pronation_deg", t),
-                yaw_deg=sign * self._value("toe_out_deg", t),
-                impact_ms2=self._value("impact_g", t) * G_MS2, speed_mps=speed, x0_m=x,
+                ic_s=t, stride_s=stride_s,
+                contact_s=self._value("contact_ms", t) / 1e3 * (1.0 + 0.03 * r[2]),
+                strike_deg=self._value("strike_angle_deg", t) + 1.5 * r[3],
+                shank_ic_deg=self._value("shank_angle_ic_deg", t) + 1.0 * r[4],
+                pron_deg=max(self._value("pronation_deg", t) + 1.0 * r[5], 0.0),
+                yaw_deg=sign * (self._value("toe_out_deg", t) + 1.0 * r[6]),
+                impact_ms2=self._value("impact_g", t) * G_MS2 * (1.0 + 0.08 * r[7]), speed_mps=speed, x0_m=x,
             ))
+            k += 1
             t += stride_s
             x += speed * stride_s
         return strides
