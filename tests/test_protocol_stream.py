@@ -248,3 +248,27 @@ def test_a_port_where_nothing_decodes_is_reported_once(caplog):
     msgs = [r.getMessage() for r in caplog.records]
     assert len(msgs) == 1 and "nothing decodes: wrong --baud, --format or device?" in msgs[0]
     assert dec.fmt == "binary" and dec.health()["resyncs"] > 10
+
+
+_TEXT = b"".join(d for _, d, _ in text_lines(sine_signal(fs_hz=100.0), fs_hz=100.0, n_samples=400, t0_us=2**32 - 1_000_000))
+_TEXT = _TEXT.replace(b"\r\n", b"\n", 50)  # mixed line ends
+_TEXT_LINES = _TEXT.split(b"\n")
+_TEXT = b"\n".join(_TEXT_LINES[:150] + _TEXT_LINES[160:]) + b"\n"  # 10 samples missing: one gap
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.integers(0, len(_TEXT)), max_size=40))
+def test_text_mode_samples_and_gaps_do_not_depend_on_how_the_bytes_arrive(cuts):
+    edges = [0, *sorted(cuts), len(_TEXT)]
+    dec = TextDecoder(acc_unit="g", gyr_unit="dps")
+    asm = BlockAssembler(sensor_id="t", host_t0_s=0.0, text_fs_hz=100.0, clock_warmup_s=0.0)
+    items = []
+    for a, b in zip(edges, edges[1:]):
+        for rows in dec.feed(_TEXT[a:b]):
+            # the board's µs clock wraps 1 s in; the host's does not
+            asm.text(rows, host_s=float((rows.t_us[-1] - (2**32 - 1_000_000)) % 2**32) * 1e-6 + 0.003)
+        items += asm.drain()
+    items += asm.flush()
+    check_uniform_segments(items)
+    assert sum(b.n for b in blocks_of(items)) == 390
+    assert sum(isinstance(i, Gap) for i in items) == 1
