@@ -84,6 +84,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="instead of ports: replay .gwcap captures through the same decoder (as fast as possible)")
     p.add_argument("--config", type=Path, default=None, metavar="FILE", help="TOML config over the defaults")
     add_sink_arguments(p)
+    from firmware_bridge.ble_cli import add_ble_arguments  # BLE sensors (issue 7): --ble NAME_OR_ADDRESS
+
+    add_ble_arguments(p)
     return p
 
 
@@ -165,6 +168,10 @@ def run(args: argparse.Namespace) -> int:
     from firmware_bridge.serial_source import LiveItems, SerialSource
     from pipeline.config import load_config
 
+    from firmware_bridge.ble_cli import run_ble, wants_ble
+
+    if wants_ble(args):  # BLE sensors: firmware_bridge/ble_cli.py
+        return run_ble(args)
     config = load_config(args.config)
     cfg = config.section("serial")
     sensors = sensors_for(args)
