@@ -19,6 +19,7 @@ from detectors.alignment import Alignment
 from detectors.steps import make_step_detector
 from pipeline.config import Config, load_config
 from pipeline.errors import InputError
+from pipeline.metrics import MetricsChain  # form metrics (issue 3)
 from pipeline.records import Gap, SampleBlock, SensorInfo, Step, StepRecord
 
 
@@ -48,6 +49,7 @@ class _SensorChain:
             max_buffer_s=a["max_buffer_s"],
         )
         self._steps = None  # created at the first block: depends on fs_hz and gyro presence
+        self.form = MetricsChain(info, config)  # form metrics (issue 3): per-step metrics + stride samples
         self.counters = SensorCounters()
 
     def update(self, block: SampleBlock) -> list[Step]:
@@ -70,6 +72,7 @@ class _SensorChain:
         c.blocks += 1
         out: list[Step] = []
         for body in self.alignment.update(block):
+            self.form.samples(body)  # form (issue 3)
             out += self._steps.update(body)
         return out
 
@@ -78,6 +81,7 @@ class _SensorChain:
         if self._steps is None:
             return out
         for body in self.alignment.flush():
+            self.form.samples(body)  # form (issue 3)
             out += self._steps.update(body)
         out += self._steps.flush()
         return out
@@ -91,6 +95,7 @@ class _SensorChain:
 
     def reset(self) -> None:
         self.alignment.reset()
+        self.form.reset()  # form (issue 3)
         if self._steps is not None:
             self._steps.reset()
 
@@ -139,5 +144,5 @@ class Engine:
                 c.running_steps += 1
             else:
                 c.walking_steps += 1
-            out.append(StepRecord(sensor=chain.info, step=st))
+            out.append(StepRecord(sensor=chain.info, step=st, metrics=chain.form.update(st)))  # form (issue 3)
         return out

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.metrics import MetricsSummary  # form (issue 3)
 from pipeline.records import SIDES, SensorInfo, SessionInfo, StepRecord
 
 ACTIVITIES = ("running", "walking")
@@ -137,9 +138,11 @@ class SummaryBuilder:
             (s.sensor_id, a): {"cadence_spm": [], "contact_ms": [], "flight_ms": []}
             for s in self.sensors for a in ACTIVITIES
         }
+        self.metrics = MetricsSummary()  # form metrics (issue 3): medians and NaN reasons
 
     def add(self, records: Iterable[StepRecord]) -> None:
         for r in records:
+            self.metrics.add(r)  # form (issue 3)
             st = r.step
             activity = st.activity if st.activity in ACTIVITIES else "walking"
             key = (r.sensor.sensor_id, activity)
@@ -170,6 +173,8 @@ class SummaryBuilder:
         """``counters``: ``Engine.counters()``; ``sources``: per sensor reader statistics
         (e.g. ``RecordingStats``: rows, filled_samples, gaps, effective_fs_hz, first/last_t_s)."""
         counters, sources = counters or {}, sources or {}
+        extra = dict(extra or {})
+        extra.setdefault("metrics", self.metrics.to_dict())  # form (issue 3)
         sensors = []
         firsts, lasts = [], []
         for s in self.sensors:

@@ -1,0 +1,37 @@
+"""Pronation (foot sensor): eversion excursion and peak eversion velocity in stance.
+
+Eversion is the foot's roll about its long axis in the level frame of its own foot-flat
+(:mod:`.orientation`), signed so that eversion (the lateral edge rising, the foot rolling
+inwards) is positive for both feet: the left foot's lateral side is +y, the right foot's
+-y. ``pronation_excursion_deg`` is the maximum eversion between IC and TO minus the
+eversion at IC; ``pronation_velocity_dps`` the maximum eversion rate between IC and the eversion maximum
+(rearfoot eversion excursion and velocity as in Clarke et al. 1983 and the inertial
+measure of Koldenhoven et al. 2018, J. Biomech. 80:164).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from detectors.form import Values, nan_all
+from detectors.form.orientation import Attitude, interp
+
+NAMES = ("pronation_excursion_deg", "pronation_velocity_dps")
+
+
+def pronation(step, att: Attitude | None, reason: str, *, side: str) -> Values:
+    if att is None:
+        return nan_all(NAMES, reason)
+    ev = att.roll_deg() * (1.0 if side == "left" else -1.0)
+    ic, to = step.rel(step.ic_index), step.rel(step.to_index)
+    i0, i1 = int(math.ceil(ic)), int(math.floor(to))
+    ev_ic = interp(ev, ic)
+    seg = ev[i0:i1 + 1]
+    k = int(np.argmax(seg))
+    excursion = max(float(seg[k]), ev_ic) - ev_ic
+    # eversion velocity while the foot everts: IC up to the eversion maximum
+    rate = np.gradient(ev, 1.0 / step.fs_hz)[i0:i0 + k + 1]
+    return {"pronation_excursion_deg": (excursion, ""),
+            "pronation_velocity_dps": (float(rate.max()) if rate.size else math.nan, "" if rate.size else "no_eversion")}

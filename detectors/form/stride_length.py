@@ -1,0 +1,146 @@
+"""Stride length, speed, foot progression and swing height (foot sensor), by
+zero-velocity-aided strapdown integration between two foot-flats.
+
+From the foot-flat of the previous step to the foot-flat of this one the foot's
+orientation is integrated from the gyroscope (levelled by gravity at the first flat), the
+gravity-free acceleration rotated into that level frame and integrated to velocity; the
+foot is still at both flats, so the velocity's drift is removed linearly to make it zero
+at both ends (zero-velocity update, Foxlin 2005, IEEE CG&A 25(6):38; Skog et al. 2010,
+IEEE TBME 57:2657; the PyShoe INS of Wagstaff et al. 2020), and integrated to position.
+
+* ``stride_length_m``: horizontal displacement between the two flats (one stride),
+* ``speed_mps``: stride length / stride time (this foot's IC to IC),
+* ``foot_progression_deg``: angle between the foot's long axis in stance (the mean
+  heading of the sensor's forward axis at the two flats) and the direction of travel
+  (the displacement), toe-out positive for both feet (Rebula et al. 2013, Gait Posture
+  38:974; Falbriard et al. 2020). The foot's long axis is the sensor's forward axis after
+  ``detectors.alignment`` (perpendicular to the foot's swing axis).
+* ``swing_height_m``: highest point of the sensor in swing above the line joining its
+  heights at the two flats (ground assumed level over one stride).
+
+Integration spans one stride only (< ``max_stride_s``), so drift stays bounded.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from detectors.form import Values, nan_all
+from detectors.form.orientation import FLAT_MAX_DPS, attitude, quiet_anchor
+from pipeline.records import SampleBlock, Step
+
+NAMES = ("stride_length_m", "speed_mps", "foot_progression_deg", "swing_height_m")
+PRE_N = 2  # samples kept before the previous IC
+
+
+@dataclass(frozen=True)
+class StrideSamples:
+    """Body-frame samples from the previous IC to the end of this step's window."""
+
+    acc_ms2: np.ndarray
+    gyr_dps: np.ndarray | None
+    start_index: int  # segment index of row 0
+    fs_hz: float
+    prev_ic_index: float
+
+    def rel(self, index: float) -> float:
+        return index - self.start_index
+
+
+class SampleBuffer:
+    """Whole body-frame blocks of one segment, bounded to ``buffer_s`` (plus one block)."""
+
+    def __init__(self, *, buffer_s: float):
+        if not buffer_s > 0:
+            raise ValueError(f"buffer_s must be > 0, got {buffer_s}")
+        self.buffer_s = buffer_s
+        self.reset()
+
+    def reset(self) -> None:
+        self._blocks: list[SampleBlock] = []
+        self._n = 0
+
+    def append(self, block: SampleBlock) -> None:
+        if self._blocks:
+            last = self._blocks[-1]
+            if block.segment != last.segment or block.first_index != last.end_index:
+                self.reset()
+        self._blocks.append(block)
+        self._n += block.n
+        limit = self.buffer_s * block.fs_hz
+        while len(self._blocks) > 1 and self._n - self._blocks[0].n >= limit:
+            self._n -= self._blocks.pop(0).n
+
+    def keep_from_step(self, step: Step) -> None:
+        """Drop what the next step's stride (from this step's IC) will not need."""
+        self.trim_before(int(math.floor(step.ic_index)) - 2 * PRE_N)
+
+    def trim_before(self, index: int) -> None:
+        """Drop whole blocks that end at or before segment index ``index``."""
+        while len(self._blocks) > 1 and self._blocks[0].end_index <= index:
+            self._n -= self._blocks.pop(0).n
+
+    def stride(self, step: Step, *, max_stride_s: float) -> StrideSamples | None:
+        """This step's stride samples, or None (first step, stride too long, not buffered)."""
+        if not self._blocks or not math.isfinite(step.prev_ic_s) or step.stride_s > max_stride_s:
+            return None
+        fs = step.fs_hz
+        prev_ic = step.ic_index - step.stride_s * fs
+        lo = int(math.floor(prev_ic)) - PRE_N
+        hi = step.window_start_index + step.acc_ms2.shape[0]
+        first = self._blocks[0]
+        if lo < first.first_index or hi > self._blocks[-1].end_index or first.segment != step.segment:
+            return None
+        acc = np.concatenate([b.acc_ms2 for b in self._blocks])
+        s0 = lo - first.first_index
+        gyr = None
+        if first.gyr_dps is not None:
+            gyr = np.concatenate([b.gyr_dps for b in self._blocks])[s0:s0 + hi - lo]
+        return StrideSamples(acc_ms2=acc[s0:s0 + hi - lo], gyr_dps=gyr, start_index=lo, fs_hz=fs,
+                             prev_ic_index=prev_ic)
+
+
+def _flat(acc, gyr, fs, lo, hi, g):
+    a0, a1, rate = quiet_anchor(gyr, fs, lo, hi)
+    up = acc[a0:a1].mean(axis=0)
+    ok = rate <= FLAT_MAX_DPS and abs(np.linalg.norm(up) - g) <= 2.0
+    return (a0 + a1) // 2, up, ok
+
+
+def stride_metrics(step: Step, stride: StrideSamples | None, *, side: str, max_stride_s: float = 2.5) -> Values:
+    if stride is None:
+        return nan_all(NAMES, "no_previous_stride" if not math.isfinite(step.prev_ic_s) or step.stride_s > max_stride_s
+                       else "stride_not_buffered")
+    if stride.gyr_dps is None:
+        return nan_all(NAMES, "no_gyro")
+    if not math.isfinite(step.to_index):
+        return nan_all(NAMES, "no_toe_off")
+    fs, g = stride.fs_hz, step.gravity_ms2
+    acc, gyr = stride.acc_ms2, stride.gyr_dps
+    ic, to, pic = stride.rel(step.ic_index), stride.rel(step.to_index), stride.rel(stride.prev_ic_index)
+    contact = to - ic
+    # previous flat: within a contact time after the previous IC (its TO is not in the Step)
+    k0, up0, ok0 = _flat(acc, gyr, fs, int(math.ceil(pic + 0.1 * contact)), int(math.floor(pic + 0.85 * contact)), g)
+    k1, _, ok1 = _flat(acc, gyr, fs, int(math.ceil(ic + 0.1 * contact)), int(math.floor(to - 0.15 * contact)), g)
+    if not (ok0 and ok1) or k1 - k0 < 3:
+        return nan_all(NAMES, "no_foot_flat")
+    att = attitude(gyr[k0:k1 + 1], fs, anchor=0, up_body=up0)
+    a = att.level(acc[k0:k1 + 1])
+    a[:, 2] -= g
+    dt = 1.0 / fs
+    v = np.concatenate([[np.zeros(3)], np.cumsum(0.5 * (a[1:] + a[:-1]), axis=0) * dt])
+    v -= np.outer(np.linspace(0.0, 1.0, v.shape[0]), v[-1])  # zero velocity at both flats
+    pos = np.concatenate([[np.zeros(3)], np.cumsum(0.5 * (v[1:] + v[:-1]), axis=0) * dt])
+    d = pos[-1]
+    length = float(math.hypot(d[0], d[1]))
+    fwd = att.matrices[[0, -1], :, 0]  # forward axis at both flats, level frame
+    heading_foot = math.atan2(fwd[:, 1].sum(), fwd[:, 0].sum())
+    travel = math.atan2(d[1], d[0])
+    diff = (travel - heading_foot + math.pi) % (2 * math.pi) - math.pi
+    fpa = math.degrees(diff) * (1.0 if side == "right" else -1.0)
+    z = pos[:, 2] - np.linspace(0.0, 1.0, pos.shape[0]) * d[2]
+    return {"stride_length_m": (length, ""), "speed_mps": (length / step.stride_s, ""),
+            "foot_progression_deg": (fpa, ""), "swing_height_m": (float(z.max()), "")}

@@ -1,0 +1,239 @@
+"""Per-step form metrics: a plain dict registry of metric groups named from config.
+
+Config (``[metrics]`` in ``defaults.toml``): ``enabled`` lists group names of
+:data:`METRICS`; the other keys are the groups' parameters (thresholds in physical units).
+
+Each group is a function ``(ctx) -> {name: (value, reason)}`` over a :class:`StepContext`
+(the step, its sensor, the shared stance orientation, the stride samples when the
+per-sensor buffer has them). Names carry their unit (``_deg``, ``_dps``, ``_g``, ``_gps``,
+``_m``, ``_mps``, ``_pct``); a metric that does not apply to the placement is not emitted at
+all (no column of foot metrics for a shank sensor's rows); a metric that applies but cannot
+be measured on this step is NaN with a reason, counted in the session summary.
+
+:func:`compute_metrics` is pure (step + sensor + config). :class:`MetricsChain` is the
+per-sensor streaming wrapper the engine uses: it also keeps a bounded buffer of the
+body-frame samples (``samples``), so that metrics spanning a whole stride (stride length,
+speed, foot progression, swing height, the shank's stride-mean vertical) can integrate
+from the previous step to this one. It follows update/flush/reset.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+
+from detectors.form import Values, nan_all
+from detectors.form import impact as _impact
+from detectors.form import overstride as _overstride
+from detectors.form import pronation as _pronation
+from detectors.form import strike as _strike
+from detectors.form import stride_length as _stride
+from detectors.form.orientation import Attitude, foot_stance_attitude
+from pipeline.config import Config, load_config
+from pipeline.records import Metric, SampleBlock, SensorInfo, Step
+
+UNITS = (("_gps", "g/s"), ("_dps", "deg/s"), ("_deg", "deg"), ("_mps", "m/s"), ("_pct", "%"),
+         ("_g", "g"), ("_m", "m"), ("_code", "code"), ("_clipped", "bool"))
+
+
+def unit_of(name: str) -> str:
+    for suffix, unit in UNITS:
+        if name.endswith(suffix):
+            return unit
+    raise ValueError(f"metric name {name!r} has no unit suffix ({', '.join(s for s, _ in UNITS)})")
+
+
+@dataclass
+class StepContext:
+    """What metric groups share for one step (orientation computed once, lazily)."""
+
+    step: Step
+    sensor: SensorInfo
+    params: dict
+    stride: _stride.StrideSamples | None = None  # samples from the previous step on (MetricsChain)
+    shank_axis_body: np.ndarray | None = None  # from a standing calibration (MetricsChain)
+    _cache: dict = field(default_factory=dict)
+
+    @cached_property
+    def foot_attitude(self) -> tuple[Attitude | None, str]:
+        return foot_stance_attitude(self.step)
+
+    @cached_property
+    def shank_attitude(self) -> tuple[Attitude | None, str]:
+        return _overstride.shank_stance_attitude(self.step, self.stride)
+
+    @property
+    def attitude(self) -> tuple[Attitude | None, str]:
+        return self.foot_attitude if self.sensor.placement == "foot" else self.shank_attitude
+
+
+def _impact_group(ctx: StepContext) -> Values:
+    p = ctx.params
+    names = _impact.FOOT_NAMES if ctx.sensor.placement == "foot" else _impact.SHANK_NAMES
+    if ctx.step.fs_hz < p["impact_min_fs_hz"]:
+        return nan_all(names, "fs_too_low")
+    att, why = ctx.attitude
+    return _impact.impact(ctx.step, att, why, placement=ctx.sensor.placement, acc_range_g=ctx.sensor.acc_range_g,
+                          axis_body=ctx.shank_axis_body, window_s=p["impact_window_s"],
+                          clip_fraction=p["clip_fraction"])
+
+
+def _strike_group(ctx: StepContext) -> Values:
+    if ctx.sensor.placement != "foot":
+        return {}
+    att, why = ctx.foot_attitude
+    p = ctx.params
+    return _strike.strike(ctx.step, att, why, rearfoot_min_deg=p["rearfoot_min_deg"],
+                          forefoot_max_deg=p["forefoot_max_deg"])
+
+
+def _pronation_group(ctx: StepContext) -> Values:
+    if ctx.sensor.placement != "foot":
+        return {}
+    att, why = ctx.foot_attitude
+    return _pronation.pronation(ctx.step, att, why, side=ctx.sensor.side)
+
+
+def _overstride_group(ctx: StepContext) -> Values:
+    if ctx.sensor.placement != "shank":
+        return {}
+    att, why = ctx.shank_attitude
+    return _overstride.shank_angle(ctx.step, att, why, axis_body=ctx.shank_axis_body)
+
+
+def _stride_group(ctx: StepContext) -> Values:
+    if ctx.sensor.placement != "foot":
+        return {}
+    return _stride.stride_metrics(ctx.step, ctx.stride, side=ctx.sensor.side,
+                                  max_stride_s=ctx.params["max_stride_s"])
+
+
+#: The registry: config name -> metric group.
+METRICS: dict[str, Callable[[StepContext], Values]] = {
+    "impact": _impact_group,
+    "strike": _strike_group,
+    "pronation": _pronation_group,
+    "overstride": _overstride_group,
+    "stride": _stride_group,
+}
+#: Every metric name of each group, in column order. Each record carries all names of the
+#: enabled groups (NaN, reason ``wrong_placement``, where the placement cannot measure
+#: it), so steps.csv has the same columns in the same order whichever sensor's step
+#: arrives first (byte-identical output for any block size).
+NAMES: dict[str, tuple[str, ...]] = {
+    "impact": tuple(dict.fromkeys(_impact.FOOT_NAMES[:1] + _impact.SHANK_NAMES[:2] + _impact.FOOT_NAMES[1:])),
+    "strike": _strike.NAMES,
+    "pronation": _pronation.NAMES,
+    "overstride": _overstride.NAMES,
+    "stride": _stride.NAMES,
+}
+
+
+def _check(params: dict) -> dict:
+    unknown = [n for n in params["enabled"] if n not in METRICS]
+    if unknown:
+        raise ValueError(f"[metrics] enabled: unknown {unknown}; known: {', '.join(METRICS)}")
+    return params
+
+
+def _to_metrics(values: Values, step: Step) -> tuple[Metric, ...]:
+    out = []
+    for name, (v, reason) in values.items():
+        v = float(v)
+        out.append(Metric(name=name, value=v, unit=unit_of(name), t_s=step.ic_s, sensor_id=step.sensor_id,
+                          reason="" if math.isfinite(v) else (reason or "not_measurable")))
+    return tuple(out)
+
+
+def _run(ctx: StepContext) -> tuple[Metric, ...]:
+    values: Values = {}
+    for group in ctx.params["enabled"]:
+        got = METRICS[group](ctx)
+        for name in NAMES[group]:
+            values[name] = got.get(name, (math.nan, "wrong_placement"))
+    return _to_metrics(values, ctx.step)
+
+
+def compute_metrics(step: Step, sensor: SensorInfo, config: Config | None = None) -> tuple[Metric, ...]:
+    """The per-step metrics of one step from the step alone (no stride samples: the
+    stride-spanning metrics are NaN with reason ``no_stride_samples``)."""
+    params = _check((config or load_config()).section("metrics"))
+    return _run(StepContext(step=step, sensor=sensor, params=params))
+
+
+class MetricsChain:
+    """Per-sensor metrics with a bounded buffer of body-frame samples (update/flush/reset).
+
+    ``samples(block)`` is fed every body-frame block before the steps found in it are
+    passed to ``update(step)``; the buffer keeps whole blocks covering at least
+    ``buffer_s`` seconds (so a stride's samples are there whatever the block size), and is
+    cut back at every step to the samples the next stride needs.
+    """
+
+    def __init__(self, sensor: SensorInfo, config: Config | None = None):
+        self.sensor = sensor
+        self.params = _check((config or load_config()).section("metrics"))
+        self._buffer = _stride.SampleBuffer(buffer_s=self.params["buffer_s"])
+        self._calibration = _overstride.StandingCalibration(
+            min_still_s=self.params["standing_min_s"]) if sensor.placement == "shank" else None
+
+    def samples(self, block: SampleBlock) -> None:
+        self._buffer.append(block)
+        if self._calibration is not None:
+            self._calibration.update(block)
+
+    def update(self, step: Step) -> tuple[Metric, ...]:
+        stride = self._buffer.stride(step, max_stride_s=self.params["max_stride_s"])
+        axis = self._calibration.axis_body if self._calibration is not None else None
+        out = _run(StepContext(step=step, sensor=self.sensor, params=self.params, stride=stride,
+                               shank_axis_body=axis))
+        self._buffer.keep_from_step(step)
+        return out
+
+    def flush(self) -> list:
+        return []
+
+    def reset(self) -> None:
+        self._buffer.reset()
+        # the standing calibration describes how the sensor sits on the leg: kept across gaps
+
+
+class MetricsSummary:
+    """Per sensor and metric: steps, median of the finite values, NaN count by reason.
+
+    Kept small: a list of floats per (sensor, metric) for the median (one float per step)
+    and a counter per reason. ``to_dict`` goes into ``session.json`` (``extra.metrics``).
+    """
+
+    def __init__(self) -> None:
+        self._values: dict[str, dict[str, list[float]]] = {}
+        self._reasons: dict[str, dict[str, dict[str, int]]] = {}
+
+    def add(self, record) -> None:
+        sid = record.sensor.sensor_id
+        vals = self._values.setdefault(sid, {})
+        reasons = self._reasons.setdefault(sid, {})
+        for m in record.metrics:
+            vals.setdefault(m.name, []).append(m.value)
+            if not math.isfinite(m.value):
+                r = reasons.setdefault(m.name, {})
+                why = m.reason or "not_measurable"
+                r[why] = r.get(why, 0) + 1
+
+    def to_dict(self) -> dict:
+        out: dict = {}
+        for sid, vals in sorted(self._values.items()):
+            out[sid] = {}
+            for name, v in vals.items():
+                a = np.asarray(v, dtype=np.float64)
+                fin = a[np.isfinite(a)]
+                out[sid][name] = {
+                    "unit": unit_of(name), "steps": int(a.size), "valid": int(fin.size),
+                    "median": float(np.median(fin)) if fin.size else math.nan,
+                    "nan_reasons": dict(sorted(self._reasons.get(sid, {}).get(name, {}).items())),
+                }
+        return out
