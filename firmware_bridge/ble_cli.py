@@ -183,16 +183,16 @@ def _run_captures(args: argparse.Namespace, config, cfg) -> int:
                           athlete=args.athlete, start_wall_ns=int(metas[0].get("start_wall_ns") or time.time_ns()))
     engine = RecordPassingEngine(Engine(sensors, config=config), sensors)
     sinks = build_sinks(args, config, session, sensors)
-    decoders = {}
+    decoders: dict = {}
 
     def items():
-        for p, m, s in zip(args.from_ble_capture, metas, sensors):
-            yield from capture_items(p, sensor=s, meta=m, decoders=decoders)
+        yield from captures_items(list(zip(args.from_ble_capture, sensors, metas)), decoders=decoders)
 
     extra: dict = {"inputs": [str(p) for p in args.from_ble_capture], "config": config.source}
 
     def source_stats() -> dict:
-        health = {sid: d.health() for sid, d in decoders.items()}
+        health = {s.sensor_id: {"device": m.get("device", "?"), "kind": m.get("kind", "?"),
+                                **decoders[s.sensor_id].health()} for s, m in zip(sensors, metas) if s.sensor_id in decoders}
         extra["ble"] = health
         extra["ended_by"] = "end of capture"
         return health
@@ -202,18 +202,35 @@ def _run_captures(args: argparse.Namespace, config, cfg) -> int:
     return 0
 
 
-def capture_items(path, *, sensor: SensorInfo, meta: dict | None = None, decoders: dict | None = None):
-    """Items of one BLE capture through the decoder the live run used (same options)."""
+def captures_items(captures, *, decoders: dict | None = None):
+    """Items of BLE captures ``[(path, sensor, meta), ...]`` through the decoders the live run used.
+
+    The notifications of all captures are merged by their receive time, which is the order
+    in which the live run decoded them, so the sinks see the records in the same order.
+    """
+    import heapq
+
     from firmware_bridge.serial_capture import read_capture
 
-    m, records = read_capture(path)
-    meta = meta or m
-    dec = make_decoder(str(meta["kind"]), sensor=sensor, name=f"ble {meta.get('device', path)}", options=meta)
-    if decoders is not None:
-        decoders[sensor.sensor_id] = dec
-    for host_s, data in records:
+    decs, streams = [], []
+    for k, (path, sensor, meta) in enumerate(captures):
+        m, records = read_capture(path)
+        meta = meta or m
+        dec = make_decoder(str(meta["kind"]), sensor=sensor, name=f"ble {meta.get('device', path)}", options=meta)
+        decs.append(dec)
+        if decoders is not None:
+            decoders[sensor.sensor_id] = dec
+        streams.append(_tagged(records, k))
+    for host_s, k, data in heapq.merge(*streams, key=lambda r: (r[0], r[1])):
+        dec = decs[k]
         yield from (dec.interrupted() if data is None else dec.feed(data, host_s=host_s))
-    yield from dec.flush()
+    for dec in decs:
+        yield from dec.flush()
+
+
+def _tagged(records, k: int):
+    for host_s, data in records:
+        yield host_s, k, data
 
 
 def _health_to_sinks(sinks, health: dict, *, t_s: float) -> None:

@@ -106,9 +106,9 @@ class RscRecordBuilder:
     arrived (the pod sends no timestamp), ``to_s`` is NaN (a footpod does not report contact
     times), ``activity`` is the pod's walking/running flag, and ``prev_ic_s`` is set one
     stride period (from the reported cadence) earlier so that ``cadence_spm`` — steps per
-    minute of both feet, as everywhere in gaitwatch — is the pod's cadence. Metrics:
-    ``speed_mps``, ``cadence_spm``, ``stride_length_m`` and ``distance_m`` (NaN when the
-    pod does not send them). ``segment`` counts link interruptions (:meth:`reset`).
+    minute of both feet, as everywhere in gaitwatch — is the pod's cadence (the
+    ``cadence_spm`` column of steps.csv and field in InfluxDB). Metrics: ``speed_mps``,
+    ``stride_length_m`` and ``distance_m`` (NaN when the pod does not send them). ``segment`` counts link interruptions (:meth:`reset`).
     """
 
     def __init__(self, *, sensor: SensorInfo, cadence_counts: str = "auto",
@@ -148,7 +148,6 @@ class RscRecordBuilder:
         nan = math.nan
         metrics = (
             Metric("speed_mps", m.speed_mps, "m/s", t_s, sid),
-            Metric("cadence_spm", spm if spm > 0 else nan, "1/min", t_s, sid),
             Metric("stride_length_m", nan if m.stride_length_m is None else m.stride_length_m, "m", t_s, sid,
                    reason="" if m.stride_length_m is not None else "not sent by the footpod"),
             Metric("distance_m", nan if m.total_distance_m is None else m.total_distance_m, "m", t_s, sid,
