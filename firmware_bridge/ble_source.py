@@ -239,8 +239,8 @@ class BleSession:
                 link.connected = True
                 link.counters.connects += 1
                 delay = self.backoff_initial_s
-                log.warning("BLE %s: connected (%s, %s)", name, device.address, kind.name) if link.counters.connects > 1 \
-                    else log.info("BLE %s: connected (%s, %s)", name, device.address, kind.name)
+                level = logging.WARNING if link.counters.connects > 1 else logging.INFO  # reconnects stand out
+                log.log(level, "BLE %s: connected (%s, %s)", name, device.address, kind.name)
                 waiter = asyncio.ensure_future(lost.wait())
                 stopper = asyncio.ensure_future(stop.wait())
                 await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)

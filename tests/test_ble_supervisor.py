@@ -157,3 +157,33 @@ def test_device_that_comes_into_range_late_is_found():
     h = s.health()["lf"]
     assert h["connects"] == 1 and h["scan_misses"] >= 2  # found by address after it appeared
     assert s.health()["lf"]["device_samples"] == 500 and items
+
+
+def test_the_double_reproduces_bleak_2002_when_the_old_client_is_not_disconnected():
+    """Guards the test above: without ``disconnect()`` of the old client, every notification
+    arrives twice after a reconnect (bleak issue #2002), so ``len(p.callbacks) <= 1`` and the
+    exact duplicate counts there could fail."""
+    import asyncio
+
+    from bleak import BleakClient, BleakScanner
+
+    p, notes = gaitwatch_peripheral(seconds=1.0, script=Script(disconnect_after={5: 0.2}, skip_while_down=False))
+    client_cls, scanner_cls = FakeWorld([p]).backends()
+    got: list[bytes] = []
+
+    async def naive() -> None:
+        for _ in range(2):  # connect, lose the link, connect again: never disconnect()
+            while True:
+                d = await BleakScanner.find_device_by_filter(lambda d, a: d.name == "gw-left", timeout=1.0,
+                                                             backend=scanner_cls)
+                if d is not None:
+                    break
+            c = BleakClient(d, backend=client_cls)
+            await c.connect()
+            await c.start_notify(KINDS["gaitwatch"].notify_uuid, lambda ch, b: got.append(bytes(b)))
+            await c.write_gatt_char(KINDS["gaitwatch"].write_uuid, b"\x01", response=True)
+            await asyncio.sleep(0.5)
+
+    asyncio.run(naive())
+    after = got[6:]
+    assert len(p.callbacks) == 2 and len(after) >= 4 and after[0] == after[1]  # each one twice
