@@ -60,7 +60,7 @@ class StepContext:
 
     @cached_property
     def foot_attitude(self) -> tuple[Attitude | None, str]:
-        return foot_stance_attitude(self.step)
+        return foot_stance_attitude(self.step, self.stride)
 
     @cached_property
     def shank_attitude(self) -> tuple[Attitude | None, str]:

@@ -82,7 +82,10 @@ class SimParams:
     drift: dict[str, float] = field(default_factory=dict)  # param -> relative change at end
     variability: float = 0.0  # stride-to-stride variability: 0 none, 1 typical runner
     seed: int = 0
-    phase_s: float = 0.0  # time of the first IC is phase_s + 0.05 s
+    phase_s: float = 0.0  # time of the first IC is stand_s + phase_s + 0.05 s
+    # Quiet standing before the run (foot flat, shank vertical, no motion): what a static
+    # calibration sees. The run then starts abruptly in late swing 0.05 s before the first IC.
+    stand_s: float = 0.0
 
     def __post_init__(self) -> None:
         if self.placement not in ("foot", "shank"):
@@ -235,7 +238,7 @@ class Simulator:
         p = self.p
         sign = 1.0 if p.side == "left" else -1.0
         strides: list[_Stride] = []
-        t = p.phase_s + 0.05 - 120.0 / p.cadence_spm  # one stride before the first IC
+        t = p.stand_s + p.phase_s + 0.05 - 120.0 / p.cadence_spm  # one stride before the first IC
         x = 0.0
         v = p.variability
         k = 0
@@ -425,9 +428,14 @@ class Simulator:
         gyr = np.empty((n.size, 3))
         ics = np.array([s.ic_s for s in self._strides])
         idx = np.searchsorted(ics, t, side="right") - 1
-        for i in np.unique(idx):
-            m = idx == i
+        still = t < p.stand_s
+        for i in np.unique(idx[~still]):
+            m = (idx == i) & ~still
             acc[m], gyr[m] = self._imu(int(i), t[m])
+        if still.any():  # standing: flat foot / vertical shank, heading of the first stride
+            r0 = self._rotation(np.array([[self._strides[0].yaw_deg, 0.0, 0.0]]))
+            acc[still] = r0.inv().apply([0.0, 0.0, G_MS2])
+            gyr[still] = 0.0
         mount = Rotation.from_euler("xyz", p.mount_euler_deg, degrees=True)
         acc = mount.inv().apply(acc) + np.asarray(p.acc_bias_ms2)
         gyr = mount.inv().apply(gyr) + np.asarray(p.gyr_bias_dps)
@@ -458,8 +466,9 @@ class Simulator:
         ``impact_g`` is the contact point's deceleration; the sensor sits elsewhere on the
         segment (foot: 0.14 m from the heel), and the segment keeps rotating through the
         impact (foot slap), so its own peak differs. The gravity-free world acceleration
-        of the sensor point over ``window_s`` after IC gives: the vertical peak
-        (``sensor_impact_g``), its average rate from IC (``sensor_impact_rate_gps``), the
+        of the sensor point over ``window_s`` after IC gives: the vertical impact peak
+        (``sensor_impact_g``, the first peak reaching half the window's maximum: a later
+        foot slap is not the impact), its average rate from IC (``sensor_impact_rate_gps``), the
         peak forward deceleration (``sensor_braking_g``), and for the shank the peak along
         the shank axis (segment z, ``sensor_pta_g``) and of the magnitude
         (``sensor_pta_resultant_g``). Evaluated at 20 kHz from the analytic trajectory.
@@ -472,21 +481,28 @@ class Simulator:
         p0, R0 = self._stride_pose(i, t)
         pp, _ = self._stride_pose(i, t + h)
         a = ((pp - x0) - 2 * (p0 - x0) + (pm - x0)) / (h * h)
-        k = int(np.argmax(a[:, 2]))
+
+        def first_peak(x):  # the impact is the first peak; a later foot slap can be higher
+            mid = x[1:-1]
+            c = np.flatnonzero((mid >= x[:-2]) & (mid > x[2:]) & (mid >= 0.5 * x.max()))
+            return int(c[0]) + 1 if c.size else int(np.argmax(x))
+
+        k = first_peak(a[:, 2])
         out = {"sensor_impact_g": a[k, 2] / G_MS2,
                "sensor_impact_rate_gps": (a[k, 2] - a[0, 2]) / G_MS2 / max(t[k] - s.ic_s, 1e-9),
                "sensor_braking_g": max(-a[:, 0].min(), 0.0) / G_MS2}
         if self.p.placement == "shank":
             axial = np.einsum("ni,ni->n", a, R0.apply(np.tile([0.0, 0.0, 1.0], (t.size, 1))))
-            out["sensor_pta_g"] = axial.max() / G_MS2
-            out["sensor_pta_resultant_g"] = np.linalg.norm(a, axis=1).max() / G_MS2
+            res = np.linalg.norm(a, axis=1)
+            out["sensor_pta_g"] = axial[first_peak(axial)] / G_MS2
+            out["sensor_pta_resultant_g"] = res[first_peak(res)] / G_MS2
         return {k_: round(float(v), 4) for k_, v in out.items()}
 
     def truth(self) -> list[dict]:
         """Ground truth per step inside the recording: events and the true parameters."""
         rows = []
         for i, s in enumerate(self._strides):
-            if s.ic_s < 0.0 or s.to_s > self.p.duration_s:
+            if s.ic_s < max(self.p.stand_s, 0.0) or s.to_s > self.p.duration_s:
                 continue
             rows.append({
                 "sensor_id": self.p.sensor_id, "side": self.p.side, "placement": self.p.placement,

@@ -150,8 +150,29 @@ FLAT_MAX_DPS = 60.0  # foot-flat: zero-velocity detectors use 30-60 deg/s (Skog 
 FLAT_MAX_ACC_DEV_MS2 = 2.0  # |specific force| within this of g while flat
 
 
-def foot_stance_attitude(step) -> tuple[Attitude | None, str]:
-    """Attitude of a foot step anchored at its foot-flat, or (None, reason)."""
+def stride_mean_up(gyr_dps: np.ndarray, acc_ms2: np.ndarray, fs_hz: float, *, start: int, anchor: int,
+                   gravity_ms2: float) -> np.ndarray | None:
+    """Gravity (up) in the body frame of sample ``anchor`` from the mean specific force over
+    ``[start, anchor)`` rotated into that frame, when the segment has the same velocity at
+    ``start`` and ``anchor`` (two foot-flats; two initial contacts of a steady stride):
+    the mean acceleration over the interval is then zero, so the mean specific force is
+    gravity, free of the rotational accelerations that bias a single quiet window
+    (the periodicity/zero-velocity levelling of foot-mounted INS, Foxlin 2005)."""
+    if anchor - start < 3:
+        return None
+    rel = Rotation.from_quat(relative_quats(gyr_dps[start:anchor + 1], fs_hz, anchor - start))
+    up = rel[:-1].apply(acc_ms2[start:anchor]).mean(axis=0)
+    if abs(np.linalg.norm(up) - gravity_ms2) > 0.15 * gravity_ms2:
+        return None
+    return up
+
+
+def foot_stance_attitude(step, stride=None) -> tuple[Attitude | None, str]:
+    """Attitude of a foot step anchored at its foot-flat, or (None, reason).
+
+    Levelled by the stride-mean specific force from the previous foot-flat when ``stride``
+    samples are given (exact for any rotation of the foot while flat), else by the mean
+    specific force of the quiet window itself."""
     if step.gyr_dps is None:
         return None, "no_gyro"
     if not np.isfinite(step.to_index):
@@ -167,4 +188,15 @@ def foot_stance_attitude(step) -> tuple[Attitude | None, str]:
     up = step.acc_ms2[a0:a1].mean(axis=0)
     if rate > FLAT_MAX_DPS or abs(np.linalg.norm(up) - step.gravity_ms2) > FLAT_MAX_ACC_DEV_MS2:
         return None, "no_foot_flat"
-    return attitude(step.gyr_dps, fs, anchor=(a0 + a1) // 2, up_body=up), ""
+    anchor = (a0 + a1) // 2
+    if stride is not None and stride.gyr_dps is not None:
+        off = step.window_start_index - stride.start_index
+        pic = stride.rel(stride.prev_ic_index)
+        p0, p1, prate = quiet_anchor(stride.gyr_dps, fs, int(np.ceil(pic + 0.1 * contact)),
+                                     int(np.floor(pic + 0.85 * contact)))
+        if prate <= FLAT_MAX_DPS:
+            up_s = stride_mean_up(stride.gyr_dps, stride.acc_ms2, fs, start=(p0 + p1) // 2, anchor=anchor + off,
+                                  gravity_ms2=step.gravity_ms2)
+            if up_s is not None:
+                up = up_s
+    return attitude(step.gyr_dps, fs, anchor=anchor, up_body=up), ""

@@ -10,8 +10,11 @@ IEEE TBME 57:2657; the PyShoe INS of Wagstaff et al. 2020), and integrated to po
 
 * ``stride_length_m``: horizontal displacement between the two flats (one stride),
 * ``speed_mps``: stride length / stride time (this foot's IC to IC),
-* ``foot_progression_deg``: angle between the foot's long axis in stance (the mean
-  heading of the sensor's forward axis at the two flats) and the direction of travel
+* ``foot_progression_deg``: angle between the foot's long axis in stance and the direction
+  of travel over the stride that ends at this step: the mean heading of the sensor's
+  forward axis at the two flats minus the heading of the displacement. On a curve the
+  displacement is the chord of the arc, whose direction is the mean of the travel
+  directions at its ends, so the turn cancels (the mean of both stances' angles);
   (the displacement), toe-out positive for both feet (Rebula et al. 2013, Gait Posture
   38:974; Falbriard et al. 2020). The foot's long axis is the sensor's forward axis after
   ``detectors.alignment`` (perpendicular to the foot's swing axis).
@@ -137,7 +140,7 @@ def stride_metrics(step: Step, stride: StrideSamples | None, *, side: str, max_s
     d = pos[-1]
     length = float(math.hypot(d[0], d[1]))
     fwd = att.matrices[[0, -1], :, 0]  # forward axis at both flats, level frame
-    heading_foot = math.atan2(fwd[:, 1].sum(), fwd[:, 0].sum())
+    heading_foot = math.atan2(fwd[:, 1].sum(), fwd[:, 0].sum())  # mean heading: the chord of a curve
     travel = math.atan2(d[1], d[0])
     diff = (travel - heading_foot + math.pi) % (2 * math.pi) - math.pi
     fpa = math.degrees(diff) * (1.0 if side == "right" else -1.0)
