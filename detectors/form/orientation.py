@@ -146,8 +146,13 @@ def interp(values: np.ndarray, rel_index: float) -> float:
     return float(np.interp(rel_index, np.arange(values.shape[0]), values))
 
 
-FLAT_MAX_DPS = 60.0  # foot-flat: zero-velocity detectors use 30-60 deg/s (Skog 2010; PyShoe)
-FLAT_MAX_ACC_DEV_MS2 = 2.0  # |specific force| within this of g while flat
+# Foot-flat in *running*: the foot is never as still as in walking (the zero-velocity
+# thresholds of walking INS, 30-60 deg/s and ~0.1 g, miss most running stances; detectors
+# for running must be looser: Skog et al. 2010, Wagstaff et al. 2020). A running mid-stance
+# still rolls over at up to ~1.5 rad/s with ~0.4 g of acceleration at the instep. With
+# stride-mean levelling the anchor only needs a near-zero velocity, not stillness.
+FLAT_MAX_DPS = 90.0
+FLAT_MAX_ACC_DEV_MS2 = 0.4 * 9.80665
 
 
 def stride_mean_up(gyr_dps: np.ndarray, acc_ms2: np.ndarray, fs_hz: float, *, start: int, anchor: int,

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from detectors.form import Values, nan_all
-from detectors.form.orientation import FLAT_MAX_DPS, attitude, quiet_anchor
+from detectors.form.orientation import FLAT_MAX_ACC_DEV_MS2, FLAT_MAX_DPS, attitude, quiet_anchor
 from pipeline.records import SampleBlock, Step
 
 NAMES = ("stride_length_m", "speed_mps", "foot_progression_deg", "swing_height_m")
@@ -109,7 +109,7 @@ class SampleBuffer:
 def _flat(acc, gyr, fs, lo, hi, g):
     a0, a1, rate = quiet_anchor(gyr, fs, lo, hi)
     up = acc[a0:a1].mean(axis=0)
-    ok = rate <= FLAT_MAX_DPS and abs(np.linalg.norm(up) - g) <= 2.0
+    ok = rate <= FLAT_MAX_DPS and abs(np.linalg.norm(up) - g) <= FLAT_MAX_ACC_DEV_MS2
     return (a0 + a1) // 2, up, ok
 
 
