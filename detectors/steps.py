@@ -52,6 +52,11 @@ import numpy as np
 from scipy import signal
 
 from detectors.contract import require
+
+try:  # the compiled kernel behind scipy.signal.sosfilt (see _sosfilt_1d)
+    from scipy.signal._sosfilt import _sosfilt as _SOSFILT
+except ImportError:  # pragma: no cover - a scipy that moved it: use the public function
+    _SOSFILT = None
 from pipeline.records import SampleBlock, Step
 
 G_MS2 = 9.80665
@@ -126,6 +131,18 @@ def impact_onset(up_ms2: np.ndarray, lo: int, hi: int, *, rise_n: int) -> tuple[
     return best[0], best[1], float(r[n0 - lo])
 
 
+def _sosfilt_1d(sos: np.ndarray, x: np.ndarray, zi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``scipy.signal.sosfilt(sos, x, zi=zi)`` for 1-D float64 ``x``: the same compiled
+    kernel (bit-identical output) without the generic wrapper's per-call overhead, which
+    dominates for live blocks of ~20 samples. Falls back to the public function."""
+    if _SOSFILT is None:
+        return signal.sosfilt(sos, x, zi=zi)
+    y = np.array(x, dtype=np.float64, order="C").reshape(1, -1)  # a copy, filtered in place
+    z = np.array(zi, dtype=np.float64, order="C").reshape(1, -1, 2)
+    _SOSFILT(sos, y, z)
+    return y[0], z[0]
+
+
 def parabolic_min(x: np.ndarray, k: int) -> float:
     """Offset (in samples, within ±1) of the minimum near sample k from the parabola
     through k-1, k, k+1."""
@@ -139,41 +156,85 @@ def parabolic_min(x: np.ndarray, k: int) -> float:
 
 
 class _Buffer:
-    """The last samples of one segment (bounded), indexed by segment sample index."""
+    """The last samples of one segment (bounded), indexed by segment sample index.
+
+    Storage is preallocated and appended in place (amortised O(block) per block, not a
+    copy of the whole buffer per block: live blocks are ~20 samples); ``acc``, ``gyr`` and
+    ``extra[name]`` are views of the live part, valid until the next ``append``/``trim``.
+    """
 
     def __init__(self, max_n: int):
         self.max_n = max_n
         self.start = 0
-        self.acc = np.empty((0, 3))
-        self.gyr: np.ndarray | None = None
-        self.extra: dict[str, np.ndarray] = {}
+        self._n = 0  # live samples
+        self._off = 0  # row of the storage holding sample ``start``
+        self._store: dict[str, np.ndarray] = {}  # "acc", "gyr" (if any) and the extra columns
+        self._has_gyr = False
+
+    def _view(self, key: str) -> np.ndarray:
+        return self._store[key][self._off:self._off + self._n]
+
+    @property
+    def acc(self) -> np.ndarray:
+        return self._view("acc") if "acc" in self._store else np.empty((0, 3))
+
+    @property
+    def gyr(self) -> np.ndarray | None:
+        return self._view("gyr") if self._has_gyr else None
+
+    @property
+    def extra(self) -> dict[str, np.ndarray]:
+        return {k: self._view(k) for k in self._store if k not in ("acc", "gyr")}
+
+    def column(self, key: str) -> np.ndarray:
+        """The live part of one extra column (cheaper than ``extra[key]``)."""
+        return self._view(key)
 
     def append(self, block: SampleBlock, **extra: np.ndarray) -> None:
-        if self.acc.shape[0] == 0:
+        if self._n == 0:
             self.start = block.first_index
-        elif block.first_index != self.start + self.acc.shape[0]:
+            self._off = 0
+        elif block.first_index != self.start + self._n:
             raise ValueError(
-                f"non-contiguous block: expected index {self.start + self.acc.shape[0]}, got {block.first_index}")
-        self.acc = np.concatenate([self.acc, block.acc_ms2])
+                f"non-contiguous block: expected index {self.start + self._n}, got {block.first_index}")
+        cols = {"acc": block.acc_ms2}
         if block.gyr_dps is not None:
-            self.gyr = block.gyr_dps.copy() if self.gyr is None else np.concatenate([self.gyr, block.gyr_dps])
-        for k, v in extra.items():
-            self.extra[k] = v.copy() if k not in self.extra else np.concatenate([self.extra[k], v])
+            cols["gyr"] = block.gyr_dps
+            self._has_gyr = True
+        cols.update(extra)
+        k = block.n
+        need = self._off + self._n + k
+        cap = next(iter(self._store.values())).shape[0] if self._store else 0
+        if need > cap or any(c not in self._store for c in cols):
+            if self._n + k <= cap // 2 and all(c in self._store for c in cols):
+                new_cap = cap  # enough room once the live part is moved to the front
+            else:
+                new_cap = max(2 * (self._n + k), self.max_n + k, 64)
+            for key in set(self._store) | set(cols):
+                old = self._store.get(key)
+                src = cols[key] if key in cols else old
+                arr = np.empty((new_cap,) + src.shape[1:], dtype=np.float64)
+                if old is not None and self._n:
+                    arr[:self._n] = old[self._off:self._off + self._n]
+                self._store[key] = arr
+            self._off = 0
+        end = self._off + self._n
+        for key, v in cols.items():
+            self._store[key][end:end + k] = v
+        self._n += k
 
     @property
     def end(self) -> int:
-        return self.start + self.acc.shape[0]
+        return self.start + self._n
 
     def trim(self, keep_from: int) -> None:
         keep_from = max(keep_from, self.end - self.max_n)
         cut = keep_from - self.start
         if cut <= 0:
             return
-        self.acc = self.acc[cut:]
-        if self.gyr is not None:
-            self.gyr = self.gyr[cut:]
-        for k in self.extra:
-            self.extra[k] = self.extra[k][cut:]
+        cut = min(cut, self._n)
+        self._off += cut
+        self._n -= cut
         self.start = keep_from
 
 
@@ -296,7 +357,7 @@ class GyroStepDetector(_StepDetectorBase):
         w = -block.gyr_dps[:, 1]
         if self._zi is None:
             self._zi = signal.sosfilt_zi(self._sos) * w[0]
-        wf, self._zi = signal.sosfilt(self._sos, w, zi=self._zi)
+        wf, self._zi = _sosfilt_1d(self._sos, w, self._zi)
         b = self._buf
         if self._win_start is None:
             self._win_start = block.first_index
@@ -327,7 +388,7 @@ class GyroStepDetector(_StepDetectorBase):
         """Reference push-off depth from the first ``init_s`` of the segment: the deepest
         backward rates of a stride are push-off (and a heel strike's foot slap)."""
         b = self._buf
-        wf = b.extra["wf"][self._seg_first - b.start:self._seg_first - b.start + self._init_n]
+        wf = b.column("wf")[self._seg_first - b.start:self._seg_first - b.start + self._init_n]
         self._ref_depth_dps = max(float(-np.percentile(wf, 1.0)), self.push_threshold_dps)
 
     def _confirm(self, end: int) -> list[Step]:
@@ -335,7 +396,7 @@ class GyroStepDetector(_StepDetectorBase):
         swing_confirm_s (impact vibrations cross it only briefly)."""
         b = self._buf
         out: list[Step] = []
-        all_w = b.extra["w"]
+        all_w = b.column("w")
         while self._pending and self._pending[0] + self._confirm_n <= end:
             c = self._pending.pop(0)
             seg = all_w[c - b.start:c - b.start + self._confirm_n]
@@ -365,8 +426,8 @@ class GyroStepDetector(_StepDetectorBase):
     def _try_step(self, c: int) -> Step | None:
         b = self._buf
         fs = self.fs_hz
-        wf = b.extra["wf"]
-        w = b.extra["w"]
+        wf = b.column("wf")
+        w = b.column("w")
         ws = max(self._win_start, b.start, c - int((self.max_stride_s + self.max_contact_s) * fs))
         i_c, i_ws = c - b.start, ws - b.start
         # TO: the last prominent minimum before the swing starts at c (push-off; a heel

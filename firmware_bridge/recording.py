@@ -351,7 +351,11 @@ class _Resampler:
         else:
             k = np.clip(np.searchsorted(T, g, side="right") - 1, 0, len(T) - 2)
             w = np.clip((g - T[k]) / (T[k + 1] - T[k]), 0.0, 1.0)
-            values = V[k] + w[:, None] * (V[k + 1] - V[k])
+            v0 = V.take(k, axis=0)
+            values = V.take(k + 1, axis=0)  # V[k] + w * (V[k+1] - V[k]), in place (same operations)
+            values -= v0
+            values *= w[:, None]
+            values += v0
         if len(i):
             self._next_i = int(i[-1]) + 1
         self.stats.samples += len(g)
