@@ -42,6 +42,14 @@ QUIET_GYR_DPS = 40.0  # foot-flat: the foot is still (zero-velocity detectors us
 def _rotate(m: np.ndarray, v: np.ndarray) -> np.ndarray:
     """Row-wise m @ v with elementwise ops (bit-identical whatever the block size)."""
     out = np.empty_like(v)
+    if v.shape[0] < 64:  # small (live) blocks: 5 broadcast ops instead of 15 (same products, same sum order)
+        t = np.empty_like(v)
+        np.multiply(v[:, 0, None], m[:, 0], out=out)
+        np.multiply(v[:, 1, None], m[:, 1], out=t)
+        out += t
+        np.multiply(v[:, 2, None], m[:, 2], out=t)
+        out += t
+        return out
     for i in range(3):
         out[:, i] = m[i, 0] * v[:, 0] + m[i, 1] * v[:, 1] + m[i, 2] * v[:, 2]
     return out
@@ -116,12 +124,12 @@ def _travel_sign(acc_ms2: np.ndarray, gyr_dps: np.ndarray, still: np.ndarray, ml
             continue
         g_sensor = acc_ms2[a0:a1].mean(axis=0)
         r0, _ = Rotation.align_vectors([[0.0, 0.0, 1.0]], [g_sensor])  # sensor -> level
-        steps = Rotation.from_rotvec(np.radians(gyr_dps[a1:b0]) * dt)
-        q = r0
+        steps = Rotation.from_rotvec(np.radians(gyr_dps[a1:b0]) * dt).as_matrix()
+        q = r0.as_matrix()  # orientation as a matrix: q @ step is the composition q * step
         acc_w = np.empty((b0 - a1, 3))
         for k in range(b0 - a1):
-            acc_w[k] = q.apply(acc_ms2[a1 + k])
-            q = q * steps[k]
+            acc_w[k] = q @ acc_ms2[a1 + k]
+            q = q @ steps[k]
         acc_w[:, 2] -= np.linalg.norm(g_sensor)
         v = np.cumsum(acc_w, axis=0) * dt
         v -= np.outer(np.arange(1, v.shape[0] + 1) / v.shape[0], v[-1])  # zero-velocity update
