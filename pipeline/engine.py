@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from detectors.alignment import Alignment
+from detectors.form.asymmetry import Symmetry  # form (issue 3)
 from detectors.steps import make_step_detector
 from pipeline.config import Config, load_config
 from pipeline.errors import InputError
@@ -110,6 +111,8 @@ class Engine:
             raise InputError(f"sensor ids must be unique in a session, got {ids}")
         self.sensors = {s.sensor_id: s for s in sensors}
         self._chains = {s.sensor_id: _SensorChain(s, self.config) for s in sensors}
+        m = self.config.section("metrics")  # form (issue 3): left/right symmetry, steps held until both sides known
+        self.symmetry = Symmetry(list(sensors), window_steps=m["asymmetry_window_steps"], max_hold_s=m["asymmetry_max_hold_s"])
 
     def _chain(self, sensor_id: str) -> _SensorChain:
         try:
@@ -120,17 +123,18 @@ class Engine:
     def update(self, item: SampleBlock | Gap) -> list[StepRecord]:
         chain = self._chain(item.sensor_id)
         steps = chain.gap(item) if isinstance(item, Gap) else chain.update(item)
-        return self._records(chain, steps)
+        return self.symmetry.update(self._records(chain, steps))  # form: symmetry
 
     def flush(self) -> list[StepRecord]:
         out: list[StepRecord] = []
         for chain in self._chains.values():
             out += self._records(chain, chain.flush())
-        return out
+        return self.symmetry.update(out) + self.symmetry.flush()  # form (issue 3)
 
     def reset(self) -> None:
         for chain in self._chains.values():
             chain.reset()
+        self.symmetry.reset()  # form (issue 3)
 
     def counters(self) -> dict[str, SensorCounters]:
         return {sid: ch.counters for sid, ch in self._chains.items()}

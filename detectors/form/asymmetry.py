@@ -1,0 +1,137 @@
+"""Left/right asymmetry over a rolling window (two sensors of the same placement).
+
+For every step of a left/right pair, symmetry indices (Robinson et al. 1987, J.
+Manipulative Physiol. Ther. 10:172; used for running by Zifchock et al. 2008, Gait Posture
+27:622)::
+
+    SI = 100 * (L - R) / ((L + R) / 2)      [%]; 0 = symmetric, > 0 left larger
+
+of the medians of the last ``window_steps`` steps of each side up to this step's IC:
+``contact_si_pct`` (contact time), ``impact_si_pct`` (``impact_g`` for feet, ``pta_g`` for
+shanks) and ``stride_length_si_pct`` (feet). A symmetry difference above ~10 % is the
+usual flag in running (Zifchock 2008 report 4-18 % for healthy runners by variable).
+
+Chunk invariance: steps of two sensors reach the engine in an order that depends on the
+block size (a 3 s block of the left foot arrives before the right foot's), so a step is
+*held* until the other side has emitted a step with a later IC (per-sensor steps come in IC
+order, so the other side's earlier steps are then all known), then released with its
+indices; the output is the same for any split. Memory: at most ``max_hold_s`` of held
+steps (a silent other side releases them with reason ``other_side_silent``); a sensor
+without a partner passes straight through (reason ``no_pair``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import replace
+
+import numpy as np
+
+from pipeline.records import Metric, SensorInfo, StepRecord
+
+NAMES = ("contact_si_pct", "impact_si_pct", "stride_length_si_pct")
+IMPACT_METRIC = {"foot": "impact_g", "shank": "pta_g"}
+
+
+def symmetry_index(left: float, right: float) -> float:
+    """Robinson's symmetry index in %: 100 (L - R) / mean(L, R); NaN when undefined."""
+    mean = 0.5 * (left + right)
+    if not (math.isfinite(left) and math.isfinite(right)) or mean == 0:
+        return math.nan
+    return 100.0 * (left - right) / mean
+
+
+def _median(v) -> float:
+    a = np.asarray([x for x in v if math.isfinite(x)], dtype=np.float64)
+    return float(np.median(a)) if a.size else math.nan
+
+
+class Symmetry:
+    """Streaming left/right symmetry metrics (update/flush/reset) over StepRecords."""
+
+    def __init__(self, sensors: list[SensorInfo], *, window_steps: int = 10, max_hold_s: float = 30.0):
+        if window_steps < 1:
+            raise ValueError(f"window_steps must be >= 1, got {window_steps}")
+        if not max_hold_s > 0:
+            raise ValueError(f"max_hold_s must be > 0, got {max_hold_s}")
+        self.window_steps, self.max_hold_s = window_steps, max_hold_s
+        self._partner: dict[str, str] = {}
+        for placement in ("foot", "shank"):
+            left = next((s.sensor_id for s in sensors if s.placement == placement and s.side == "left"), None)
+            right = next((s.sensor_id for s in sensors if s.placement == placement and s.side == "right"), None)
+            if left and right:
+                self._partner[left], self._partner[right] = right, left
+        self.reset()
+
+    def reset(self) -> None:
+        self._held: dict[str, deque[StepRecord]] = {sid: deque() for sid in self._partner}
+        self._last_ic: dict[str, float] = {sid: -math.inf for sid in self._partner}
+        self._closed: set[str] = set()
+        self._hist: dict[str, deque[tuple[float, float, float, float]]] = {
+            sid: deque(maxlen=4 * self.window_steps + 64) for sid in self._partner}
+
+    # -- history of emitted steps (ic_s, contact, impact, stride length), per side
+    def _remember(self, r: StepRecord) -> None:
+        names = {m.name: m.value for m in r.metrics}
+        self._hist[r.sensor.sensor_id].append((
+            r.step.ic_s, r.step.contact_ms, names.get(IMPACT_METRIC[r.sensor.placement], math.nan),
+            names.get("stride_length_m", math.nan)))
+
+    def _window(self, sid: str, t_s: float) -> list[tuple[float, float, float, float]]:
+        rows = [h for h in self._hist[sid] if h[0] <= t_s]
+        return rows[-self.window_steps:]
+
+    def _with_si(self, r: StepRecord, reason: str = "") -> StepRecord:
+        sid = r.sensor.sensor_id
+        vals = {n: (math.nan, reason) for n in NAMES}
+        if not reason:
+            mine, other = self._window(sid, r.step.ic_s), self._window(self._partner[sid], r.step.ic_s)
+            if not other:
+                vals = {n: (math.nan, "other_side_silent") for n in NAMES}
+            else:
+                lw, rw = (mine, other) if r.sensor.side == "left" else (other, mine)
+                for k, n in enumerate(NAMES, start=1):
+                    si = symmetry_index(_median(h[k] for h in lw), _median(h[k] for h in rw))
+                    vals[n] = (si, "" if math.isfinite(si) else "not_measurable")
+                if r.sensor.placement != "foot":
+                    vals["stride_length_si_pct"] = (math.nan, "wrong_placement")
+        extra = tuple(Metric(name=n, value=v, unit="%", t_s=r.step.ic_s, sensor_id=sid,
+                             reason="" if math.isfinite(v) else why) for n, (v, why) in vals.items())
+        return replace(r, metrics=r.metrics + extra)
+
+    def update(self, records: list[StepRecord]) -> list[StepRecord]:
+        """Records in; the records whose symmetry is now known out (in arrival order of release)."""
+        out: list[StepRecord] = []
+        for r in records:
+            sid = r.sensor.sensor_id
+            if sid not in self._partner:
+                out.append(self._with_si(r, "no_pair"))
+                continue
+            self._remember(r)
+            self._last_ic[sid] = r.step.ic_s
+            self._held[sid].append(r)
+            out += self._release(self._partner[sid])  # the partner's held steps may now be known
+            out += self._release(sid)
+        return out
+
+    def _release(self, sid: str) -> list[StepRecord]:
+        out = []
+        q, other = self._held[sid], self._partner[sid]
+        while q:
+            r = q[0]
+            known = self._last_ic[other] > r.step.ic_s or other in self._closed
+            stale = q[-1].step.ic_s - r.step.ic_s > self.max_hold_s
+            if not (known or stale):
+                break
+            q.popleft()
+            out.append(self._with_si(r, "" if known else "other_side_silent"))
+        return out
+
+    def flush(self) -> list[StepRecord]:
+        out: list[StepRecord] = []
+        for sid in self._partner:
+            self._closed.add(sid)
+        for sid in self._partner:
+            out += self._release(sid)
+        return out

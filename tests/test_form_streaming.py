@@ -1,0 +1,190 @@
+"""Form metrics in the stream: chunk invariance, left/right symmetry, the registry, the
+standing calibration and the NaN reasons in the session summary."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from detectors.form.asymmetry import Symmetry, symmetry_index
+from detectors.form.overstride import StandingCalibration
+from pipeline.config import load_config
+from pipeline.engine import Engine
+from pipeline.errors import ConfigError
+from pipeline.metrics import METRICS, NAMES, MetricsChain, compute_metrics, unit_of
+from pipeline.records import SampleBlock, SensorInfo, SessionInfo, StepRecord
+from pipeline.run import run_session
+from pipeline.simulator import SimParams, Simulator
+from pipeline.sinks.memory_sink import MemorySink
+
+NOISE = dict(acc_noise_ms2=0.1, gyr_noise_dps=0.5, gyr_bias_dps=(1.0, -1.0, 0.7))
+
+
+def _signals(p: SimParams):
+    t, acc, gyr = Simulator(p).signals()
+    return acc, gyr
+
+
+def _pair_session(duration_s=8.0, fs_hz=200.0, **right):
+    """Left and right foot plus a left shank (standing first), as (info, acc, gyr)."""
+    lf = SimParams(side="left", duration_s=duration_s, fs_hz=fs_hz, mount_euler_deg=(20, -70, 100), **NOISE)
+    rf = SimParams(side="right", duration_s=duration_s, fs_hz=fs_hz, phase_s=0.35, seed=1,
+                   mount_euler_deg=(-150, 30, 10), **{**NOISE, **right})
+    ls = SimParams(placement="shank", side="left", duration_s=duration_s, fs_hz=fs_hz, stand_s=1.5,
+                   mount_euler_deg=(90, 10, -30), **NOISE)
+    return [(SensorInfo(sid, p.placement, p.side), *_signals(p)) for sid, p in (("lf", lf), ("rf", rf), ("ls", ls))]
+
+
+def _run(session, cuts_by_sensor):
+    """Feed each sensor's samples in the given blocks, sensors interleaved block by block."""
+    eng = Engine([s[0] for s in session])
+    queues = []
+    for (info, acc, gyr), cuts in zip(session, cuts_by_sensor):
+        edges = [0] + sorted(set(c for c in cuts if 0 < c < acc.shape[0])) + [acc.shape[0]]
+        queues.append([SampleBlock(info.sensor_id, 200.0, 0.0, a, acc[a:b], gyr[a:b]) for a, b in zip(edges, edges[1:])])
+    out = []
+    while any(queues):
+        for q in queues:
+            if q:
+                out += eng.update(q.pop(0))
+    out += eng.flush()
+    rows = sorted((r.sensor.sensor_id, r.step.ic_s, tuple((m.name, m.value, m.reason) for m in r.metrics))
+                  for r in out if isinstance(r, StepRecord))
+    return rows
+
+
+@pytest.fixture(scope="module")
+def session():
+    return _pair_session()
+
+
+@pytest.fixture(scope="module")
+def one_block(session):
+    return _run(session, [[], [], []])
+
+
+def _same(a, b):
+    assert len(a) == len(b)
+    for x, y in zip(a, b):
+        assert x[:2] == y[:2]
+        for (n1, v1, r1), (n2, v2, r2) in zip(x[2], y[2]):
+            assert n1 == n2 and r1 == r2
+            assert (math.isnan(v1) and math.isnan(v2)) or v1 == v2, (x[0], x[1], n1, v1, v2)
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.lists(st.integers(1, 1599), max_size=12), min_size=3, max_size=3))
+def test_metrics_do_not_depend_on_chunking(session, one_block, cuts):
+    """Any split of each sensor's stream, any interleaving of the sensors: bit-identical
+    metrics, including the left/right symmetry (steps are held until both sides are known)."""
+    _same(_run(session, cuts), one_block)
+
+
+def test_one_sample_blocks_round_the_warmup(session, one_block):
+    _same(_run(session, [list(range(0, 700, 1)), list(range(0, 1600, 7)), list(range(0, 1600, 33))]), one_block)
+
+
+def test_pair_has_symmetry_and_single_shank_has_no_pair(one_block):
+    by = {}
+    for sid, ic, metrics in one_block:
+        by.setdefault(sid, []).append(dict((n, (v, r)) for n, v, r in metrics))
+    assert all(m["contact_si_pct"][1] == "no_pair" for m in by["ls"])
+    si = [m["contact_si_pct"][0] for m in by["lf"][2:]] + [m["contact_si_pct"][0] for m in by["rf"][2:]]
+    assert np.all(np.abs(si) < 2.0)  # a symmetric runner, contact times from the detector
+
+
+def test_asymmetric_runner_is_measured():
+    """Right contact 270 ms, left 240 ms; right impact 8 g, left 6 g: SI = 100 (L-R)/mean."""
+    rows = _run(_pair_session(duration_s=10.0, contact_ms=270.0, impact_g=8.0)[:2], [[], []])
+    want_contact = symmetry_index(240.0, 270.0)
+    got = [dict((n, v) for n, v, _ in m) for sid, ic, m in rows if ic > 4.0]
+    contact = np.array([g["contact_si_pct"] for g in got])
+    assert np.all(np.abs(contact - want_contact) < 2.0), (contact, want_contact)  # 2 % of a 12 % asymmetry
+    impact = np.array([g["impact_si_pct"] for g in got])
+    assert np.all(impact < -10.0)  # the right foot lands harder (sensor-point impact, not the contact 6 vs 8 g)
+    stride = np.array([g["stride_length_si_pct"] for g in got])
+    assert np.all(np.abs(stride) < 2.0)  # same speed and cadence: same stride length
+
+
+def test_symmetry_index_and_parameters():
+    assert symmetry_index(110.0, 90.0) == pytest.approx(20.0)
+    assert math.isnan(symmetry_index(math.nan, 1.0)) and math.isnan(symmetry_index(0.0, 0.0))
+    with pytest.raises(ValueError, match="window_steps"):
+        Symmetry([], window_steps=0)
+
+
+def test_registry_config_units_and_errors():
+    for group in METRICS:
+        for name in NAMES[group]:
+            assert unit_of(name)
+    with pytest.raises(ValueError, match="no unit suffix"):
+        unit_of("strike")
+    cfg = load_config(overrides={"metrics": {"enabled": ["strike"]}})
+    p = SimParams(duration_s=4)
+    t, acc, gyr = Simulator(p).signals()
+    eng = Engine([SensorInfo("s", "foot", "right")], config=cfg)
+    recs = [r for r in eng.update(SampleBlock("s", p.fs_hz, 0.0, 0, acc, gyr)) + eng.flush() if isinstance(r, StepRecord)]
+    names = {m.name for m in recs[2].metrics}
+    assert {"strike_angle_deg", "strike_pattern_code"} <= names and "impact_g" not in names
+    assert compute_metrics(recs[2].step, SensorInfo("s", "foot", "right"), cfg)[0].name == "strike_angle_deg"
+    with pytest.raises(ValueError, match="unknown"):
+        MetricsChain(SensorInfo("s", "foot", "right"), load_config(overrides={"metrics": {"enabled": ["nope"]}}))
+    with pytest.raises(ConfigError):
+        load_config(overrides={"metrics": {"rearfoot_min": 8.0}})
+
+
+def test_strike_thresholds_come_from_config():
+    p = SimParams(duration_s=5, strike_angle_deg=6.0)
+    t, acc, gyr = Simulator(p).signals()
+    codes = {}
+    for lo in (8.0, 4.0):
+        cfg = load_config(overrides={"metrics": {"rearfoot_min_deg": lo}})
+        eng = Engine([SensorInfo("s", "foot", "right")], config=cfg)
+        recs = [r for r in eng.update(SampleBlock("s", p.fs_hz, 0.0, 0, acc, gyr)) + eng.flush()
+                if isinstance(r, StepRecord)]
+        codes[lo] = {r.value("strike_pattern_code") for r in recs}
+    assert codes == {8.0: {0.0}, 4.0: {1.0}}  # a 6 deg strike: midfoot by Altman & Davis, rearfoot at 4 deg
+
+
+def test_standing_calibration_is_split_invariant():
+    rng = np.random.default_rng(3)
+    n = 900
+    acc = np.tile([0.5, -1.0, 9.7], (n, 1)) + rng.normal(0, 0.05, (n, 3))
+    gyr = rng.normal(0, 1.0, (n, 3))
+    acc[100:130] += 5.0  # a fidget breaks the first still run
+    gyr[100:130] += 50.0
+
+    def axis(cuts):
+        cal = StandingCalibration(min_still_s=1.0)
+        edges = [0] + cuts + [n]
+        for a, b in zip(edges, edges[1:]):
+            cal.update(SampleBlock("s", 200.0, 0.0, a, acc[a:b], gyr[a:b], frame="body"))
+        return cal.axis_body
+
+    ref = axis([])
+    np.testing.assert_allclose(ref, np.array([0.5, -1.0, 9.7]) / np.linalg.norm([0.5, -1.0, 9.7]), atol=2e-3)
+    for cuts in ([1, 2, 3, 129, 130, 331], list(range(7, n, 7)), [450]):
+        assert np.array_equal(axis(cuts), ref)
+    short = StandingCalibration(min_still_s=5.0)
+    short.update(SampleBlock("s", 200.0, 0.0, 0, acc, gyr, frame="body"))
+    assert short.axis_body is None  # 4.35 s of stillness is not 5 s
+
+
+def test_nan_reasons_are_counted_in_the_session_summary():
+    p = SimParams(placement="shank", duration_s=6, with_gyro=True)
+    t, acc, gyr = Simulator(p).signals()
+    info = SensorInfo("sh", "shank", "left")
+    sink = MemorySink()
+    summary = run_session([SampleBlock("sh", p.fs_hz, 0.0, 0, acc, gyr)], Engine([info]), [sink],
+                          session=SessionInfo("s", "a", 0))
+    m = summary.to_dict()["extra"]["metrics"]["sh"]
+    steps = sum(isinstance(r, StepRecord) for r in sink.records)
+    assert m["shank_angle_ic_deg"]["nan_reasons"]["no_standing_calibration"] == steps - 1
+    assert m["shank_angle_ic_deg"]["nan_reasons"]["no_previous_stride"] == 1
+    assert m["strike_angle_deg"]["nan_reasons"] == {"wrong_placement": steps}
+    assert m["pta_resultant_g"]["valid"] == steps - 1 and m["pta_resultant_g"]["unit"] == "g"
+    assert 3.0 < m["pta_resultant_g"]["median"] < 9.0
