@@ -26,8 +26,6 @@ import math
 from collections import deque
 from dataclasses import replace
 
-import numpy as np
-
 from pipeline.records import Metric, SensorInfo, StepRecord
 
 NAMES = ("contact_si_pct", "impact_si_pct", "stride_length_si_pct")
@@ -43,8 +41,11 @@ def symmetry_index(left: float, right: float) -> float:
 
 
 def _median(v) -> float:
-    a = np.asarray([x for x in v if math.isfinite(x)], dtype=np.float64)
-    return float(np.median(a)) if a.size else math.nan
+    a = sorted(x for x in v if math.isfinite(x))  # a few values: plain Python is faster than numpy
+    n = len(a)
+    if not n:
+        return math.nan
+    return a[n // 2] if n % 2 else 0.5 * (a[n // 2 - 1] + a[n // 2])
 
 
 class Symmetry:

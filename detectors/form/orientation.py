@@ -26,10 +26,10 @@ sample) - an exact composition of the same increments a sample loop would multip
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.spatial.transform import Rotation
 
 # Foot-flat window: short, because the foot is not perfectly still while it everts (a
 # sensor 7 cm above the eversion axis feels ~80 rad/s^2 x 0.07 m a few ms away from the
@@ -39,14 +39,15 @@ QUIET_WINDOW_S = 0.012
 
 def qmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Hamilton product of (..., 4) quaternions in scalar-last (x, y, z, w) order."""
+    a, b = np.broadcast_arrays(a, b)
     ax, ay, az, aw = a[..., 0], a[..., 1], a[..., 2], a[..., 3]
     bx, by, bz, bw = b[..., 0], b[..., 1], b[..., 2], b[..., 3]
-    return np.stack([
-        aw * bx + ax * bw + ay * bz - az * by,
-        aw * by - ax * bz + ay * bw + az * bx,
-        aw * bz + ax * by - ay * bx + az * bw,
-        aw * bw - ax * bx - ay * by - az * bz,
-    ], axis=-1)
+    out = np.empty(a.shape)
+    out[..., 0] = aw * bx + ax * bw + ay * bz - az * by
+    out[..., 1] = aw * by - ax * bz + ay * bw + az * bx
+    out[..., 2] = aw * bz + ax * by - ay * bx + az * bw
+    out[..., 3] = aw * bw - ax * bx - ay * by - az * bz
+    return out
 
 
 def _increments(gyr_dps: np.ndarray, fs_hz: float) -> np.ndarray:
@@ -68,29 +69,52 @@ def prefix_product(q: np.ndarray) -> np.ndarray:
     return p
 
 
-def relative_quats(gyr_dps: np.ndarray, fs_hz: float, anchor: int) -> np.ndarray:
-    """Orientation of every sample relative to sample ``anchor`` (maps body_k -> body_anchor)."""
-    n = gyr_dps.shape[0]
-    inc = _increments(gyr_dps, fs_hz)
-    out = np.empty((n, 4))
-    out[anchor] = (0.0, 0.0, 0.0, 1.0)
-    if anchor < n - 1:
-        out[anchor + 1:] = prefix_product(inc[anchor:])
-    if anchor > 0:
-        back = inc[:anchor][::-1].copy()
-        back[:, :3] *= -1.0  # inverse increments, walked backwards
-        out[:anchor] = prefix_product(back)[::-1]
+def integrate(gyr_dps: np.ndarray, fs_hz: float) -> np.ndarray:
+    """Orientation of every sample relative to sample 0 as quaternions (body_k -> body_0)."""
+    out = np.empty((gyr_dps.shape[0], 4))
+    out[0] = (0.0, 0.0, 0.0, 1.0)
+    if gyr_dps.shape[0] > 1:
+        out[1:] = prefix_product(_increments(gyr_dps, fs_hz))
     return out
 
 
-def level_rotation(up_body: np.ndarray) -> Rotation:
-    """Smallest rotation taking the measured up direction (body frame) onto +z."""
-    u = np.asarray(up_body, dtype=float)
-    u = u / np.linalg.norm(u)
-    axis = np.cross(u, [0.0, 0.0, 1.0])
-    s = np.linalg.norm(axis)
-    ang = np.arctan2(s, u[2])
-    return Rotation.from_rotvec(axis / s * ang if s > 1e-12 else np.zeros(3))
+def qconj(q: np.ndarray) -> np.ndarray:
+    return q * np.array([-1.0, -1.0, -1.0, 1.0])
+
+
+def quat_matrices(q: np.ndarray) -> np.ndarray:
+    """Rotation matrices (n, 3, 3) of unit quaternions (n, 4), scalar last."""
+    x, y, z, w = q[:, 0], q[:, 1], q[:, 2], q[:, 3]
+    m = np.empty((q.shape[0], 3, 3))
+    m[:, 0, 0] = 1 - 2 * (y * y + z * z)
+    m[:, 0, 1] = 2 * (x * y - z * w)
+    m[:, 0, 2] = 2 * (x * z + y * w)
+    m[:, 1, 0] = 2 * (x * y + z * w)
+    m[:, 1, 1] = 1 - 2 * (x * x + z * z)
+    m[:, 1, 2] = 2 * (y * z - x * w)
+    m[:, 2, 0] = 2 * (x * z - y * w)
+    m[:, 2, 1] = 2 * (y * z + x * w)
+    m[:, 2, 2] = 1 - 2 * (x * x + y * y)
+    return m
+
+
+def relative_matrices(q: np.ndarray, anchor: int) -> np.ndarray:
+    """Matrices taking body_k vectors into the body frame of sample ``anchor``."""
+    return quat_matrices(qmul(qconj(q[anchor])[None, :], q))
+
+
+def level_matrix(up_body: np.ndarray) -> np.ndarray:
+    """Smallest rotation (3x3) taking the measured up direction (body frame) onto +z."""
+    ux, uy, uz = (float(v) for v in up_body)
+    n = math.sqrt(ux * ux + uy * uy + uz * uz)
+    ux, uy, uz = ux / n, uy / n, uz / n
+    s = math.hypot(ux, uy)  # |u x z|
+    if s < 1e-12:
+        return np.eye(3) if uz > 0 else np.diag([1.0, -1.0, -1.0])
+    k = np.array([uy / s, -ux / s, 0.0])  # (u x z) / |u x z|
+    c = uz
+    kx = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
+    return np.eye(3) + s * kx + (1 - c) * (kx @ kx)
 
 
 def quiet_anchor(gyr_dps: np.ndarray, fs_hz: float, lo: int, hi: int) -> tuple[int, int, float]:
@@ -134,11 +158,13 @@ class Attitude:
         return np.degrees(np.arctan2(-a[:, 0], a[:, 2]))
 
 
-def attitude(gyr_dps: np.ndarray, fs_hz: float, *, anchor: int, up_body: np.ndarray) -> Attitude:
-    """Integrate from ``anchor`` (where gravity points along ``up_body``) over the window."""
-    rel = Rotation.from_quat(relative_quats(gyr_dps, fs_hz, anchor))
-    lev = level_rotation(up_body)
-    return Attitude(matrices=(lev * rel).as_matrix(), anchor=anchor, fs_hz=fs_hz)
+def attitude(gyr_dps: np.ndarray, fs_hz: float, *, anchor: int, up_body: np.ndarray,
+             quats: np.ndarray | None = None) -> Attitude:
+    """Integrate from ``anchor`` (where gravity points along ``up_body``) over the window;
+    ``quats`` (from :func:`integrate`) reuses an integration already done."""
+    q = integrate(gyr_dps, fs_hz) if quats is None else quats
+    m = np.einsum("ij,njk->nik", level_matrix(up_body), relative_matrices(q, anchor))
+    return Attitude(matrices=m, anchor=anchor, fs_hz=fs_hz)
 
 
 def interp(values: np.ndarray, rel_index: float) -> float:
@@ -155,18 +181,18 @@ FLAT_MAX_DPS = 90.0
 FLAT_MAX_ACC_DEV_MS2 = 0.4 * 9.80665
 
 
-def stride_mean_up(gyr_dps: np.ndarray, acc_ms2: np.ndarray, fs_hz: float, *, start: int, anchor: int,
+def stride_mean_up(rel_matrices: np.ndarray, acc_ms2: np.ndarray, *, start: int, anchor: int,
                    gravity_ms2: float) -> np.ndarray | None:
     """Gravity (up) in the body frame of sample ``anchor`` from the mean specific force over
-    ``[start, anchor)`` rotated into that frame, when the segment has the same velocity at
-    ``start`` and ``anchor`` (two foot-flats; two initial contacts of a steady stride):
-    the mean acceleration over the interval is then zero, so the mean specific force is
-    gravity, free of the rotational accelerations that bias a single quiet window
-    (the periodicity/zero-velocity levelling of foot-mounted INS, Foxlin 2005)."""
+    ``[start, anchor)`` rotated into that frame (``rel_matrices``: body_k -> body_anchor),
+    when the segment has the same velocity at ``start`` and ``anchor`` (two foot-flats; two
+    initial contacts of a steady stride): the mean acceleration over the interval is then
+    zero, so the mean specific force is gravity, free of the rotational accelerations that
+    bias a single quiet window (the periodicity/zero-velocity levelling of foot-mounted
+    INS, Foxlin 2005)."""
     if anchor - start < 3:
         return None
-    rel = Rotation.from_quat(relative_quats(gyr_dps[start:anchor + 1], fs_hz, anchor - start))
-    up = rel[:-1].apply(acc_ms2[start:anchor]).mean(axis=0)
+    up = np.einsum("nij,nj->i", rel_matrices[start:anchor], acc_ms2[start:anchor]) / (anchor - start)
     if abs(np.linalg.norm(up) - gravity_ms2) > 0.15 * gravity_ms2:
         return None
     return up
@@ -199,9 +225,11 @@ def foot_stance_attitude(step, stride=None) -> tuple[Attitude | None, str]:
         pic = stride.rel(stride.prev_ic_index)
         p0, p1, prate = quiet_anchor(stride.gyr_dps, fs, int(np.ceil(pic + 0.1 * contact)),
                                      int(np.floor(pic + 0.85 * contact)))
-        if prate <= FLAT_MAX_DPS:
-            up_s = stride_mean_up(stride.gyr_dps, stride.acc_ms2, fs, start=(p0 + p1) // 2, anchor=anchor + off,
-                                  gravity_ms2=step.gravity_ms2)
-            if up_s is not None:
-                up = up_s
+        rel = stride.relative_to(anchor + off)
+        up_s = stride_mean_up(rel, stride.acc_ms2, start=(p0 + p1) // 2, anchor=anchor + off,
+                              gravity_ms2=step.gravity_ms2) if prate <= FLAT_MAX_DPS else None
+        if up_s is not None:
+            up = up_s
+        m = np.einsum("ij,njk->nik", level_matrix(up), rel[off:off + step.acc_ms2.shape[0]])
+        return Attitude(matrices=m, anchor=anchor, fs_hz=fs), ""
     return attitude(step.gyr_dps, fs, anchor=anchor, up_body=up), ""

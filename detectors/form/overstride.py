@@ -31,7 +31,7 @@ import math
 import numpy as np
 
 from detectors.form import Values, nan_all
-from detectors.form.orientation import Attitude, attitude, interp
+from detectors.form.orientation import Attitude, interp, level_matrix, stride_mean_up
 from pipeline.records import SampleBlock
 
 NAMES = ("shank_angle_ic_deg",)
@@ -48,15 +48,12 @@ def shank_stance_attitude(step, stride) -> tuple[Attitude | None, str]:
     fs = stride.fs_hz
     pic, ic = stride.rel(stride.prev_ic_index), stride.rel(step.ic_index)
     k_ic = int(round(ic))
-    rel = attitude(stride.gyr_dps, fs, anchor=k_ic, up_body=np.array([0.0, 0.0, 1.0]))
-    i0, i1 = int(math.ceil(pic)), k_ic
-    f_ic = np.einsum("nij,nj->ni", rel.matrices[i0:i1], stride.acc_ms2[i0:i1])  # in the IC body frame
-    up = f_ic.mean(axis=0)
-    if abs(np.linalg.norm(up) - step.gravity_ms2) > 0.15 * step.gravity_ms2:
+    rel = stride.relative_to(k_ic)
+    up = stride_mean_up(rel, stride.acc_ms2, start=int(math.ceil(pic)), anchor=k_ic, gravity_ms2=step.gravity_ms2)
+    if up is None:
         return None, "stride_not_periodic"
-    full = attitude(stride.gyr_dps, fs, anchor=k_ic, up_body=up)
     w0 = step.window_start_index - stride.start_index
-    m = full.matrices[w0:w0 + step.acc_ms2.shape[0]]
+    m = np.einsum("ij,njk->nik", level_matrix(up), rel[w0:w0 + step.acc_ms2.shape[0]])
     return Attitude(matrices=m, anchor=k_ic - w0, fs_hz=fs), ""
 
 

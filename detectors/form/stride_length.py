@@ -27,12 +27,13 @@ Integration spans one stride only (< ``max_stride_s``), so drift stays bounded.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from detectors.form import Values, nan_all
-from detectors.form.orientation import FLAT_MAX_ACC_DEV_MS2, FLAT_MAX_DPS, attitude, quiet_anchor
+from detectors.form.orientation import (FLAT_MAX_ACC_DEV_MS2, FLAT_MAX_DPS, integrate, level_matrix, quiet_anchor,
+                                       relative_matrices, stride_mean_up)
 from pipeline.records import SampleBlock, Step
 
 NAMES = ("stride_length_m", "speed_mps", "foot_progression_deg", "swing_height_m")
@@ -49,8 +50,24 @@ class StrideSamples:
     fs_hz: float
     prev_ic_index: float
 
+    _memo: dict = field(default_factory=dict, compare=False, repr=False)
+
     def rel(self, index: float) -> float:
         return index - self.start_index
+
+    @property
+    def quats(self) -> np.ndarray:
+        """Gyro integrated once over the stride (body_k -> body_0), shared by all metrics."""
+        if "q" not in self._memo:
+            self._memo["q"] = integrate(self.gyr_dps, self.fs_hz)
+        return self._memo["q"]
+
+    def relative_to(self, anchor: int) -> np.ndarray:
+        """Matrices body_k -> body_anchor (memoised: foot attitude and ZUPT share the anchor)."""
+        key = ("rel", anchor)
+        if key not in self._memo:
+            self._memo[key] = relative_matrices(self.quats, anchor)
+        return self._memo[key]
 
 
 class SampleBuffer:
@@ -126,12 +143,16 @@ def stride_metrics(step: Step, stride: StrideSamples | None, *, side: str, max_s
     ic, to, pic = stride.rel(step.ic_index), stride.rel(step.to_index), stride.rel(stride.prev_ic_index)
     contact = to - ic
     # previous flat: within a contact time after the previous IC (its TO is not in the Step)
-    k0, up0, ok0 = _flat(acc, gyr, fs, int(math.ceil(pic + 0.1 * contact)), int(math.floor(pic + 0.85 * contact)), g)
+    k0, _, ok0 = _flat(acc, gyr, fs, int(math.ceil(pic + 0.1 * contact)), int(math.floor(pic + 0.85 * contact)), g)
     k1, _, ok1 = _flat(acc, gyr, fs, int(math.ceil(ic + 0.1 * contact)), int(math.floor(to - 0.15 * contact)), g)
     if not (ok0 and ok1) or k1 - k0 < 3:
         return nan_all(NAMES, "no_foot_flat")
-    att = attitude(gyr[k0:k1 + 1], fs, anchor=0, up_body=up0)
-    a = att.level(acc[k0:k1 + 1])
+    rel = stride.relative_to(k1)  # this flat's frame; levelled by the stride-mean specific force
+    up = stride_mean_up(rel, acc, start=k0, anchor=k1, gravity_ms2=g)
+    if up is None:
+        return nan_all(NAMES, "stride_not_periodic")
+    mats = np.einsum("ij,njk->nik", level_matrix(up), rel[k0:k1 + 1])
+    a = np.einsum("nij,nj->ni", mats, acc[k0:k1 + 1])
     a[:, 2] -= g
     dt = 1.0 / fs
     v = np.concatenate([[np.zeros(3)], np.cumsum(0.5 * (a[1:] + a[:-1]), axis=0) * dt])
@@ -139,7 +160,7 @@ def stride_metrics(step: Step, stride: StrideSamples | None, *, side: str, max_s
     pos = np.concatenate([[np.zeros(3)], np.cumsum(0.5 * (v[1:] + v[:-1]), axis=0) * dt])
     d = pos[-1]
     length = float(math.hypot(d[0], d[1]))
-    fwd = att.matrices[[0, -1], :, 0]  # forward axis at both flats, level frame
+    fwd = mats[[0, -1], :, 0]  # forward axis at both flats, level frame
     heading_foot = math.atan2(fwd[:, 1].sum(), fwd[:, 0].sum())  # mean heading: the chord of a curve
     travel = math.atan2(d[1], d[0])
     diff = (travel - heading_foot + math.pi) % (2 * math.pi) - math.pi
