@@ -498,6 +498,21 @@ class Simulator:
             out["sensor_pta_resultant_g"] = res[first_peak(res)] / G_MS2
         return {k_: round(float(v), 4) for k_, v in out.items()}
 
+    def _sensor_swing(self, i: int) -> dict:
+        """The sensor point over stride ``i`` (foot): its forward (world x) velocity just
+        before IC (``sensor_landing_velocity_mps``) and its highest point in the swing
+        after this stance above its height at foot-flat (``sensor_swing_height_m``)."""
+        s, nxt = self._strides[i], self._strides[i + 1]
+        h = 1e-4
+        pa, _ = self._stride_pose(i, np.array([s.ic_s - 2 * h, s.ic_s - h]))
+        out = {"sensor_landing_velocity_mps": (pa[1, 0] - pa[0, 0]) / h}
+        if self.p.placement == "foot":
+            t = np.linspace(s.to_s, nxt.ic_s, 400)
+            z, _ = self._stride_pose(i, t)
+            flat, _ = self._stride_pose(i, np.array([s.ic_s + 0.45 * s.contact_s]))
+            out["sensor_swing_height_m"] = z[:, 2].max() - flat[0, 2]
+        return {k: round(float(v), 4) for k, v in out.items()}
+
     def truth(self) -> list[dict]:
         """Ground truth per step inside the recording: events and the true parameters."""
         rows = []
@@ -518,6 +533,7 @@ class Simulator:
                 "impact_g": round(s.impact_ms2 / G_MS2, 4),
                 "stride_length_m": round(s.speed_mps * s.stride_s, 4),
                 **self._sensor_impact(i),
+                **self._sensor_swing(i),
             })
         return rows
 

@@ -72,11 +72,12 @@ def test_real_foot_metrics_are_physiological(trial, tmp_path, shared_data_dir):
     """No truth for angles here: check every metric is measured on most steps and lies in the
     range reported for runners (strike angle -20..35 deg, Altman & Davis 2012; foot
     progression -10..25 deg; eversion excursion 0..25 deg; speed 0.5..7 m/s; swing height
-    0.03..0.4 m) - catches sign and frame errors that only real data shows."""
+    0.03..0.4 m; forward foot velocity at contact -0.5..2.5 m/s) - catches sign and frame
+    errors that only real data shows."""
     steps = _steps(trial, tmp_path, shared_data_dir)
     ranges = {"strike_angle_deg": (-20, 35), "foot_progression_deg": (-10, 25),
               "pronation_excursion_deg": (0, 25), "speed_mps": (0.5, 7.0), "swing_height_m": (0.03, 0.4),
-              "impact_g": (0.3, 15)}
+              "impact_g": (0.3, 15), "landing_velocity_mps": (-0.5, 2.5)}
     for name, (lo, hi) in ranges.items():
         v = np.array([r.value(name) for r in steps])
         assert np.isfinite(v).mean() >= 0.7, (name, v)

@@ -13,7 +13,8 @@ from what the code happens to reach:
 * impact peak within 3 % of what the sensor point feels when not clipped, always flagged
   when clipped; loading rate within 25 % (it depends on the IC instant to ~1 ms of a
   ~12 ms rise; between-runner differences are ~2x);
-* stride length within 3 % (speed from it within 3 %).
+* stride length within 3 % (speed from it within 3 %); swing height within 1 cm; forward
+  foot velocity at impact (the foot's overstriding proxy) within 0.05 m/s.
 
 Realistic sensor errors: white noise 0.1 m/s^2 and 0.5 deg/s, biases 0.1 m/s^2 and 1 deg/s
 per axis (consumer MEMS such as the BMI160: 180 ug/sqrt(Hz), 0.007 deg/s/sqrt(Hz)), any
@@ -58,8 +59,8 @@ def _matched(p: SimParams):
             row = dict(truth[k])
             # a step's stride metrics describe the stride that *ends* at its IC (from the
             # previous IC): the truth row of the previous stride
-            for key in ("stride_length_m", "speed_mps"):
-                row[key] = truth[k - 1][key] if k > 0 else np.nan
+            for key in ("stride_length_m", "speed_mps", "sensor_swing_height_m"):
+                row[key] = truth[k - 1].get(key, np.nan) if k > 0 else np.nan
             # foot progression over that stride: the mean of its two stances
             row["toe_out_deg"] = 0.5 * (truth[k - 1]["toe_out_deg"] + truth[k]["toe_out_deg"]) if k > 0 else np.nan
             pairs.append((r, row))
@@ -100,6 +101,17 @@ def test_foot_strike_pronation_progression_stride(case):
     assert np.abs(e).max() <= 0.03, e
     e = values(pairs, "speed_mps", "speed_mps", relative=True)
     assert np.abs(e).max() <= 0.03, e
+
+
+@pytest.mark.parametrize("case", FOOT_CASES, ids=lambda c: f"{c[0]:.0f}Hz-{c[1]}-{c[2]:+.0f}deg")
+def test_foot_landing_velocity_and_swing_height(case):
+    """Overstriding proxy: forward foot velocity at impact onset within 0.05 m/s (the
+    simulator's range over strike patterns is 0.3-0.55 m/s); swing height within 1 cm."""
+    pairs = matched(foot(*case))
+    e = values(pairs, "landing_velocity_mps", "sensor_landing_velocity_mps")
+    assert np.abs(e).max() <= 0.05, e
+    e = values(pairs, "swing_height_m", "sensor_swing_height_m")
+    assert np.abs(e).max() <= 0.01, e
 
 
 @pytest.mark.parametrize("case", FOOT_CASES[:4], ids=lambda c: f"{c[0]:.0f}Hz-{c[1]}")
