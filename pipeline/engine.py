@@ -50,7 +50,8 @@ class _SensorChain:
             max_buffer_s=a["max_buffer_s"],
         )
         self._steps = None  # created at the first block: depends on fs_hz and gyro presence
-        self.form = MetricsChain(info, config)  # form metrics (issue 3): per-step metrics + stride samples
+        self.form = MetricsChain(info, config, sensor_rotation=lambda: self.alignment.rotation)  # form (issue 3):
+        # per-step metrics + stride samples; the rotation lets it find clipping in the sensor frame
         self.counters = SensorCounters()
 
     def update(self, block: SampleBlock) -> list[Step]:

@@ -56,6 +56,7 @@ class StepContext:
     params: dict
     stride: _stride.StrideSamples | None = None  # samples from the previous step on (MetricsChain)
     shank_axis_body: np.ndarray | None = None  # from a standing calibration (MetricsChain)
+    sensor_rotation: np.ndarray | None = None  # sensor -> body (alignment), for clipping from the signal
     _cache: dict = field(default_factory=dict)
 
     @cached_property
@@ -79,7 +80,7 @@ def _impact_group(ctx: StepContext) -> Values:
     att, why = ctx.attitude
     return _impact.impact(ctx.step, att, why, placement=ctx.sensor.placement, acc_range_g=ctx.sensor.acc_range_g,
                           axis_body=ctx.shank_axis_body, window_s=p["impact_window_s"],
-                          clip_fraction=p["clip_fraction"])
+                          clip_fraction=p["clip_fraction"], sensor_rotation=ctx.sensor_rotation)
 
 
 def _strike_group(ctx: StepContext) -> Values:
@@ -174,8 +175,12 @@ class MetricsChain:
     cut back at every step to the samples the next stride needs.
     """
 
-    def __init__(self, sensor: SensorInfo, config: Config | None = None):
+    def __init__(self, sensor: SensorInfo, config: Config | None = None, *,
+                 sensor_rotation: Callable[[], np.ndarray | None] | None = None):
+        """``sensor_rotation``: returns the alignment's sensor -> body rotation (or None),
+        so clipping can be found in the sensor frame when the range is unknown."""
         self.sensor = sensor
+        self._sensor_rotation = sensor_rotation
         self.params = _check((config or load_config()).section("metrics"))
         self._buffer = _stride.SampleBuffer(buffer_s=self.params["buffer_s"])
         self._calibration = _overstride.StandingCalibration(
@@ -189,8 +194,9 @@ class MetricsChain:
     def update(self, step: Step) -> tuple[Metric, ...]:
         stride = self._buffer.stride(step, max_stride_s=self.params["max_stride_s"])
         axis = self._calibration.axis_body if self._calibration is not None else None
+        rot = self._sensor_rotation() if self._sensor_rotation is not None else None
         out = _run(StepContext(step=step, sensor=self.sensor, params=self.params, stride=stride,
-                               shank_axis_body=axis))
+                               shank_axis_body=axis, sensor_rotation=rot))
         self._buffer.keep_from_step(step)
         return out
 

@@ -28,7 +28,7 @@ import pytest
 
 from pipeline.engine import Engine
 from pipeline.records import SensorInfo, StepRecord
-from pipeline.simulator import SimParams
+from pipeline.simulator import G_MS2, SimParams, Simulator
 from sim_helpers import run_sim
 
 NOISE = dict(acc_noise_ms2=0.1, gyr_noise_dps=0.5, acc_bias_ms2=(0.1, -0.05, 0.08), gyr_bias_dps=(1.0, -1.0, 0.7))
@@ -136,7 +136,7 @@ def test_foot_impact_within_3_percent(case):
     if case[0] >= 500:
         e = values(pairs, "impact_rate_gps", "sensor_impact_rate_gps", relative=True)
         assert np.abs(e).max() <= 0.25, e
-    assert all(r.value("impact_clipped") != r.value("impact_clipped") for r, _ in pairs)  # range unknown: NaN
+    assert all(r.value("impact_clipped") == 0.0 for r, _ in pairs)  # not clipped (told by the signal)
 
 
 def test_strike_pattern_at_least_95_percent_away_from_thresholds():
@@ -187,20 +187,31 @@ def test_shank_without_standing_has_resultant_but_no_axis():
 
 
 @pytest.mark.parametrize("placement", ["foot", "shank"])
-def test_clipped_impacts_are_always_flagged_never_reported(placement):
-    p = SimParams(placement=placement, stand_s=2.0 if placement == "shank" else 0.0, duration_s=10, impact_g=9.0,
+@pytest.mark.parametrize("range_known", [True, False], ids=["range-known", "from-signal"])
+def test_clipped_impacts_are_flagged_never_reported(placement, range_known):
+    """A step is clipped when a raw sensor axis reaches the range within 50 ms of IC (from
+    the signal alone: on two consecutive samples - one saturated sample looks like a peak).
+    Every clipped step is flagged, its impact NaN (reason ``clipped``); no unclipped step is."""
+    p = SimParams(placement=placement, stand_s=2.0 if placement == "shank" else 0.0, duration_s=10, impact_g=9.5,
                   acc_range_g=8.0, mount_euler_deg=MOUNTS[2], **NOISE)
-    pairs = matched(p)
-    sensor = "impact_g" if placement == "foot" else "pta_resultant_g"
-    flagged = 0
-    for r, row in pairs:
-        clip = r.value("impact_clipped")
-        assert clip in (0.0, 1.0)
-        if clip == 1.0:
-            flagged += 1
-            assert np.isnan(r.value(sensor))
-            assert {m.reason for m in r.metrics if m.name == sensor} == {"clipped"}
-    assert flagged >= len(pairs) - 1  # a 9 g impact always reaches the 8 g range
+    t, acc, _ = Simulator(p).signals()
+    at_range = (np.abs(acc) >= 8.0 * G_MS2 - 1e-9).any(axis=1)
+    if not range_known:
+        at_range[:-1] &= at_range[1:] | np.concatenate([[False], at_range[:-2]])  # runs of >= 2
+        at_range[-1] &= at_range[-2]
+    info = SensorInfo("s", placement, p.side, acc_range_g=8.0 if range_known else None)
+    _, out = run_sim(p, engine=Engine([info]))
+    recs = [r for r in out if isinstance(r, StepRecord)]
+    main = "impact_g" if placement == "foot" else "pta_resultant_g"
+    n_clipped = 0
+    for r in recs:
+        k = int(np.ceil(r.step.ic_s * p.fs_hz))
+        truly = bool(at_range[k:k + int(0.05 * p.fs_hz) + 1].any())
+        n_clipped += truly
+        assert r.value("impact_clipped") == float(truly), r.step.ic_s
+        if truly:
+            assert np.isnan(r.value(main)) and {m.reason for m in r.metrics if m.name == main} == {"clipped"}
+    assert n_clipped >= 3
 
 
 def test_impact_needs_200_hz():

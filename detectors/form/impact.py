@@ -17,11 +17,10 @@ expressed in a level frame by :mod:`.orientation`, over ``window_s`` after IC):
   rate of force plates; Milner 2006).
 * ``braking_g``: peak deceleration along the direction of travel (the level frame's
   forward axis) within the window, reported as a positive number in g.
-* ``impact_clipped``: 1 when the accelerometer's range was reached in the window. With
-  ``SensorInfo.acc_range_g`` known, any clipped sensor axis makes the resultant specific
-  force at least the range, so ``|f| >= clip_fraction * range`` flags every clipped step
-  (a resultant above the range without clipping is flagged too: conservative). A clipped
-  peak is never reported: the impact values are NaN with reason ``clipped``.
+* ``impact_clipped``: 1 when the accelerometer's range was reached in the window
+  (:func:`clipped`: the sensor-frame axes against ``SensorInfo.acc_range_g`` when known,
+  else the signal's flat tops in the sensor frame). A clipped peak is never reported: the impact values are NaN with
+  reason ``clipped``.
 
 Peaks are refined by a cubic interpolant through the samples around the sampled maximum
 (a 12 ms impact rise sampled at 200 Hz is otherwise underestimated by up to ~5 %).
@@ -76,22 +75,55 @@ def first_peak(x: np.ndarray, lo: int, hi: int, *, fraction: float = 0.5) -> int
     return lo + (int(cand[0]) + 1 if cand.size else int(np.argmax(seg)))
 
 
-def clipped(step, acc_range_g: float | None, *, i0: int, i1: int, clip_fraction: float) -> float:
-    if acc_range_g is None:
+# A saturated axis repeats its limit; a smooth peak does not (even quantised to ~1e-3 g, two
+# samples astride a 6 g peak differ by ~0.05 g at 1 kHz). A single saturated sample cannot
+# be told from a peak by the signal alone: give acc_range_g for those.
+FLAT_TOP_SAMPLES = 2
+FLAT_TOP_MIN_G = 1.5  # the smallest accelerometer ranges are 2 g
+
+
+def clipped(step, acc_range_g: float | None, *, i0: int, i1: int, clip_fraction: float,
+            sensor_rotation: np.ndarray | None = None) -> float:
+    """1.0 if the accelerometer saturated in ``[i0, i1)``, 0.0 if not, NaN if unknowable.
+
+    With the range known: back in the sensor frame (``sensor_rotation``: sensor -> body, from
+    the alignment) any axis at ``clip_fraction * range``; without the rotation, the
+    resultant (any clipped axis makes ``|f| >= range``: every clipped step is flagged, and
+    some unclipped ones). Without the range, from the signal itself: in the sensor frame a
+    saturated axis sits at the same extreme value for ``FLAT_TOP_SAMPLES``
+    consecutive samples (a flat top), which a real peak - smooth, and quantised to ~1e-3 g -
+    does not do."""
+    if acc_range_g is not None and sensor_rotation is None:
+        peak = float(np.linalg.norm(step.acc_ms2[i0:i1], axis=1).max())
+        return 1.0 if peak >= clip_fraction * acc_range_g * step.gravity_ms2 else 0.0
+    if sensor_rotation is None or i1 - i0 < FLAT_TOP_SAMPLES:
         return math.nan
-    peak = float(np.linalg.norm(step.acc_ms2[i0:i1], axis=1).max())
-    return 1.0 if peak >= clip_fraction * acc_range_g * step.gravity_ms2 else 0.0
+    raw = step.acc_ms2[i0:i1] @ np.asarray(sensor_rotation)  # body = R sensor -> sensor = R^T body
+    a = np.abs(raw)
+    if acc_range_g is not None:  # each sensor axis against the range: exact
+        return 1.0 if float(a.max()) >= clip_fraction * acc_range_g * step.gravity_ms2 else 0.0
+    top = a.max(axis=0)
+    tol = 1e-6 * top + 1e-9
+    for ax in range(3):
+        if top[ax] < FLAT_TOP_MIN_G * step.gravity_ms2:
+            continue
+        at = a[:, ax] >= top[ax] - tol[ax]
+        run = np.convolve(at.astype(int), np.ones(FLAT_TOP_SAMPLES, dtype=int), mode="valid")
+        if (run >= FLAT_TOP_SAMPLES).any():
+            return 1.0
+    return 0.0
 
 
 def impact(step, att: Attitude | None, reason: str, *, placement: str, acc_range_g: float | None,
-           axis_body: np.ndarray | None = None, window_s: float = 0.05, clip_fraction: float = 0.98) -> Values:
+           axis_body: np.ndarray | None = None, window_s: float = 0.05, clip_fraction: float = 0.98,
+           sensor_rotation: np.ndarray | None = None) -> Values:
     """Impact metrics of one step (names per placement, see module doc)."""
     names = FOOT_NAMES if placement == "foot" else SHANK_NAMES
     g = step.gravity_ms2
     ic = step.rel(step.ic_index)
     i0 = max(int(math.floor(ic)), 0)
     i1 = min(int(math.floor(ic + window_s * step.fs_hz)) + 1, step.acc_ms2.shape[0])
-    clip = clipped(step, acc_range_g, i0=i0, i1=i1, clip_fraction=clip_fraction)
+    clip = clipped(step, acc_range_g, i0=i0, i1=i1, clip_fraction=clip_fraction, sensor_rotation=sensor_rotation)
     clip_v = (clip, "" if math.isfinite(clip) else "acc_range_unknown")
     if clip == 1.0 or att is None:
         out = nan_all(names, "clipped" if clip == 1.0 else reason)
