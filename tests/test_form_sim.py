@@ -220,3 +220,34 @@ def test_impact_needs_200_hz():
     assert {m.reason for r, _ in pairs for m in r.metrics if m.name == "impact_g"} == {"fs_too_low"}
     e = values(pairs, "strike_angle_deg", "strike_angle_deg")  # angles still work at 100 Hz
     assert np.abs(e).max() <= 3.0
+
+
+def accuracy_table() -> str:
+    """Measured errors over the test matrix (``python tests/test_form_sim.py``)."""
+    rows = []
+
+    def add(label, cases, make, name, key, relative=False):
+        errs = np.concatenate([values(matched(make(*c)), name, key, relative=relative) for c in cases])
+        a = np.abs(errs) * (100 if relative else 1)
+        unit = "%" if relative else name.rsplit("_", 1)[-1]
+        rows.append(f"{label:<34} n={a.size:4d}  median |err| {np.median(a):6.3f} {unit:<4} max {a.max():6.3f} {unit}")
+
+    add("strike angle (foot)", FOOT_CASES, foot, "strike_angle_deg", "strike_angle_deg")
+    add("pronation excursion (foot)", FOOT_CASES, foot, "pronation_excursion_deg", "pronation_deg")
+    add("foot progression (foot)", FOOT_CASES, foot, "foot_progression_deg", "toe_out_deg")
+    add("stride length (foot)", FOOT_CASES, foot, "stride_length_m", "stride_length_m", relative=True)
+    add("speed (foot)", FOOT_CASES, foot, "speed_mps", "speed_mps", relative=True)
+    add("swing height (foot)", FOOT_CASES, foot, "swing_height_m", "sensor_swing_height_m")
+    add("landing velocity (foot)", FOOT_CASES, foot, "landing_velocity_mps", "sensor_landing_velocity_mps")
+    add("impact_g (foot)", FOOT_CASES, foot, "impact_g", "sensor_impact_g", relative=True)
+    add("impact rate (foot, >= 500 Hz)", [c for c in FOOT_CASES if c[0] >= 500], foot, "impact_rate_gps",
+        "sensor_impact_rate_gps", relative=True)
+    add("braking (foot)", FOOT_CASES, foot, "braking_g", "sensor_braking_g", relative=True)
+    add("shank angle at IC", SHANK_CASES, shank, "shank_angle_ic_deg", "shank_angle_ic_deg")
+    add("pta_g axial (shank)", SHANK_CASES, shank, "pta_g", "sensor_pta_g", relative=True)
+    add("pta_resultant_g (shank)", SHANK_CASES, shank, "pta_resultant_g", "sensor_pta_resultant_g", relative=True)
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(accuracy_table())
