@@ -7,7 +7,10 @@ one block. Per sensor the chain is
     SampleBlock (sensor frame) -> Alignment -> SampleBlock (body frame) -> step events
     -> per-step metrics -> StepRecord
 
-The engine follows the streaming contract (``update``/``flush``/``reset``).
+and across sensors the alert rules (``pipeline.alerts``: form cues with hysteresis;
+``pipeline.fatigue``: drift against the early run) turn StepRecords into Alerts, which
+follow the StepRecord that raised them in the output. The engine follows the streaming
+contract (``update``/``flush``/``reset``).
 """
 
 from __future__ import annotations
@@ -18,10 +21,12 @@ from dataclasses import dataclass
 from detectors.alignment import Alignment
 from detectors.form.asymmetry import Symmetry  # form (issue 3)
 from detectors.steps import make_step_detector
+from pipeline.alerts import FormCues
 from pipeline.config import Config, load_config
 from pipeline.errors import InputError
+from pipeline.fatigue import FatigueDrift
 from pipeline.metrics import MetricsChain  # form metrics (issue 3)
-from pipeline.records import Gap, SampleBlock, SensorInfo, Step, StepRecord
+from pipeline.records import Alert, Gap, SampleBlock, SensorInfo, Step, StepRecord
 
 
 @dataclass
@@ -105,8 +110,12 @@ class _SensorChain:
 class Engine:
     """Routes items to per-sensor chains and turns steps into records."""
 
-    def __init__(self, sensors: Sequence[SensorInfo], *, config: Config | None = None):
+    def __init__(self, sensors: Sequence[SensorInfo], *, config: Config | None = None,
+                 history_baselines: dict[str, float] | None = None):
         self.config = config if config is not None else load_config()
+        self.cues = FormCues.from_config(self.config, history_baselines=history_baselines)
+        self.fatigue = FatigueDrift.from_config(self.config)
+        self.alert_counts: dict[str, int] = {}
         ids = [s.sensor_id for s in sensors]
         if len(set(ids)) != len(ids):
             raise InputError(f"sensor ids must be unique in a session, got {ids}")
@@ -121,21 +130,34 @@ class Engine:
         except KeyError:
             raise InputError(f"unknown sensor {sensor_id!r}; known: {sorted(self._chains)}") from None
 
-    def update(self, item: SampleBlock | Gap) -> list[StepRecord]:
+    def update(self, item: SampleBlock | Gap) -> list[StepRecord | Alert]:
         chain = self._chain(item.sensor_id)
         steps = chain.gap(item) if isinstance(item, Gap) else chain.update(item)
-        return self.symmetry.update(self._records(chain, steps))  # form: symmetry
+        return self._with_alerts(self.symmetry.update(self._records(chain, steps)))  # form: symmetry
 
-    def flush(self) -> list[StepRecord]:
+    def flush(self) -> list[StepRecord | Alert]:
         out: list[StepRecord] = []
         for chain in self._chains.values():
             out += self._records(chain, chain.flush())
-        return self.symmetry.update(out) + self.symmetry.flush()  # form (issue 3)
+        out = self.symmetry.update(out) + self.symmetry.flush()  # form (issue 3)
+        return self._with_alerts(out) + self.cues.flush() + self.fatigue.flush()
 
     def reset(self) -> None:
         for chain in self._chains.values():
             chain.reset()
         self.symmetry.reset()  # form (issue 3)
+        self.cues.reset()
+        self.fatigue.reset()
+
+    def _with_alerts(self, records: list[StepRecord]) -> list[StepRecord | Alert]:
+        out: list[StepRecord | Alert] = []
+        for rec in records:
+            out.append(rec)
+            for alert in self.cues.update(rec) + self.fatigue.update(rec):
+                if alert.severity != "info":
+                    self.alert_counts[alert.rule] = self.alert_counts.get(alert.rule, 0) + 1
+                out.append(alert)
+        return out
 
     def counters(self) -> dict[str, SensorCounters]:
         return {sid: ch.counters for sid, ch in self._chains.items()}

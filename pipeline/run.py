@@ -15,7 +15,7 @@ import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from pipeline.records import Gap, SampleBlock, SessionInfo, StepRecord
+from pipeline.records import Alert, Gap, SampleBlock, SessionInfo, StepRecord
 from pipeline.sinks import Sink
 from pipeline.summary import SessionSummary, SummaryBuilder
 
@@ -42,7 +42,7 @@ def run_session(
     """
     builder = SummaryBuilder(session, list(engine.sensors.values()))
 
-    def deliver(records: list[StepRecord]) -> None:
+    def deliver(records: list[StepRecord | Alert]) -> None:
         if not records:
             return
         builder.add(records)

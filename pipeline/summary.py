@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.metrics import MetricsSummary  # form (issue 3)
-from pipeline.records import SIDES, SensorInfo, SessionInfo, StepRecord
+from pipeline.records import SIDES, Alert, SensorInfo, SessionInfo, StepRecord
 
 ACTIVITIES = ("running", "walking")
 JSON_DECIMALS = 6
@@ -138,10 +138,15 @@ class SummaryBuilder:
             (s.sensor_id, a): {"cadence_spm": [], "contact_ms": [], "flight_ms": []}
             for s in self.sensors for a in ACTIVITIES
         }
+        self.alerts: dict[str, int] = {}
         self.metrics = MetricsSummary()  # form metrics (issue 3): medians and NaN reasons
 
-    def add(self, records: Iterable[StepRecord]) -> None:
+    def add(self, records: Iterable[StepRecord | Alert]) -> None:
         for r in records:
+            if isinstance(r, Alert):  # counted per rule (fired, not cleared) for the summary
+                if r.severity != "info":
+                    self.alerts[r.rule] = self.alerts.get(r.rule, 0) + 1
+                continue
             self.metrics.add(r)  # form (issue 3)
             st = r.step
             activity = st.activity if st.activity in ACTIVITIES else "walking"
@@ -174,6 +179,7 @@ class SummaryBuilder:
         (e.g. ``RecordingStats``: rows, filled_samples, gaps, effective_fs_hz, first/last_t_s)."""
         counters, sources = counters or {}, sources or {}
         extra = dict(extra or {})
+        extra.setdefault("alerts", dict(sorted(self.alerts.items())))
         extra.setdefault("metrics", self.metrics.to_dict())  # form (issue 3)
         sensors = []
         firsts, lasts = [], []

@@ -99,7 +99,10 @@ def test_ctrl_c_exits_130_and_keeps_the_steps(session_dir, tmp_path):
     out = tmp_path / "o"
     p = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "replay", *map(str, recs(session_dir)), "--speed", "2",
                           "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(3.0)  # about 4 s of signal replayed (after start-up)
+    deadline = time.monotonic() + 60.0
+    while not out.exists() and time.monotonic() < deadline:  # sinks are open: the run has started
+        time.sleep(0.05)
+    time.sleep(1.5)  # about 3 s of signal replayed
     p.send_signal(signal.SIGINT)
     stdout, stderr = p.communicate(timeout=30)
     assert p.returncode == 130, stderr

@@ -52,7 +52,9 @@ def build_sinks(args: argparse.Namespace, config: "Config", session: SessionInfo
     """The sinks selected by ``args`` (the file sink always)."""
     from pipeline.sinks.file_sink import FileSink
 
-    sinks: list[Sink] = [FileSink(Path(args.out), session=session, sensors=sensors)]
+    from pipeline.sinks.console import ConsoleAlertSink
+
+    sinks: list[Sink] = [FileSink(Path(args.out), session=session, sensors=sensors), ConsoleAlertSink()]
     # -- other sinks are appended here (e.g. InfluxDB when --influx is given) --
     from pipeline.sinks.influx import influx_sink_from_args
 

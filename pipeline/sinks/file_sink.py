@@ -20,6 +20,10 @@ failure or Ctrl-C, so a partial run still leaves its steps. Both files are writt
 temporary name and renamed, so a reader never sees half a file.
 
 ``session.json`` is :meth:`pipeline.summary.SessionSummary.to_dict` (NaN as ``null``).
+
+``alerts.csv`` has one row per Alert (fired, or cleared with severity ``info``) in the
+order the engine raised them: ``t_s, rule, severity, sensor_id, athlete, value,
+threshold, message``; it has its header even when no alert was raised.
 """
 
 from __future__ import annotations
@@ -31,12 +35,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pipeline.errors import SinkError
-from pipeline.records import SensorInfo, SessionInfo, StepRecord
+from pipeline.records import Alert, SensorInfo, SessionInfo, StepRecord
 
 BASE_COLUMNS = ("sensor_id", "side", "placement", "athlete", "segment", "activity",
                 "ic_s", "to_s", "contact_ms", "flight_ms", "cadence_spm")
 _FLOAT_FMT = {"ic_s": ".6f", "to_s": ".6f", "contact_ms": ".3f", "flight_ms": ".3f", "cadence_spm": ".3f"}
 METRIC_FMT = ".6g"
+ALERT_HEADER = "t_s,rule,severity,sensor_id,athlete,value,threshold,message"
 
 
 def _fmt(v: float, spec: str) -> str:
@@ -62,6 +67,7 @@ class FileSink:
         self._order = {s.sensor_id: i for i, s in enumerate(sensors)}
         self._rows: list[tuple[tuple, dict[str, str]]] = []
         self._metric_cols: dict[str, None] = {}  # ordered set
+        self._alerts: list[str] = []
         self._closed = False
         try:
             self.out_dir.mkdir(parents=True, exist_ok=True)
@@ -78,10 +84,19 @@ class FileSink:
     def session_path(self) -> Path:
         return self.out_dir / "session.json"
 
-    def write(self, records: Sequence[StepRecord]) -> None:
+    @property
+    def alerts_path(self) -> Path:
+        return self.out_dir / "alerts.csv"
+
+    def write(self, records: Sequence[StepRecord | Alert]) -> None:
         if self._closed:
             raise SinkError("file sink: write after close")
         for r in records:
+            if isinstance(r, Alert):
+                self._alerts.append(",".join(_csv_field(x) for x in (
+                    _fmt(r.t_s, ".6f"), r.rule, r.severity, r.sensor_id, r.athlete,
+                    _fmt(r.value, ".4f"), _fmt(r.threshold, ".4f"), r.message)))
+                continue
             st, info = r.step, r.sensor
             row = {
                 "sensor_id": info.sensor_id, "side": info.side, "placement": info.placement,
@@ -119,6 +134,8 @@ class FileSink:
         for _, row in sorted(self._rows, key=lambda kr: kr[0]):
             lines.append(",".join(_csv_field(row.get(c, "")) for c in cols))
         self._atomic_write(self.steps_path, "\n".join(lines) + "\n")
+        # alerts in the order they were raised (the engine's order: deterministic)
+        self._atomic_write(self.alerts_path, "\n".join([ALERT_HEADER] + self._alerts) + "\n")
         if summary is not None:
             text = json.dumps(summary.to_dict(), indent=2, allow_nan=False) + "\n"
             self._atomic_write(self.session_path, text)

@@ -1,0 +1,260 @@
+"""In-run form cues: per-step metrics -> a few alerts a runner can act on.
+
+Each rule (TOML ``[[alerts.rules]]``, shipped defaults in ``defaults.toml``) watches one
+metric of one sensor's running steps on a short moving average (5 steps by default: the
+window of tibial-shock biofeedback, Crowell & Davis 2011, Clin. Biomech. 26:78). It fires
+when the average has been beyond ``threshold`` for ``min_steps`` consecutive steps and
+clears only once the average is back beyond ``clear`` (hysteresis), so a value hovering
+at the threshold does not flicker. A rule is *absolute*, or *relative* to the runner's own
+baseline: ``relative_to = "run"`` (median of the first ``baseline_s`` of running, after
+``baseline_skip_s`` of warm-up) or ``"history"`` (the athlete's stored median from earlier
+sessions, falling back to the run baseline); a relative threshold is a ratio
+(1.2 = 20 % above baseline).
+
+Left/right imbalance is computed here from both sides' recent steps: the symmetry index
+``|L - R| / ((L + R) / 2) * 100`` (Robinson et al. 1987, J. Manip. Physiol. Ther. 10:172)
+of the contact time (``lr_contact_si_pct``) over the last ``window_steps`` of each side.
+
+Messages are format strings; they may use ``{value}``, ``{threshold}``, ``{baseline}``,
+``{cadence}`` (current step rate) and ``{cadence_target}`` (5 % more: Heiderscheit et al.
+2011, Med. Sci. Sports Exerc. 43:296, the usual cue against overstriding).
+
+Streaming contract: ``update(StepRecord) -> list[Alert]``, ``flush()``, ``reset()``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from pipeline.config import Config
+from pipeline.errors import ConfigError
+from pipeline.records import Alert, StepRecord
+
+STEP_FIELDS = ("contact_ms", "flight_ms", "cadence_spm")
+COMPUTED = ("lr_contact_si_pct",)
+# Metric names of issue 3 (detectors/form), used when pipeline.metrics does not list them.
+FORM_METRICS = (
+    "pta_g", "impact_g", "impact_rate_gps", "braking_g", "strike_angle_deg", "shank_angle_ic_deg",
+    "pronation_excursion_deg", "pronation_velocity_dps", "foot_progression_deg", "stride_length_m",
+    "speed_mps", "swing_height_m",
+)
+RULE_KEYS = {
+    "name": str, "metric": str, "op": str, "threshold": float, "clear": float, "min_steps": int,
+    "relative_to": str, "severity": str, "message": str, "placement": str, "window_steps": int,
+}
+REQUIRED = ("name", "metric", "threshold", "message")
+
+
+def known_metrics() -> set[str]:
+    """Every metric name a rule may watch."""
+    names = set(STEP_FIELDS) | set(COMPUTED) | set(FORM_METRICS)
+    try:
+        from pipeline import metrics as _m  # the per-step metric registry (issue 3)
+
+        names |= set(getattr(_m, "metric_names", lambda: ())())
+    except ImportError:
+        pass
+    return names
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    metric: str
+    threshold: float
+    message: str
+    op: str = "above"
+    clear: float | None = None
+    min_steps: int = 3
+    relative_to: str = ""
+    severity: str = "warning"
+    placement: str = ""
+    window_steps: int = 0  # 0: the [alerts] default
+
+    @property
+    def clear_level(self) -> float:
+        if self.clear is not None:
+            return self.clear
+        # default hysteresis: 5 % of the threshold back towards safety
+        return self.threshold * (0.95 if self.op == "above" else 1.05)
+
+    def beyond(self, x: float, level: float) -> bool:
+        return x > level if self.op == "above" else x < level
+
+
+def parse_rules(raw: Iterable[Mapping[str, Any]], *, where: str = "[[alerts.rules]]") -> list[Rule]:
+    """Validate rule tables: unknown keys, wrong types and unknown metrics are errors."""
+    rules, known = [], known_metrics()
+    for i, table in enumerate(raw):
+        at = f"{where} #{i + 1}"
+        if not isinstance(table, Mapping):
+            raise ConfigError(f"{at}: expected a table, got {type(table).__name__}")
+        for key, value in table.items():
+            if key not in RULE_KEYS:
+                raise ConfigError(f"{at}: unknown key {key!r}; valid keys: {', '.join(sorted(RULE_KEYS))}")
+            want = RULE_KEYS[key]
+            ok = isinstance(value, want) or (want is float and isinstance(value, int) and not isinstance(value, bool))
+            if not ok or isinstance(value, bool):
+                raise ConfigError(f"{at}.{key}: expected {want.__name__}, got {type(value).__name__} {value!r}")
+        for key in REQUIRED:
+            if key not in table:
+                raise ConfigError(f"{at}: missing key {key!r}")
+        t = dict(table)
+        if t["metric"] not in known:
+            raise ConfigError(f"{at}.metric: unknown metric {t['metric']!r}; known: {', '.join(sorted(known))}")
+        if t.get("op", "above") not in ("above", "below"):
+            raise ConfigError(f"{at}.op: expected 'above' or 'below', got {t['op']!r}")
+        if t.get("relative_to", "") not in ("", "run", "history"):
+            raise ConfigError(f"{at}.relative_to: expected '', 'run' or 'history', got {t['relative_to']!r}")
+        if t.get("placement", "") not in ("", "foot", "shank"):
+            raise ConfigError(f"{at}.placement: expected '', 'foot' or 'shank', got {t['placement']!r}")
+        if t.get("min_steps", 3) < 1 or t.get("window_steps", 0) < 0:
+            raise ConfigError(f"{at}: min_steps must be >= 1 and window_steps >= 0")
+        for k in ("threshold", "clear"):
+            if k in t:
+                t[k] = float(t[k])
+        try:
+            t["message"].format(value=1.0, threshold=1.0, baseline=1.0, cadence=1.0, cadence_target=1.0)
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ConfigError(f"{at}.message: bad placeholder {exc}; use {{value}}, {{threshold}}, "
+                              f"{{baseline}}, {{cadence}}, {{cadence_target}}") from None
+        rule = Rule(**t)
+        if rule.beyond(rule.clear_level, rule.threshold):
+            raise ConfigError(f"{at}.clear: {rule.clear_level} is beyond the threshold {rule.threshold} "
+                              f"(hysteresis must clear on the safe side)")
+        rules.append(rule)
+    names = [r.name for r in rules]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{where}: rule names must be unique, got {names}")
+    return rules
+
+
+@dataclass
+class _State:
+    values: deque
+    beyond_run: int = 0
+    active: bool = False
+    baseline: list[float] = field(default_factory=list)
+
+
+class FormCues:
+    """Evaluates the rules on every sensor's running steps (see module doc)."""
+
+    def __init__(self, *, rules: list[Rule], window_steps: int = 5, baseline_skip_s: float = 30.0,
+                 baseline_s: float = 120.0, history_baselines: Mapping[str, float] | None = None):
+        if window_steps < 1:
+            raise ValueError("window_steps must be >= 1")
+        self.rules = rules
+        self.window_steps = window_steps
+        self.baseline_skip_s = baseline_skip_s
+        self.baseline_s = baseline_s
+        self.history_baselines = dict(history_baselines or {})
+        self.reset()
+
+    @classmethod
+    def from_config(cls, config: Config, *, history_baselines: Mapping[str, float] | None = None) -> "FormCues":
+        a = config.section("alerts")
+        return cls(rules=parse_rules(a["rules"]), window_steps=a["window_steps"],
+                   baseline_skip_s=a["baseline_skip_s"], baseline_s=a["baseline_s"],
+                   history_baselines=history_baselines)
+
+    def reset(self) -> None:
+        self._states: dict[tuple[str, str], _State] = {}
+        self._first_run_s: float | None = None
+        self._contact = {"left": deque(maxlen=self.window_steps), "right": deque(maxlen=self.window_steps)}
+        self._cadence: dict[str, deque] = {}
+        self._side_owner: dict[str, tuple[str, str]] = {}
+
+    def flush(self) -> list[Alert]:
+        return []
+
+    def _value(self, rec: StepRecord, metric: str) -> float:
+        if metric in STEP_FIELDS:
+            return float(getattr(rec.step, metric))
+        if metric == "lr_contact_si_pct":
+            left, right = self._contact["left"], self._contact["right"]
+            if len(left) < self.window_steps or len(right) < self.window_steps:
+                return math.nan
+            lm, rm = float(np.mean(left)), float(np.mean(right))
+            return abs(lm - rm) / ((lm + rm) / 2.0) * 100.0
+        for m in rec.metrics:
+            if m.name == metric:
+                return float(m.value)
+        return math.nan
+
+    def update(self, rec: StepRecord) -> list[Alert]:
+        st = rec.step
+        if st.activity != "running":
+            return []
+        if self._first_run_s is None:
+            self._first_run_s = st.ic_s
+        elapsed = st.ic_s - self._first_run_s
+        in_baseline = self.baseline_skip_s <= elapsed < self.baseline_skip_s + self.baseline_s
+        # one sensor speaks for each side (the first seen; a foot sensor wins over a shank)
+        owner = self._side_owner.get(rec.sensor.side)
+        if owner is None or (owner[1] == "shank" and rec.sensor.placement == "foot"):
+            owner = self._side_owner[rec.sensor.side] = (rec.sensor.sensor_id, rec.sensor.placement)
+        if owner[0] == rec.sensor.sensor_id and math.isfinite(st.contact_ms):
+            self._contact[rec.sensor.side].append(st.contact_ms)
+        cad = self._cadence.setdefault(rec.sensor.sensor_id, deque(maxlen=self.window_steps))
+        if math.isfinite(st.cadence_spm):
+            cad.append(st.cadence_spm)
+        out: list[Alert] = []
+        for rule in self.rules:
+            if rule.placement and rule.placement != rec.sensor.placement:
+                continue
+            x = self._value(rec, rule.metric)
+            both = rule.metric in COMPUTED  # a left/right metric: one state for the pair
+            key = (rule.name, "" if both else rec.sensor.sensor_id)
+            s = self._states.get(key)
+            if s is None:
+                s = self._states[key] = _State(deque(maxlen=rule.window_steps or self.window_steps))
+            if not math.isfinite(x):
+                continue
+            if in_baseline:
+                s.baseline.append(x)
+            s.values.append(x)
+            if len(s.values) < s.values.maxlen:
+                continue
+            baseline = self._baseline(rule, s, elapsed)
+            if rule.relative_to and baseline is None:
+                continue  # relative rule before its baseline exists
+            scale = baseline if rule.relative_to else 1.0
+            avg = float(np.mean(s.values))
+            level, clear = rule.threshold * scale, rule.clear_level * scale
+            if not s.active:
+                s.beyond_run = s.beyond_run + 1 if rule.beyond(avg, level) else 0
+                if s.beyond_run >= rule.min_steps:
+                    s.active = True
+                    out.append(self._alert(rule, rec, avg, level, baseline, cad, fired=True, both=both))
+            elif not rule.beyond(avg, clear):
+                s.active = False
+                s.beyond_run = 0
+                out.append(self._alert(rule, rec, avg, clear, baseline, cad, fired=False, both=both))
+        return out
+
+    def _baseline(self, rule: Rule, s: _State, elapsed: float) -> float | None:
+        if rule.relative_to == "history" and rule.metric in self.history_baselines:
+            return self.history_baselines[rule.metric]
+        if elapsed < self.baseline_skip_s + self.baseline_s or len(s.baseline) < self.window_steps:
+            return None
+        return float(np.median(s.baseline))
+
+    @staticmethod
+    def _alert(rule: Rule, rec: StepRecord, value: float, threshold: float, baseline: float | None,
+               cad: deque, *, fired: bool, both: bool = False) -> Alert:
+        cadence = float(np.mean(cad)) if cad else math.nan
+        if fired:
+            text = rule.message.format(value=value, threshold=threshold, baseline=baseline or math.nan,
+                                       cadence=cadence, cadence_target=cadence * 1.05)
+        else:
+            text = f"Back in range: {rule.name.replace('_', ' ')} ({value:.3g})."
+        return Alert(rule=rule.name, severity=rule.severity if fired else "info", value=value,
+                     threshold=threshold, t_s=rec.step.ic_s, message=text,
+                     sensor_id="left+right" if both else rec.sensor.sensor_id, athlete=rec.sensor.athlete)
