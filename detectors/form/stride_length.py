@@ -14,7 +14,12 @@ IEEE TBME 57:2657; the PyShoe INS of Wagstaff et al. 2020), and integrated to po
   of travel over the stride that ends at this step: the mean heading of the sensor's
   forward axis at the two flats minus the heading of the displacement. On a curve the
   displacement is the chord of the arc, whose direction is the mean of the travel
-  directions at its ends, so the turn cancels (the mean of both stances' angles);
+  directions at its ends, so the turn cancels (the mean of both stances' angles). The
+  foot's long axis is taken perpendicular to the axis the foot pitches about in swing
+  (:func:`_foot_axis`), which is exact when the foot swings about its own lateral axis (as
+  simulated). A real foot's swing mixes leg rotation (perpendicular to travel) and ankle
+  rotation, so on real data the absolute angle depends on that assumption (PyShoe: the
+  axis estimates tried differ by up to ~10 deg); changes within a session are robust.
   (the displacement), toe-out positive for both feet (Rebula et al. 2013, Gait Posture
   38:974; Falbriard et al. 2020). The foot's long axis is the sensor's forward axis after
   ``detectors.alignment`` (perpendicular to the foot's swing axis).
@@ -136,6 +141,23 @@ def _flat(acc, gyr, fs, lo, hi, g):
     return (a0 + a1) // 2, up, ok
 
 
+def _foot_axis(gyr_dps: np.ndarray, up_body: np.ndarray) -> np.ndarray:
+    """The foot's long axis (body frame, level at flat) from this stride's swing:
+    perpendicular to the axis the foot pitches about (the principal axis of the angular
+    rate from toe-off to contact, where the foot pitches but no longer everts) and to the
+    vertical. The alignment's forward axis comes from all samples, so stance eversion
+    (rolling about the long axis while pitching) tilts it by ~1-2 deg, which would bias
+    foot progression."""
+    w = gyr_dps[np.linalg.norm(gyr_dps, axis=1) > 100.0]
+    if w.shape[0] < 5:
+        return np.array([1.0, 0.0, 0.0])
+    ml = np.linalg.eigh(w.T @ w)[1][:, -1]
+    if ml[1] < 0:  # the alignment's y is left: keep that sign
+        ml = -ml
+    f = np.cross(ml, up_body)
+    return f / np.linalg.norm(f)
+
+
 def stride_metrics(step: Step, stride: StrideSamples | None, *, side: str, max_stride_s: float = 2.5) -> Values:
     if stride is None:
         return nan_all(NAMES, "no_previous_stride" if not math.isfinite(step.prev_ic_s) or step.stride_s > max_stride_s
@@ -166,7 +188,8 @@ def stride_metrics(step: Step, stride: StrideSamples | None, *, side: str, max_s
     pos = np.concatenate([[np.zeros(3)], np.cumsum(0.5 * (v[1:] + v[:-1]), axis=0) * dt])
     d = pos[-1]
     length = float(math.hypot(d[0], d[1]))
-    fwd = mats[[0, -1], :, 0]  # forward axis at both flats, level frame
+    swing = gyr[int(math.ceil(pic + contact)):int(ic)]  # previous TO (about one contact after its IC) to IC
+    fwd = np.einsum("nij,j->ni", mats[[0, -1]], _foot_axis(swing, up))  # long axis at both flats
     heading_foot = math.atan2(fwd[:, 1].sum(), fwd[:, 0].sum())  # mean heading: the chord of a curve
     travel = math.atan2(d[1], d[0])
     diff = (travel - heading_foot + math.pi) % (2 * math.pi) - math.pi
