@@ -183,10 +183,13 @@ class MetricsChain:
         self._sensor_rotation = sensor_rotation
         self.params = _check((config or load_config()).section("metrics"))
         self._buffer = _stride.SampleBuffer(buffer_s=self.params["buffer_s"])
+        self._pending_reset = False
         self._calibration = _overstride.StandingCalibration(
             min_still_s=self.params["standing_min_s"]) if sensor.placement == "shank" else None
 
     def samples(self, block: SampleBlock) -> None:
+        if self._pending_reset:
+            self._reset_now()
         self._buffer.append(block)
         if self._calibration is not None:
             self._calibration.update(block)
@@ -204,8 +207,17 @@ class MetricsChain:
         return []
 
     def reset(self) -> None:
+        """After a gap. The engine resets *before* it turns the steps flushed at the gap into
+        records, and those still need this segment's samples: the state is renewed at the
+        next segment's first block instead (the standing calibration too: the alignment,
+        hence the body frame, is estimated anew)."""
+        self._pending_reset = True
+
+    def _reset_now(self) -> None:
+        self._pending_reset = False
         self._buffer.reset()
-        # the standing calibration describes how the sensor sits on the leg: kept across gaps
+        if self._calibration is not None:
+            self._calibration.reset()
 
 
 class MetricsSummary:

@@ -188,3 +188,32 @@ def test_nan_reasons_are_counted_in_the_session_summary():
     assert m["strike_angle_deg"]["nan_reasons"] == {"wrong_placement": steps}
     assert m["pta_resultant_g"]["valid"] == steps - 1 and m["pta_resultant_g"]["unit"] == "g"
     assert 3.0 < m["pta_resultant_g"]["median"] < 9.0
+
+
+def test_gap_restarts_the_stride_buffer_and_acc_only_says_why():
+    """After a Gap the first step has no previous stride (not a stride across the gap);
+    metrics resume on the next step. Accelerometer-only streams: NaN, reason no_gyro."""
+    from pipeline.records import Gap
+    p = SimParams(duration_s=12, fs_hz=200)
+    t, acc, gyr = Simulator(p).signals()
+    eng = Engine([SensorInfo("s", "foot", "right")])
+    half = 1200
+    out = eng.update(SampleBlock("s", 200.0, 0.0, 0, acc[:half], gyr[:half]))
+    out += eng.update(Gap("s", t[half - 1], t[half + 100]))
+    out += eng.update(SampleBlock("s", 200.0, t[half + 100], 0, acc[half + 100:], gyr[half + 100:], segment=1))
+    out += eng.flush()
+    recs = [r for r in out if isinstance(r, StepRecord)]
+    seg0 = [r for r in recs if r.step.segment == 0]
+    seg1 = [r for r in recs if r.step.segment == 1]
+    assert len(seg1) >= 4
+    # the step flushed at the gap still had its segment's samples (the engine resets first)
+    assert all(np.isfinite(r.value("stride_length_m")) for r in seg0[1:])
+    assert {m.reason for m in seg1[0].metrics if m.name == "stride_length_m"} == {"no_previous_stride"}
+    assert all(np.isfinite(r.value("stride_length_m")) for r in seg1[2:])  # [0] is a partial stance
+    assert all(np.isfinite(r.value("strike_angle_deg")) for r in seg1[1:])
+
+    eng = Engine([SensorInfo("a", "foot", "right")])
+    out = eng.update(SampleBlock("a", 200.0, 0.0, 0, acc)) + eng.flush()
+    recs = [r for r in out if isinstance(r, StepRecord)]
+    assert recs and all({m.reason for m in r.metrics if m.name in ("strike_angle_deg", "impact_g", "stride_length_m")}
+                        == {"no_gyro"} for r in recs[1:])
