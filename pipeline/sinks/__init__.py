@@ -45,6 +45,11 @@ def add_sink_arguments(parser: argparse.ArgumentParser) -> None:
     from pipeline.sinks.influx import add_influx_arguments
 
     add_influx_arguments(parser)
+    parser.add_argument("--history", action="store_true",
+                        help="store this session in the athlete's training history and check the load rules")
+    parser.add_argument("--data-dir", metavar="DIR", type=Path, default=None,
+                        help="training history directory (default: [history].dir, $GAITWATCH_DATA_DIR or "
+                             "~/.local/share/gaitwatch)")
 
 
 def build_sinks(args: argparse.Namespace, config: "Config", session: SessionInfo,
@@ -61,4 +66,10 @@ def build_sinks(args: argparse.Namespace, config: "Config", session: SessionInfo
     influx = influx_sink_from_args(args, config, session, sensors)
     if influx is not None:
         sinks.append(influx)
+    if getattr(args, "history", False):
+        from pipeline.history import LocalHistory
+        from pipeline.sinks.history_sink import HistorySink
+
+        directory = getattr(args, "data_dir", None) or config.get("history", "dir") or None
+        sinks.append(HistorySink(LocalHistory(directory), config=config))
     return sinks
