@@ -255,3 +255,13 @@ class InfluxHistory:
         return sorted((Checkin(athlete=athlete, t=datetime.fromtimestamp(r["time"], timezone.utc),
                                pain=int(r["pain"]), swelling=bool(r.get("swelling")))
                        for r in self._select("gait_checkin", athlete)), key=lambda c: c.t)
+
+
+def history_from_config(config, *, data_dir: str | Path | None = None, influx_section: dict | None = None):
+    """InfluxDB when one is configured with the v1 API (credentials from the environment win,
+    as for the sink), otherwise the local store."""
+    if influx_section is not None and influx_section.get("transport", "v1") == "v1" and not data_dir:
+        return InfluxHistory(url=influx_section["url"], database=influx_section["database"],
+                             username=os.environ.get("GAITWATCH_INFLUX_USERNAME") or influx_section.get("username", ""),
+                             password=os.environ.get("GAITWATCH_INFLUX_PASSWORD") or influx_section.get("password", ""))
+    return LocalHistory(data_dir or config.get("history", "dir") or None)

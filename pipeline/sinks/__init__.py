@@ -67,9 +67,11 @@ def build_sinks(args: argparse.Namespace, config: "Config", session: SessionInfo
     if influx is not None:
         sinks.append(influx)
     if getattr(args, "history", False):
-        from pipeline.history import LocalHistory
+        from pipeline.history import history_from_config
         from pipeline.sinks.history_sink import HistorySink
+        from pipeline.sinks.influx import section_from_args
 
-        directory = getattr(args, "data_dir", None) or config.get("history", "dir") or None
-        sinks.append(HistorySink(LocalHistory(directory), config=config))
+        history = history_from_config(config, data_dir=getattr(args, "data_dir", None),
+                                      influx_section=section_from_args(args, config))
+        sinks.append(HistorySink(history, config=config))
     return sinks
