@@ -143,6 +143,8 @@ def run_captures(args: argparse.Namespace, config, sensors: list[SensorInfo]) ->
                           athlete=args.athlete, start_wall_ns=int(starts[0] or time.time_ns()))
     engine = Engine(sensors, config=config)
     sinks = build_sinks(args, config, session, sensors)
+    from pipeline.sinks.history_sink import attach_history_baselines
+    attach_history_baselines(engine, sinks, session.athlete)
     extra: dict = {"inputs": [str(p) for p in args.from_capture], "config": config.source}
 
     def source_stats() -> dict:
@@ -208,6 +210,8 @@ def run(args: argparse.Namespace) -> int:
                                     baud=args.baud or cfg["baud"], reopen_interval_s=cfg["reopen_interval_s"],
                                     capture=capture, **decoder_kw))
     sinks = build_sinks(args, config, session, sensors)
+    from pipeline.sinks.history_sink import attach_history_baselines
+    attach_history_baselines(engine, sinks, session.athlete)
     try:
         for src in sources:  # a port that cannot be opened at start is an error (typo, permissions)
             src.open_once()

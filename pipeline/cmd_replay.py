@@ -90,6 +90,8 @@ def run(args: argparse.Namespace) -> int:
     sensors = [r.info for r in recordings]
     engine = Engine(sensors, config=config)
     sinks = build_sinks(args, config, session, sensors)
+    from pipeline.sinks.history_sink import attach_history_baselines
+    attach_history_baselines(engine, sinks, session.athlete)
 
     bar = None
     progress = None

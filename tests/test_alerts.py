@@ -175,3 +175,12 @@ def test_fatigue_ignores_a_deliberate_change_of_pace():
     p = SimParams(placement="shank", duration_s=1800.0, variability=1.0, seed=5,
                   drift={"cadence_spm": 0.04, "contact_ms": -0.08, "impact_g": 0.08, "speed_mps": 0.10})
     assert [a for a in _run_fatigue(p, seed=3) if a.severity == "warning"] == []
+
+
+def test_history_relative_rule_uses_the_stored_baseline_from_the_start():
+    rule = dict(name="impact_vs_history", metric="pta_g", relative_to="history", threshold=1.2, clear=1.1,
+                min_steps=3, message="{value:.1f} g vs {baseline:.1f} g")
+    fc = FormCues(rules=parse_rules([rule]), window_steps=5, baseline_skip_s=30.0, baseline_s=120.0,
+                  history_baselines={"pta_g": 5.0})
+    got = feed(fc, [6.5] * 10, metric="pta_g")  # 30 % over the stored 5 g, long before a run baseline exists
+    assert len(got) == 1 and "vs 5.0 g" in got[0][1].message

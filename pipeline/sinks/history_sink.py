@@ -53,3 +53,14 @@ class HistorySink:
         for v in self.verdicts:
             if v.fired:
                 print(f"LOAD    {v.rule}: {v.message}", file=self.stream)
+
+
+def attach_history_baselines(engine, sinks, athlete: str) -> None:
+    """Give rules with ``relative_to = "history"`` the athlete's stored baseline: the median
+    of the mean impact of earlier sessions (for ``pta_g`` and ``impact_g``)."""
+    for sink in sinks:
+        if isinstance(sink, HistorySink) and athlete:
+            vals = sorted(s.mean_impact_g for s in sink.history.sessions(athlete) if math.isfinite(s.mean_impact_g))
+            if vals:
+                med = vals[len(vals) // 2] if len(vals) % 2 else 0.5 * (vals[len(vals) // 2 - 1] + vals[len(vals) // 2])
+                engine.cues.history_baselines.update({name: med for name in IMPACT_METRICS})
