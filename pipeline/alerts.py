@@ -34,7 +34,7 @@ import numpy as np
 
 from pipeline.config import Config
 from pipeline.errors import ConfigError
-from pipeline.records import Alert, StepRecord
+from pipeline.records import CLEARED, Alert, StepRecord
 
 STEP_FIELDS = ("contact_ms", "flight_ms", "cadence_spm")
 COMPUTED = ("lr_contact_si_pct",)
@@ -255,6 +255,6 @@ class FormCues:
                                        cadence=cadence, cadence_target=cadence * 1.05)
         else:
             text = f"Back in range: {rule.name.replace('_', ' ')} ({value:.3g})."
-        return Alert(rule=rule.name, severity=rule.severity if fired else "info", value=value,
+        return Alert(rule=rule.name, severity=rule.severity if fired else CLEARED, value=value,
                      threshold=threshold, t_s=rec.step.ic_s, message=text,
                      sensor_id="left+right" if both else rec.sensor.sensor_id, athlete=rec.sensor.athlete)

@@ -26,7 +26,7 @@ from pipeline.config import Config, load_config
 from pipeline.errors import InputError
 from pipeline.fatigue import FatigueDrift
 from pipeline.metrics import MetricsChain  # form metrics (issue 3)
-from pipeline.records import Alert, Gap, SampleBlock, SensorInfo, Step, StepRecord
+from pipeline.records import CLEARED, Alert, Gap, SampleBlock, SensorInfo, Step, StepRecord
 
 
 @dataclass
@@ -154,7 +154,7 @@ class Engine:
         for rec in records:
             out.append(rec)
             for alert in self.cues.update(rec) + self.fatigue.update(rec):
-                if alert.severity != "info":
+                if alert.severity != CLEARED:
                     self.alert_counts[alert.rule] = self.alert_counts.get(alert.rule, 0) + 1
                 out.append(alert)
         return out

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pipeline.config import Config
-from pipeline.records import Alert, StepRecord
+from pipeline.records import CLEARED, Alert, StepRecord
 
 # feature -> (direction of fatigue, minimum relative change that matters)
 FEATURES = {
@@ -155,7 +155,7 @@ class FatigueDrift:
             s.since = None
             if s.active:
                 s.active = False
-                return [Alert(rule="fatigue", severity="info", value=float(len(signs)),
+                return [Alert(rule="fatigue", severity=CLEARED, value=float(len(signs)),
                               threshold=float(self.min_signs), t_s=st.ic_s,
                               message="Back in range: form is no longer degrading.",
                               sensor_id=rec.sensor.sensor_id, athlete=rec.sensor.athlete)]

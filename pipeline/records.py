@@ -207,9 +207,13 @@ class StepRecord:
         raise KeyError(name)
 
 
+CLEARED = "cleared"  # severity of the record that ends an alert (the rule is back in range)
+
+
 @dataclass(frozen=True, slots=True)
 class Alert:
-    """A message a runner or coach can act on."""
+    """A message a runner or coach can act on. ``severity`` is the rule's (``warning``,
+    ``info``, ...) when it fires and :data:`CLEARED` when it is back in range."""
 
     rule: str
     severity: str

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.metrics import MetricsSummary  # form (issue 3)
-from pipeline.records import SIDES, Alert, SensorInfo, SessionInfo, StepRecord
+from pipeline.records import CLEARED, SIDES, Alert, SensorInfo, SessionInfo, StepRecord
 
 ACTIVITIES = ("running", "walking")
 JSON_DECIMALS = 6
@@ -144,7 +144,7 @@ class SummaryBuilder:
     def add(self, records: Iterable[StepRecord | Alert]) -> None:
         for r in records:
             if isinstance(r, Alert):  # counted per rule (fired, not cleared) for the summary
-                if r.severity != "info":
+                if r.severity != CLEARED:
                     self.alerts[r.rule] = self.alerts.get(r.rule, 0) + 1
                 continue
             self.metrics.add(r)  # form (issue 3)

@@ -48,7 +48,7 @@ def test_fires_after_min_steps_clears_with_hysteresis_and_does_not_flicker():
     seq = [5.0] * 10 + [14.0] * 10 + [8.5, 9.5, 8.0, 9.9] * 5 + [3.0] * 10
     got = feed(fc, seq)
     fired = [(i, a) for i, a in got if a.severity == "warning"]
-    cleared = [(i, a) for i, a in got if a.severity == "info"]
+    cleared = [(i, a) for i, a in got if a.severity == "cleared"]
     assert len(fired) == 1 and len(cleared) == 1  # hovering between 7 and 10 neither re-fires nor clears
     i, a = fired[0]
     # the 5-step average first exceeds 10 deg with 3 high steps (5,5,14,14,14 -> 10.4): step 12;
