@@ -19,7 +19,7 @@ from pyshoe import RUNNING_TRIALS, WALKING_TRIALS, pyshoe_recording, zv_interval
 
 from firmware_bridge.recording import Recording
 from pipeline.engine import Engine
-from pipeline.records import SampleBlock
+from pipeline.records import SampleBlock, StepRecord
 
 
 def _detect(trial, tmp_path, shared_data_dir):
@@ -32,6 +32,7 @@ def _detect(trial, tmp_path, shared_data_dir):
             t.append(item.t_s)
             gyr.append(item.gyr_dps)
     out += eng.flush()
+    out = [r for r in out if isinstance(r, StepRecord)]
     return out, np.concatenate(t), np.linalg.norm(np.concatenate(gyr), axis=1)
 
 

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeline.engine import Engine
-from pipeline.records import Gap, SampleBlock, SensorInfo
+from pipeline.records import Gap, SampleBlock, SensorInfo, StepRecord
 from pipeline.simulator import SimParams, Simulator
 from sim_helpers import blocks, run_sim, step_tuples
 
@@ -46,7 +46,7 @@ def test_latency_after_ic_is_bounded(placement):
     eng = Engine([SensorInfo("s", placement, "right")])
     lat = []
     for b in blocks(t, acc, gyr, p.fs_hz, [5]):  # 10 ms blocks, as from a live sensor
-        for r in eng.update(b):
+        for r in [r for r in eng.update(b) if isinstance(r, StepRecord)]:
             lat.append((r.step.ic_s, t[b.end_index - 1] - r.step.ic_s))
     warm = 6.0  # alignment warm-up: 2.5 s of active movement plus the first stride window
     after = np.array([x for ic, x in lat if ic > warm])
@@ -85,6 +85,7 @@ def test_gap_resets_and_steps_resume():
         recs += eng.update(SampleBlock("s", p.fs_hz, float(t[cut1]), i, acc[cut1 + i:cut1 + i + 200],
                                        gyr[cut1 + i:cut1 + i + 200], segment=1))
     recs += eng.flush()
+    recs = [r for r in recs if isinstance(r, StepRecord)]
     before = [r for r in recs if r.step.segment == 0]
     after = [r for r in recs if r.step.segment == 1]
     assert len(before) >= 12 and len(after) >= 14
