@@ -11,9 +11,9 @@ baseline: ``relative_to = "run"`` (median of the first ``baseline_s`` of running
 sessions, falling back to the run baseline); a relative threshold is a ratio
 (1.2 = 20 % above baseline).
 
-Left/right imbalance is computed here from both sides' recent steps: the symmetry index
-``|L - R| / ((L + R) / 2) * 100`` (Robinson et al. 1987, J. Manip. Physiol. Ther. 10:172)
-of the contact time (``lr_contact_si_pct``) over the last ``window_steps`` of each side.
+Left/right imbalance watches the symmetry indices of ``detectors.form.asymmetry``
+(``contact_si_pct``: Robinson et al. 1987) with ``magnitude = true`` (the index is signed);
+both sensors of a pair carry it, so such a rule keeps one state per pair.
 
 Messages are format strings; they may use ``{value}``, ``{threshold}``, ``{baseline}``,
 ``{cadence}`` (current step rate) and ``{cadence_target}`` (5 % more: Heiderscheit et al.
@@ -37,8 +37,7 @@ from pipeline.errors import ConfigError
 from pipeline.records import CLEARED, Alert, StepRecord
 
 STEP_FIELDS = ("contact_ms", "flight_ms", "cadence_spm")
-COMPUTED = ("lr_contact_si_pct",)
-# Metric names of issue 3 (detectors/form), used when pipeline.metrics does not list them.
+# Metric names of issue 3 (detectors/form); the registry's own lists are added at run time.
 FORM_METRICS = (
     "pta_g", "impact_g", "impact_rate_gps", "braking_g", "strike_angle_deg", "shank_angle_ic_deg",
     "pronation_excursion_deg", "pronation_velocity_dps", "foot_progression_deg", "stride_length_m",
@@ -47,19 +46,19 @@ FORM_METRICS = (
 RULE_KEYS = {
     "name": str, "metric": str, "op": str, "threshold": float, "clear": float, "min_steps": int,
     "relative_to": str, "severity": str, "message": str, "placement": str, "window_steps": int,
+    "magnitude": bool,
 }
 REQUIRED = ("name", "metric", "threshold", "message")
 
 
 def known_metrics() -> set[str]:
     """Every metric name a rule may watch."""
-    names = set(STEP_FIELDS) | set(COMPUTED) | set(FORM_METRICS)
-    try:
-        from pipeline import metrics as _m  # the per-step metric registry (issue 3)
+    from detectors.form import asymmetry
+    from pipeline import metrics  # the per-step metric registry (issue 3)
 
-        names |= set(getattr(_m, "metric_names", lambda: ())())
-    except ImportError:
-        pass
+    names = set(STEP_FIELDS) | set(FORM_METRICS) | set(asymmetry.NAMES)
+    for group in metrics.NAMES.values():
+        names |= set(group)
     return names
 
 
@@ -76,6 +75,7 @@ class Rule:
     severity: str = "warning"
     placement: str = ""
     window_steps: int = 0  # 0: the [alerts] default
+    magnitude: bool = False  # watch |value| (signed symmetry indices)
 
     @property
     def clear_level(self) -> float:
@@ -100,7 +100,7 @@ def parse_rules(raw: Iterable[Mapping[str, Any]], *, where: str = "[[alerts.rule
                 raise ConfigError(f"{at}: unknown key {key!r}; valid keys: {', '.join(sorted(RULE_KEYS))}")
             want = RULE_KEYS[key]
             ok = isinstance(value, want) or (want is float and isinstance(value, int) and not isinstance(value, bool))
-            if not ok or isinstance(value, bool):
+            if not ok or (isinstance(value, bool) and want is not bool):
                 raise ConfigError(f"{at}.{key}: expected {want.__name__}, got {type(value).__name__} {value!r}")
         for key in REQUIRED:
             if key not in table:
@@ -167,9 +167,7 @@ class FormCues:
     def reset(self) -> None:
         self._states: dict[tuple[str, str], _State] = {}
         self._first_run_s: float | None = None
-        self._contact = {"left": deque(maxlen=self.window_steps), "right": deque(maxlen=self.window_steps)}
         self._cadence: dict[str, deque] = {}
-        self._side_owner: dict[str, tuple[str, str]] = {}
 
     def flush(self) -> list[Alert]:
         return []
@@ -177,12 +175,6 @@ class FormCues:
     def _value(self, rec: StepRecord, metric: str) -> float:
         if metric in STEP_FIELDS:
             return float(getattr(rec.step, metric))
-        if metric == "lr_contact_si_pct":
-            left, right = self._contact["left"], self._contact["right"]
-            if len(left) < self.window_steps or len(right) < self.window_steps:
-                return math.nan
-            lm, rm = float(np.mean(left)), float(np.mean(right))
-            return abs(lm - rm) / ((lm + rm) / 2.0) * 100.0
         for m in rec.metrics:
             if m.name == metric:
                 return float(m.value)
@@ -196,12 +188,6 @@ class FormCues:
             self._first_run_s = st.ic_s
         elapsed = st.ic_s - self._first_run_s
         in_baseline = self.baseline_skip_s <= elapsed < self.baseline_skip_s + self.baseline_s
-        # one sensor speaks for each side (the first seen; a foot sensor wins over a shank)
-        owner = self._side_owner.get(rec.sensor.side)
-        if owner is None or (owner[1] == "shank" and rec.sensor.placement == "foot"):
-            owner = self._side_owner[rec.sensor.side] = (rec.sensor.sensor_id, rec.sensor.placement)
-        if owner[0] == rec.sensor.sensor_id and math.isfinite(st.contact_ms):
-            self._contact[rec.sensor.side].append(st.contact_ms)
         cad = self._cadence.setdefault(rec.sensor.sensor_id, deque(maxlen=self.window_steps))
         if math.isfinite(st.cadence_spm):
             cad.append(st.cadence_spm)
@@ -210,8 +196,10 @@ class FormCues:
             if rule.placement and rule.placement != rec.sensor.placement:
                 continue
             x = self._value(rec, rule.metric)
-            both = rule.metric in COMPUTED  # a left/right metric: one state for the pair
-            key = (rule.name, "" if both else rec.sensor.sensor_id)
+            if rule.magnitude:
+                x = abs(x)
+            both = rule.metric.endswith("_si_pct")  # a left/right index: one state per pair
+            key = (rule.name, "pair:" + rec.sensor.placement if both else rec.sensor.sensor_id)
             s = self._states.get(key)
             if s is None:
                 s = self._states[key] = _State(deque(maxlen=rule.window_steps or self.window_steps))

@@ -86,14 +86,16 @@ def test_placement_filter_and_non_running_steps_are_ignored():
     assert out == []
 
 
-def test_left_right_imbalance_from_contact_times():
-    rule = dict(name="lr", metric="lr_contact_si_pct", threshold=10.0, clear=7.0, min_steps=5, message="{value:.0f} %")
+def test_left_right_imbalance_one_alert_per_pair_on_the_signed_index():
+    rule = dict(name="lr", metric="contact_si_pct", magnitude=True, threshold=10.0, clear=7.0, min_steps=5,
+                message="{value:.0f} %")
     fc = cues(rule)
     out = []
     for i in range(30):
-        out += fc.update(rec(LEFT, 0.7 * i, contact_ms=250.0))
-        out += fc.update(rec(RIGHT, 0.7 * i + 0.35, contact_ms=280.0 if i > 10 else 252.0))
-    assert len(out) == 1 and out[0].value == pytest.approx(100 * 30 / 265, rel=0.02)
+        si = -11.3 if i > 10 else -0.8  # right contact longer: negative index, both sides carry it
+        out += fc.update(rec(LEFT, 0.7 * i, contact_si_pct=si))
+        out += fc.update(rec(RIGHT, 0.7 * i + 0.35, contact_si_pct=-si))
+    assert len(out) == 1 and out[0].value == pytest.approx(11.3) and out[0].sensor_id == "left+right"
 
 
 @pytest.mark.parametrize("bad, match", [
