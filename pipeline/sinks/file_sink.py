@@ -14,10 +14,13 @@ Times are on the recording's own ``t_s`` axis. Fixed formatting so the file is
 byte-identical across runs and block sizes: ``ic_s``/``to_s`` 6 decimals (µs),
 ``contact_ms``/``flight_ms``/``cadence_spm`` 3 decimals, metrics ``%.6g``; NaN is an empty
 cell. Steps of different sensors arrive interleaved, so rows are kept (as formatted
-strings, about 150 bytes per step, not the samples) and written sorted by
-(``ic_s``, sensor order as given, segment) at ``close``; ``close`` runs also after a
-failure or Ctrl-C, so a partial run still leaves its steps. Both files are written to a
-temporary name and renamed, so a reader never sees half a file.
+strings, not the samples) and written sorted by (``ic_s``, sensor order as given,
+segment) at ``close``; ``close`` runs also after a failure or Ctrl-C, so a partial run
+still leaves its steps. Memory does not grow with the length of the run: every
+``SPILL_ROWS`` rows are sorted and spilled as a run to an anonymous temporary file, and
+``close`` merges the runs (an external merge sort; ties keep arrival order, as a stable
+sort would) while streaming ``steps.csv`` out. Both files are written to a temporary name
+and renamed, so a reader never sees half a file.
 
 ``session.json`` is :meth:`pipeline.summary.SessionSummary.to_dict` (NaN as ``null``).
 
@@ -28,10 +31,13 @@ threshold, message``; it has its header even when no alert was raised.
 
 from __future__ import annotations
 
+import heapq
 import json
 import math
 import os
-from collections.abc import Sequence
+import pickle
+import tempfile
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from pipeline.errors import SinkError
@@ -42,6 +48,7 @@ BASE_COLUMNS = ("sensor_id", "side", "placement", "athlete", "segment", "activit
 _FLOAT_FMT = {"ic_s": ".6f", "to_s": ".6f", "contact_ms": ".3f", "flight_ms": ".3f", "cadence_spm": ".3f"}
 METRIC_FMT = ".6g"
 ALERT_HEADER = "t_s,rule,severity,sensor_id,athlete,value,threshold,message"
+SPILL_ROWS = 4096  # rows held in memory before a sorted run goes to a temporary file (~2 KB each)
 
 
 def _fmt(v: float, spec: str) -> str:
@@ -65,7 +72,8 @@ class FileSink:
         self.out_dir = Path(out_dir)
         self.session = session
         self._order = {s.sensor_id: i for i, s in enumerate(sensors)}
-        self._rows: list[tuple[tuple, dict[str, str]]] = []
+        self._rows: list[tuple[tuple, dict[str, str]]] = []  # since the last spill
+        self._runs: list = []  # temporary files, each a sorted run of pickled (key, row)
         self._metric_cols: dict[str, None] = {}  # ordered set
         self._alerts: list[str] = []
         self._closed = False
@@ -115,12 +123,48 @@ class FileSink:
                     row[m.name] = _fmt(m.value, METRIC_FMT)
             key = (st.ic_s, self._order.get(info.sensor_id, len(self._order)), info.sensor_id, st.segment, st.ic_index)
             self._rows.append((key, row))
+            if len(self._rows) >= SPILL_ROWS:
+                self._spill()
 
-    def _atomic_write(self, path: Path, text: str) -> None:
+    def _spill(self) -> None:
+        """Sort the rows in memory and move them to a new run file."""
+        try:
+            f = tempfile.TemporaryFile()
+            for kr in sorted(self._rows, key=lambda kr: kr[0]):
+                pickle.dump(kr, f, protocol=pickle.HIGHEST_PROTOCOL)  # one self-contained pickle per row
+            f.flush()
+        except OSError as exc:
+            raise SinkError(f"file sink: cannot spill rows to a temporary file: {exc.strerror}") from None
+        self._runs.append(f)
+        self._rows = []
+
+    @staticmethod
+    def _read_run(f) -> Iterator[tuple[tuple, dict[str, str]]]:
+        f.seek(0)
+        while True:
+            try:
+                yield pickle.load(f)
+            except EOFError:
+                return
+
+    def _sorted_rows(self) -> Iterator[tuple[tuple, dict[str, str]]]:
+        """All rows by key; equal keys in arrival order (runs are merged oldest first)."""
+        runs = [self._read_run(f) for f in self._runs] + [iter(sorted(self._rows, key=lambda kr: kr[0]))]
+        return heapq.merge(*runs, key=lambda kr: kr[0])
+
+    def _steps_lines(self, cols: list[str]) -> Iterator[str]:
+        yield ",".join(cols) + "\n"
+        for _, row in self._sorted_rows():
+            yield ",".join(_csv_field(row.get(c, "")) for c in cols) + "\n"
+
+    def _atomic_write(self, path: Path, text: str | Iterator[str]) -> None:
         tmp = path.with_name(f".{path.name}.tmp")
         try:
             with open(tmp, "w", encoding="utf-8", newline="\n") as f:
-                f.write(text)
+                if isinstance(text, str):
+                    f.write(text)
+                else:
+                    f.writelines(text)
             os.replace(tmp, path)
         except OSError as exc:
             raise SinkError(f"{path}: cannot write: {exc.strerror}") from None
@@ -130,10 +174,12 @@ class FileSink:
             return
         self._closed = True
         cols = list(BASE_COLUMNS) + list(self._metric_cols)
-        lines = [",".join(cols)]
-        for _, row in sorted(self._rows, key=lambda kr: kr[0]):
-            lines.append(",".join(_csv_field(row.get(c, "")) for c in cols))
-        self._atomic_write(self.steps_path, "\n".join(lines) + "\n")
+        try:
+            self._atomic_write(self.steps_path, self._steps_lines(cols))
+        finally:
+            for f in self._runs:
+                f.close()
+            self._runs, self._rows = [], []
         # alerts in the order they were raised (the engine's order: deterministic)
         self._atomic_write(self.alerts_path, "\n".join([ALERT_HEADER] + self._alerts) + "\n")
         if summary is not None:
