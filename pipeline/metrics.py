@@ -67,6 +67,18 @@ class StepContext:
     def shank_attitude(self) -> tuple[Attitude | None, str]:
         return _overstride.shank_stance_attitude(self.step, self.stride)
 
+    @cached_property
+    def stride_values(self) -> Values:
+        """Foot stride metrics (computed once: impact uses their direction of travel)."""
+        return _stride.stride_metrics(self.step, self.stride, side=self.sensor.side,
+                                      max_stride_s=self.params["max_stride_s"])
+
+    @property
+    def travel_heading_rad(self) -> float:
+        if self.sensor.placement != "foot":
+            return math.nan
+        return self.stride_values.get(_stride.TRAVEL_HEADING, (math.nan, ""))[0]
+
     @property
     def attitude(self) -> tuple[Attitude | None, str]:
         return self.foot_attitude if self.sensor.placement == "foot" else self.shank_attitude
@@ -80,7 +92,8 @@ def _impact_group(ctx: StepContext) -> Values:
     att, why = ctx.attitude
     return _impact.impact(ctx.step, att, why, placement=ctx.sensor.placement, acc_range_g=ctx.sensor.acc_range_g,
                           axis_body=ctx.shank_axis_body, window_s=p["impact_window_s"],
-                          clip_fraction=p["clip_fraction"], sensor_rotation=ctx.sensor_rotation)
+                          clip_fraction=p["clip_fraction"], sensor_rotation=ctx.sensor_rotation,
+                          travel_heading_rad=ctx.travel_heading_rad)
 
 
 def _strike_group(ctx: StepContext) -> Values:
@@ -109,8 +122,7 @@ def _overstride_group(ctx: StepContext) -> Values:
 def _stride_group(ctx: StepContext) -> Values:
     if ctx.sensor.placement != "foot":
         return {}
-    return _stride.stride_metrics(ctx.step, ctx.stride, side=ctx.sensor.side,
-                                  max_stride_s=ctx.params["max_stride_s"])
+    return ctx.stride_values
 
 
 #: The registry: config name -> metric group.

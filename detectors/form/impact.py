@@ -15,8 +15,9 @@ expressed in a level frame by :mod:`.orientation`, over ``window_s`` after IC):
 * ``impact_rate_gps``: average loading rate of that peak, (peak - value at IC) / (time of
   peak - IC), in g/s (the average rate from onset to peak, as the average vertical loading
   rate of force plates; Milner 2006).
-* ``braking_g``: peak deceleration along the direction of travel (the level frame's
-  forward axis) within the window, reported as a positive number in g.
+* ``braking_g``: peak deceleration along the direction of travel within the window,
+  reported as a positive number in g. Travel is the stride's displacement for a foot (the
+  foot's own axis is toed out), else the level frame's forward axis.
 * ``impact_clipped``: 1 when the accelerometer's range was reached in the window
   (:func:`clipped`: the sensor-frame axes against ``SensorInfo.acc_range_g`` when known,
   else the signal's flat tops in the sensor frame). A clipped peak is never reported: the impact values are NaN with
@@ -116,7 +117,7 @@ def clipped(step, acc_range_g: float | None, *, i0: int, i1: int, clip_fraction:
 
 def impact(step, att: Attitude | None, reason: str, *, placement: str, acc_range_g: float | None,
            axis_body: np.ndarray | None = None, window_s: float = 0.05, clip_fraction: float = 0.98,
-           sensor_rotation: np.ndarray | None = None) -> Values:
+           sensor_rotation: np.ndarray | None = None, travel_heading_rad: float = math.nan) -> Values:
     """Impact metrics of one step (names per placement, see module doc)."""
     names = FOOT_NAMES if placement == "foot" else SHANK_NAMES
     g = step.gravity_ms2
@@ -157,6 +158,9 @@ def impact(step, att: Attitude | None, reason: str, *, placement: str, acc_range
     dt = (kp - ic) / step.fs_hz
     rate = (peak - interp(main, ic)) / g / dt if dt > 0 else math.nan
     out["impact_rate_gps"] = (rate, "" if math.isfinite(rate) else "no_rise")
-    out["braking_g"] = (max(-float(lin[i0:i1, 0].min()), 0.0) / g, "")
+    h = travel_heading_rad if math.isfinite(travel_heading_rad) else 0.0
+    back = -(lin[:, 0] * math.cos(h) + lin[:, 1] * math.sin(h))  # deceleration along the travel direction
+    kb = i0 + int(np.argmax(back[i0:i1]))
+    out["braking_g"] = (max(_peak(back, kb)[1], 0.0) / g, "")
     out["impact_clipped"] = clip_v
     return out

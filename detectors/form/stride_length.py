@@ -49,6 +49,9 @@ from pipeline.records import SampleBlock, Step
 
 NAMES = ("stride_length_m", "speed_mps", "foot_progression_deg", "swing_height_m", "landing_velocity_mps")
 PRE_N = 2  # samples kept before the previous IC
+# Not a metric: the direction of travel (rad) in the level frame of this step's foot-flat,
+# which the foot's stance attitude shares (same anchor, same levelling), for braking.
+TRAVEL_HEADING = "_travel_heading_rad"
 
 
 @dataclass(frozen=True)
@@ -200,4 +203,5 @@ def stride_metrics(step: Step, stride: StrideSamples | None, *, side: str, max_s
     landing = float(np.interp(ic - k0, np.arange(v.shape[0]), v_fwd)) if k0 < ic < k1 else math.nan
     return {"stride_length_m": (length, ""), "speed_mps": (length / step.stride_s, ""),
             "foot_progression_deg": (fpa, ""), "swing_height_m": (float(z.max()), ""),
-            "landing_velocity_mps": (landing, "" if math.isfinite(landing) else "no_foot_flat")}
+            "landing_velocity_mps": (landing, "" if math.isfinite(landing) else "no_foot_flat"),
+            TRAVEL_HEADING: (travel, "")}
