@@ -84,3 +84,15 @@ def test_real_foot_metrics_are_physiological(trial, tmp_path, shared_data_dir):
         med = np.nanmedian(v)
         assert lo <= med <= hi, (name, med)
     assert all(np.isnan(r.value("pta_g")) for r in steps)  # a foot sensor has no shank metrics
+
+
+if __name__ == "__main__":  # python tests/test_form_pyshoe.py: the measured stride-length errors
+    import tempfile
+    from pathlib import Path
+
+    shared = Path(__file__).resolve().parents[2] / "shared" / "data"
+    with tempfile.TemporaryDirectory() as tmp:
+        for trial in TRIALS:
+            _, e = stride_errors(trial, Path(tmp), shared)
+            print(f"{trial}: {len(e)} strides, median error {100 * np.median(e):+.1f} %, "
+                  f"median |error| {100 * np.median(np.abs(e)):.1f} %, 90th pct |error| {100 * np.percentile(np.abs(e), 90):.1f} %")

@@ -243,6 +243,14 @@ def accuracy_table() -> str:
     add("impact rate (foot, >= 500 Hz)", [c for c in FOOT_CASES if c[0] >= 500], foot, "impact_rate_gps",
         "sensor_impact_rate_gps", relative=True)
     add("braking (foot)", FOOT_CASES, foot, "braking_g", "sensor_braking_g", relative=True)
+    ok = n = 0
+    for case in FOOT_CASES:
+        for r, row in matched(foot(*case)):
+            a = row["strike_angle_deg"]
+            want = 1.0 if a > 8.0 else (-1.0 if a < -1.6 else 0.0)
+            n += 1
+            ok += r.value("strike_pattern_code") == want
+    rows.append(f"{'strike pattern (all steps)':<34} n={n:4d}  correct {100.0 * ok / n:.1f} %")
     add("shank angle at IC", SHANK_CASES, shank, "shank_angle_ic_deg", "shank_angle_ic_deg")
     add("pta_g axial (shank)", SHANK_CASES, shank, "pta_g", "sensor_pta_g", relative=True)
     add("pta_resultant_g (shank)", SHANK_CASES, shank, "pta_resultant_g", "sensor_pta_resultant_g", relative=True)

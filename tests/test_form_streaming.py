@@ -217,3 +217,35 @@ def test_gap_restarts_the_stride_buffer_and_acc_only_says_why():
     recs = [r for r in out if isinstance(r, StepRecord)]
     assert recs and all({m.reason for m in r.metrics if m.name in ("strike_angle_deg", "impact_g", "stride_length_m")}
                         == {"no_gyro"} for r in recs[1:])
+
+
+def throughput(duration_s: float = 120.0) -> str:
+    """x real time of the engine (one process, in memory) for a 2-sensor 500 Hz 6-axis
+    session, with every form metric and with none (``python tests/test_form_streaming.py``)."""
+    import time
+
+    sigs = []
+    for sid, side, phase in (("lf", "left", 0.0), ("rf", "right", 0.35)):
+        p = SimParams(side=side, fs_hz=500, duration_s=duration_s, phase_s=phase, mount_euler_deg=(20, -70, 100),
+                      seed=len(sid), **NOISE)
+        sigs.append((SensorInfo(sid, "foot", side), *_signals(p)))
+
+    def cpu(cfg):
+        eng = Engine([s[0] for s in sigs], config=cfg)
+        t0 = time.process_time()
+        for k in range(0, int(duration_s * 500), 500):
+            for info, acc, gyr in sigs:
+                eng.update(SampleBlock(info.sensor_id, 500.0, 0.0, k, acc[k:k + 500], gyr[k:k + 500]))
+        eng.flush()
+        return time.process_time() - t0
+
+    lines = []
+    for name, cfg in (("every form metric", load_config()),
+                      ("no form metric", load_config(overrides={"metrics": {"enabled": []}}))):
+        best = min(cpu(cfg) for _ in range(3))
+        lines.append(f"{name}: {duration_s / best:.0f}x real time ({best:.2f} s CPU for {duration_s:.0f} s, 2 x 500 Hz)")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(throughput())
