@@ -190,18 +190,18 @@ FLAT_MAX_DPS = 90.0
 FLAT_MAX_ACC_DEV_MS2 = 0.4 * 9.80665
 
 
-def stride_mean_up(rel_matrices: np.ndarray, acc_ms2: np.ndarray, *, start: int, anchor: int,
+def stride_mean_up(mat_anchor: np.ndarray, f0: np.ndarray, *, start: int, anchor: int,
                    gravity_ms2: float) -> np.ndarray | None:
     """Gravity (up) in the body frame of sample ``anchor`` from the mean specific force over
-    ``[start, anchor)`` rotated into that frame (``rel_matrices``: body_k -> body_anchor),
-    when the segment has the same velocity at ``start`` and ``anchor`` (two foot-flats; two
-    initial contacts of a steady stride): the mean acceleration over the interval is then
-    zero, so the mean specific force is gravity, free of the rotational accelerations that
-    bias a single quiet window (the periodicity/zero-velocity levelling of foot-mounted
-    INS, Foxlin 2005)."""
+    ``[start, anchor)`` (``f0``: specific force in the body frame of sample 0;
+    ``mat_anchor``: body_anchor -> body_0), when the segment has the same velocity at
+    ``start`` and ``anchor`` (two foot-flats; two initial contacts of a steady stride): the
+    mean acceleration over the interval is then zero, so the mean specific force is gravity,
+    free of the rotational accelerations that bias a single quiet window (the
+    periodicity/zero-velocity levelling of foot-mounted INS, Foxlin 2005)."""
     if anchor - start < 3:
         return None
-    up = np.einsum("nij,nj->i", rel_matrices[start:anchor], acc_ms2[start:anchor]) / (anchor - start)
+    up = mat_anchor.T @ (f0[start:anchor].sum(axis=0) / (anchor - start))
     if abs(np.linalg.norm(up) - gravity_ms2) > 0.15 * gravity_ms2:
         return None
     return up
@@ -234,11 +234,10 @@ def foot_stance_attitude(step, stride=None) -> tuple[Attitude | None, str]:
         pic = stride.rel(stride.prev_ic_index)
         p0, p1, prate = quiet_anchor(stride.gyr_dps, fs, int(np.ceil(pic + 0.1 * contact)),
                                      int(np.floor(pic + 0.85 * contact)))
-        rel = stride.relative_to(anchor + off)
-        up_s = stride_mean_up(rel, stride.acc_ms2, start=(p0 + p1) // 2, anchor=anchor + off,
-                              gravity_ms2=step.gravity_ms2) if prate <= FLAT_MAX_DPS else None
+        up_s = stride.up_at(anchor + off, start=(p0 + p1) // 2,
+                            gravity_ms2=step.gravity_ms2) if prate <= FLAT_MAX_DPS else None
         if up_s is not None:
             up = up_s
-        m = np.einsum("ij,njk->nik", level_matrix(up), rel[off:off + step.acc_ms2.shape[0]])
+        m = stride.level_mats(anchor + off, up, off, off + step.acc_ms2.shape[0])
         return Attitude(matrices=m, anchor=anchor, fs_hz=fs), ""
     return attitude(step.gyr_dps, fs, anchor=anchor, up_body=up), ""

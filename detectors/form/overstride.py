@@ -31,7 +31,7 @@ import math
 import numpy as np
 
 from detectors.form import Values, nan_all
-from detectors.form.orientation import Attitude, interp, level_matrix, stride_mean_up
+from detectors.form.orientation import Attitude, interp
 from pipeline.records import SampleBlock
 
 NAMES = ("shank_angle_ic_deg",)
@@ -48,12 +48,11 @@ def shank_stance_attitude(step, stride) -> tuple[Attitude | None, str]:
     fs = stride.fs_hz
     pic, ic = stride.rel(stride.prev_ic_index), stride.rel(step.ic_index)
     k_ic = int(round(ic))
-    rel = stride.relative_to(k_ic)
-    up = stride_mean_up(rel, stride.acc_ms2, start=int(math.ceil(pic)), anchor=k_ic, gravity_ms2=step.gravity_ms2)
+    up = stride.up_at(k_ic, start=int(math.ceil(pic)), gravity_ms2=step.gravity_ms2)
     if up is None:
         return None, "stride_not_periodic"
     w0 = step.window_start_index - stride.start_index
-    m = np.einsum("ij,njk->nik", level_matrix(up), rel[w0:w0 + step.acc_ms2.shape[0]])
+    m = stride.level_mats(k_ic, up, w0, w0 + step.acc_ms2.shape[0])
     return Attitude(matrices=m, anchor=k_ic - w0, fs_hz=fs), ""
 
 

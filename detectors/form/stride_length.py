@@ -43,8 +43,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from detectors.form import Values, nan_all
-from detectors.form.orientation import (FLAT_MAX_ACC_DEV_MS2, FLAT_MAX_DPS, integrate, level_matrix, quiet_anchor,
-                                       relative_matrices, stride_mean_up)
+from detectors.form.orientation import (FLAT_MAX_ACC_DEV_MS2, FLAT_MAX_DPS, integrate, level_matrix, quat_matrices,
+                                       quiet_anchor, stride_mean_up)
 from pipeline.records import SampleBlock, Step
 
 NAMES = ("stride_length_m", "speed_mps", "foot_progression_deg", "swing_height_m", "landing_velocity_mps")
@@ -76,12 +76,33 @@ class StrideSamples:
             self._memo["q"] = integrate(self.gyr_dps, self.fs_hz)
         return self._memo["q"]
 
-    def relative_to(self, anchor: int) -> np.ndarray:
-        """Matrices body_k -> body_anchor (memoised: foot attitude and ZUPT share the anchor)."""
-        key = ("rel", anchor)
-        if key not in self._memo:
-            self._memo[key] = relative_matrices(self.quats, anchor)
-        return self._memo[key]
+    @property
+    def mats0(self) -> np.ndarray:
+        """Rotation matrices body_k -> body_0, (n, 3, 3)."""
+        if "m" not in self._memo:
+            self._memo["m"] = quat_matrices(self.quats)
+        return self._memo["m"]
+
+    @property
+    def f0(self) -> np.ndarray:
+        """Specific force of every sample in the body frame of sample 0, (n, 3): any other
+        frame is one 3x3 product away, so no per-anchor rotation of the whole stride."""
+        if "f" not in self._memo:
+            self._memo["f"] = np.einsum("nij,nj->ni", self.mats0, self.acc_ms2)
+        return self._memo["f"]
+
+    def up_at(self, anchor: int, *, start: int, gravity_ms2: float) -> np.ndarray | None:
+        """Gravity in the body frame of ``anchor`` from the mean specific force over
+        ``[start, anchor)`` (:func:`detectors.form.orientation.stride_mean_up`)."""
+        return stride_mean_up(self.mats0[anchor], self.f0, start=start, anchor=anchor, gravity_ms2=gravity_ms2)
+
+    def level_mats(self, anchor: int, up_body: np.ndarray, lo: int, hi: int) -> np.ndarray:
+        """Body -> level matrices of samples [lo, hi) for the level frame of ``anchor``."""
+        return np.einsum("ij,njk->nik", self.to_level(anchor, up_body), self.mats0[lo:hi])
+
+    def to_level(self, anchor: int, up_body: np.ndarray) -> np.ndarray:
+        """3x3 taking body_0 vectors into the level frame of ``anchor``."""
+        return level_matrix(up_body) @ self.mats0[anchor].T
 
 
 class SampleBuffer:
@@ -178,12 +199,11 @@ def stride_metrics(step: Step, stride: StrideSamples | None, *, side: str, max_s
     k1, _, ok1 = _flat(acc, gyr, fs, int(math.ceil(ic + 0.1 * contact)), int(math.floor(to - 0.15 * contact)), g)
     if not (ok0 and ok1) or k1 - k0 < 3:
         return nan_all(NAMES, "no_foot_flat")
-    rel = stride.relative_to(k1)  # this flat's frame; levelled by the stride-mean specific force
-    up = stride_mean_up(rel, acc, start=k0, anchor=k1, gravity_ms2=g)
+    up = stride.up_at(k1, start=k0, gravity_ms2=g)  # this flat's frame, levelled by the stride mean
     if up is None:
         return nan_all(NAMES, "stride_not_periodic")
-    mats = np.einsum("ij,njk->nik", level_matrix(up), rel[k0:k1 + 1])
-    a = np.einsum("nij,nj->ni", mats, acc[k0:k1 + 1])
+    to_level = stride.to_level(k1, up)
+    a = stride.f0[k0:k1 + 1] @ to_level.T
     a[:, 2] -= g
     dt = 1.0 / fs
     v = np.concatenate([[np.zeros(3)], np.cumsum(0.5 * (a[1:] + a[:-1]), axis=0) * dt])
@@ -192,7 +212,8 @@ def stride_metrics(step: Step, stride: StrideSamples | None, *, side: str, max_s
     d = pos[-1]
     length = float(math.hypot(d[0], d[1]))
     swing = gyr[int(math.ceil(pic + contact)):int(ic)]  # previous TO (about one contact after its IC) to IC
-    fwd = np.einsum("nij,j->ni", mats[[0, -1]], _foot_axis(swing, up))  # long axis at both flats
+    mats = np.einsum("ij,njk->nik", to_level, stride.mats0[[k0, k1]])
+    fwd = np.einsum("nij,j->ni", mats, _foot_axis(swing, up))  # long axis at both flats
     heading_foot = math.atan2(fwd[:, 1].sum(), fwd[:, 0].sum())  # mean heading: the chord of a curve
     travel = math.atan2(d[1], d[0])
     diff = (travel - heading_foot + math.pi) % (2 * math.pi) - math.pi
