@@ -22,6 +22,11 @@ y axis (left) rises.
 Integration: quaternion increments from the trapezoidal mean rate of consecutive samples,
 combined by a parallel prefix product (log2(n) vectorised passes, no Python loop per
 sample) - an exact composition of the same increments a sample loop would multiply.
+Written here rather than with ``scipy.spatial.transform.Rotation`` because no library
+offers a vectorised *cumulative* composition (a per-sample loop of Rotation products costs
+~5 us per sample, 2 ms per step); the small pieces (Hamilton product, matrix of a
+quaternion, levelling rotation) are the textbook formulas, checked against scipy by the
+accuracy tests (angles within 0.5 deg of the simulator, which uses scipy).
 """
 
 from __future__ import annotations
