@@ -251,6 +251,23 @@ class InfluxHistory:
         self._write(f"gait_checkin,athlete={self._esc(checkin.athlete)} pain={float(checkin.pain)!r},"
                     f"swelling={'true' if checkin.swelling else 'false'} {ts}")
 
+    def add_verdicts(self, athlete: str, verdicts, *, at: datetime, session_id: str = "") -> None:
+        """Store the load rules' verdicts (:func:`pipeline.training_load.evaluate`) at ``at`` as
+        ``gait_load`` points (tags athlete, rule; fields fired 0/1, message, session_id), for the
+        training-load dashboard (dashboards/)."""
+        from pipeline import schema
+
+        ts = int(_utc(at).timestamp())
+        sid = session_id.replace("\\", "\\\\").replace('"', '\\"')
+        lines = []
+        for v in verdicts:
+            msg = " ".join(v.message.split()).replace("\\", "\\\\").replace('"', '\\"')
+            lines.append(f"{schema.MEASUREMENT_LOAD},athlete={self._esc(athlete)},rule={self._esc(v.rule)} "
+                         f"{schema.FIELD_LOAD_FIRED}={1.0 if v.fired else 0.0!r},{schema.FIELD_LOAD_MESSAGE}=\"{msg}\","
+                         f"{schema.FIELD_LOAD_SESSION_ID}=\"{sid}\" {ts}")
+        if lines:
+            self._write("\n".join(lines))
+
     def checkins(self, athlete: str) -> list[Checkin]:
         return sorted((Checkin(athlete=athlete, t=datetime.fromtimestamp(r["time"], timezone.utc),
                                pain=int(r["pain"]), swelling=bool(r.get("swelling")))

@@ -157,6 +157,21 @@ HEALTH_FIELDS: tuple[str, ...] = (
     FIELD_LATENCY_MS,
 )
 
+# -- training history (pipeline.history.InfluxHistory) and the load rules' verdicts -------------
+MEASUREMENT_HISTORY = "gait_history"  # one point per run at its start; tag athlete
+MEASUREMENT_CHECKIN = "gait_checkin"  # pain/swelling check-ins; tag athlete
+MEASUREMENT_LOAD = "gait_load"  # load-rule verdicts (pipeline.training_load); tags athlete, rule
+HISTORY_MEASUREMENTS: tuple[str, ...] = (MEASUREMENT_HISTORY, MEASUREMENT_CHECKIN, MEASUREMENT_LOAD)
+FIELD_HISTORY_DURATION_S = "duration_s"
+FIELD_HISTORY_DISTANCE_M = "distance_m"
+FIELD_HISTORY_STEPS = "steps"
+FIELD_HISTORY_MEAN_IMPACT_G = "mean_impact_g"
+FIELD_HISTORY_LOAD = "load"
+FIELD_HISTORY_SESSION_ID = "session_id"  # string
+FIELD_LOAD_FIRED = "fired"  # 1.0 the rule fired, 0.0 it did not
+FIELD_LOAD_MESSAGE = "message"  # string
+FIELD_LOAD_SESSION_ID = "session_id"  # string: the run judged
+
 #: Names InfluxQL cannot use as a field key (``time``) or that are taken by tags.
 RESERVED_FIELD_NAMES: frozenset[str] = frozenset({"time"}) | ALL_TAGS
 
