@@ -92,6 +92,8 @@ class SimParams:
             raise ValueError(f"placement must be 'foot' or 'shank', got {self.placement!r}")
         if self.side not in ("left", "right"):
             raise ValueError(f"side must be 'left' or 'right', got {self.side!r}")
+        if not (math.isfinite(self.stand_s) and self.stand_s >= 0.0):
+            raise ValueError(f"stand_s must be >= 0, got {self.stand_s}")
         if not 50.0 <= self.fs_hz <= 2000.0:
             raise ValueError(f"fs_hz must be in [50, 2000], got {self.fs_hz}")
         stride_ms = 120000.0 / self.cadence_spm
