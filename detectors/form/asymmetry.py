@@ -6,18 +6,22 @@ Manipulative Physiol. Ther. 10:172; used for running by Zifchock et al. 2008, Ga
 
     SI = 100 * (L - R) / ((L + R) / 2)      [%]; 0 = symmetric, > 0 left larger
 
-of the medians of the last ``window_steps`` steps of each side up to this step's IC:
+of the medians of the last ``window_steps`` steps of this side up to this step's IC and of
+the other side up to ``partner_lag_s`` before it:
 ``contact_si_pct`` (contact time), ``impact_si_pct`` (``impact_g`` for feet, ``pta_g`` for
 shanks) and ``stride_length_si_pct`` (feet). A symmetry difference above ~10 % is the
 usual flag in running (Zifchock 2008 report 4-18 % for healthy runners by variable).
 
-Chunk invariance: steps of two sensors reach the engine in an order that depends on the
-block size (a 3 s block of the left foot arrives before the right foot's), so a step is
-*held* until the other side has emitted a step with a later IC (per-sensor steps come in IC
-order, so the other side's earlier steps are then all known), then released with its
-indices; the output is the same for any split. Memory: at most ``max_hold_s`` of held
-steps (a silent other side releases them with reason ``other_side_silent``); a sensor
-without a partner passes straight through (reason ``no_pair``).
+Chunk invariance without latency: steps of two sensors reach the engine in an order that
+depends on the block size (a 3 s block of the left foot arrives before the right foot's).
+A step uses the other side's steps up to ``partner_lag_s`` before its own IC and is *held*
+only until the other side has emitted a step later than that (per-sensor steps come in IC
+order, so the earlier ones are then all known): the output is the same for any split. Live,
+the other foot's step of ~0.35-0.55 s earlier has long been emitted (step look-ahead
+< 0.4 s running, ~0.7 s walking), so nothing waits and the step latency is unchanged.
+Memory: at most ``max_hold_s`` of held steps (a silent other side releases them with
+reason ``other_side_silent``); a sensor without a partner passes straight through (reason
+``no_pair``).
 """
 
 from __future__ import annotations
@@ -51,12 +55,15 @@ def _median(v) -> float:
 class Symmetry:
     """Streaming left/right symmetry metrics (update/flush/reset) over StepRecords."""
 
-    def __init__(self, sensors: list[SensorInfo], *, window_steps: int = 10, max_hold_s: float = 30.0):
+    def __init__(self, sensors: list[SensorInfo], *, window_steps: int = 10, max_hold_s: float = 30.0,
+                 partner_lag_s: float = 1.0):
         if window_steps < 1:
             raise ValueError(f"window_steps must be >= 1, got {window_steps}")
         if not max_hold_s > 0:
             raise ValueError(f"max_hold_s must be > 0, got {max_hold_s}")
-        self.window_steps, self.max_hold_s = window_steps, max_hold_s
+        if not 0 <= partner_lag_s < max_hold_s:
+            raise ValueError(f"partner_lag_s must be in [0, max_hold_s), got {partner_lag_s}")
+        self.window_steps, self.max_hold_s, self.partner_lag_s = window_steps, max_hold_s, partner_lag_s
         self._partner: dict[str, str] = {}
         for placement in ("foot", "shank"):
             left = next((s.sensor_id for s in sensors if s.placement == placement and s.side == "left"), None)
@@ -87,7 +94,8 @@ class Symmetry:
         sid = r.sensor.sensor_id
         vals = {n: (math.nan, reason) for n in NAMES}
         if not reason:
-            mine, other = self._window(sid, r.step.ic_s), self._window(self._partner[sid], r.step.ic_s)
+            mine = self._window(sid, r.step.ic_s)
+            other = self._window(self._partner[sid], r.step.ic_s - self.partner_lag_s)
             if not other:
                 vals = {n: (math.nan, "other_side_silent") for n in NAMES}
             else:
@@ -121,7 +129,7 @@ class Symmetry:
         q, other = self._held[sid], self._partner[sid]
         while q:
             r = q[0]
-            known = self._last_ic[other] > r.step.ic_s or other in self._closed
+            known = self._last_ic[other] > r.step.ic_s - self.partner_lag_s or other in self._closed
             stale = q[-1].step.ic_s - r.step.ic_s > self.max_hold_s
             if not (known or stale):
                 break
