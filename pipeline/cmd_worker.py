@@ -1,0 +1,64 @@
+"""``gaitwatch worker``: consume gateway frames from NATS JetStream, run the engine and sinks of ``live``.
+
+    gaitwatch worker [--nats URL ...] [--worker-id ID] [--out DIR] [--influx ...] [--config FILE]
+                     [--stream NAME --subject-prefix P --kv-prefix P --lease-ttl-s S --poll-s S]
+
+Runs until Ctrl-C / SIGTERM (its athletes are then released at once to the other workers).
+Outputs per athlete in ``DIR/<session>/<athlete>/`` (steps.csv, session.json, alerts.csv).
+How units are leased, ordered and taken over: :mod:`pipeline.worker`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import threading
+from pathlib import Path
+
+
+def add_cluster_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--nats", action="append", default=None, metavar="URL",
+                   help="NATS server URL (repeat for the cluster's nodes; default: config [cluster].urls)")
+    p.add_argument("--stream", default=None, help="JetStream stream name (default: [cluster].stream)")
+    p.add_argument("--subject-prefix", default=None, help="subject prefix (default: [cluster].subject_prefix)")
+    p.add_argument("--kv-prefix", default=None, help="KV bucket prefix (default: [cluster].kv_prefix)")
+    p.add_argument("--replicas", type=int, default=None, help="stream/KV replicas (default: [cluster].replicas)")
+    p.add_argument("--lease-ttl-s", type=float, default=None, help="worker lease TTL (default: [cluster].lease_ttl_s)")
+    p.add_argument("--poll-s", type=float, default=None, help="lease renewal / work poll period")
+    p.add_argument("--config", type=Path, default=None, metavar="FILE", help="TOML config over the defaults")
+
+
+def settings_from_args(args: argparse.Namespace, config):
+    from pipeline.cluster import ClusterSettings
+
+    return ClusterSettings.from_config(config, urls=args.nats, stream=args.stream, subject_prefix=args.subject_prefix,
+                                       kv_prefix=args.kv_prefix, replicas=args.replicas,
+                                       lease_ttl_s=args.lease_ttl_s, poll_s=args.poll_s)
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    from pipeline.sinks import add_sink_arguments
+
+    p = subparsers.add_parser("worker", help="run the engine on frames from a NATS JetStream cluster",
+                              description="Consume sensor frames published by gateways on a NATS JetStream "
+                              "cluster; each athlete is processed by exactly one worker at a time.")
+    add_cluster_arguments(p)
+    p.add_argument("--worker-id", default=None, help="unique worker name (default: host-pid)")
+    add_sink_arguments(p)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    from pipeline.config import load_config
+    from pipeline.worker import Worker
+
+    config = load_config(args.config)
+    s = settings_from_args(args, config)
+    worker = Worker(s, out_dir=args.out, config=config, sink_args=args, worker_id=args.worker_id)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    asyncio.run(worker.run(stop))
+    print(f"worker {worker.worker_id}: {len(worker.completed)} athlete sessions completed")
+    return 0

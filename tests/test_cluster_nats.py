@@ -1,0 +1,291 @@
+"""Scale-out on a real 3-node NATS JetStream cluster (issue 10), with the real engine.
+
+Recorded-style input: simulated runs (pipeline.simulator) -> emulated device frames ->
+``.gwcap`` captures with jittered host read times. The reference is a single process,
+``gaitwatch live --from-capture`` of the same captures; the cluster's steps.csv per athlete
+must be byte-identical to it, through a NATS node killed mid-stream, a worker killed
+mid-run (SIGKILL) and a gateway that buffered on disk during an outage and restarted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("nats")
+
+from nats_fixtures import nats_cluster  # noqa: F401  (fixture)
+
+from firmware_bridge.gateway import Gateway, decoder_settings_from_meta, feed_capture
+from firmware_bridge.serial_capture import CaptureWriter, read_capture
+from firmware_bridge.serial_emulator import DeviceParams, device_frames, simulator_signal
+from pipeline.cli import main as cli_main
+from pipeline.cluster import ClusterSettings, unit_key
+from pipeline.records import SensorInfo
+from pipeline.simulator import SimParams
+from pipeline.worker import Worker
+
+FS = 500.0
+DURATION_S = 24.0
+TIMEOUT_S = 60.0
+
+
+def make_capture(path: Path, *, sensor_id: str, side: str, athlete: str, seed: int) -> Path:
+    p = SimParams(placement="foot", side=side, sensor_id=sensor_id, athlete=athlete, fs_hz=FS,
+                  duration_s=DURATION_S, seed=seed, variability=0.5, phase_s=0.0 if side == "left" else 0.35)
+    sig, n = simulator_signal(p)
+    rng = np.random.default_rng(seed)
+    w = CaptureWriter(path, meta={"sensor_id": sensor_id, "format": "binary", "clock_warmup_s": 0.5})
+    last_ns = 0
+    for due, data, _ in device_frames(DeviceParams(fs_hz=FS, drift_ppm=30.0 * (seed % 3)), sig, n_samples=n):
+        last_ns = max(last_ns, int(round((due + 2e-4 + rng.exponential(1e-3)) * 1e9)))  # reads are in order
+        w.chunk(last_ns, data)
+    w.close()
+    return path
+
+
+@pytest.fixture(scope="module")
+def athletes(tmp_path_factory):
+    """Two athletes, left + right foot each: captures and the single-process reference steps.csv."""
+    d = tmp_path_factory.mktemp("caps")
+    out = {}
+    for k, name in enumerate(("ann", "bob")):
+        sensors, caps = [], []
+        for j, side in enumerate(("left", "right")):
+            sid = f"{name}-{side[0]}"
+            caps.append(make_capture(d / f"{sid}.gwcap", sensor_id=sid, side=side, athlete=name, seed=10 * k + j))
+            sensors.append(SensorInfo(sensor_id=sid, placement="foot", side=side, athlete=name))
+        ref = d / f"ref-{name}"
+        argv = ["live", "--placement", "foot", "--side", "left", "--side", "right", "--athlete", name, "--out", str(ref)]
+        for c in caps:
+            argv += ["--from-capture", str(c)]
+        assert cli_main(argv) == 0
+        steps = (ref / "steps.csv").read_text()
+        assert steps.count("\n") > 50, "the reference run must have steps"
+        out[name] = {"sensors": sensors, "caps": caps, "ref": steps}
+    return out
+
+
+def settings(cluster, tag: str, **kw) -> ClusterSettings:
+    return ClusterSettings(urls=cluster.urls, stream=f"GW_{tag}", subject_prefix=f"gw{tag}.frames",
+                           kv_prefix=f"gw{tag}", replicas=3, lease_ttl_s=kw.pop("lease_ttl_s", 6.0),
+                           poll_s=0.25, batch_max_s=0.05, batch_max_bytes=8192, **kw)
+
+
+def start_gateway(s, buffer_dir, athlete, *, session_id) -> Gateway:
+    dec = {}
+    for c, sensor in zip(athlete["caps"], athlete["sensors"]):
+        meta, _ = read_capture(c)
+        dec[sensor.sensor_id] = decoder_settings_from_meta(meta)
+    return Gateway(s, buffer_dir=buffer_dir, sensors=athlete["sensors"], decoder=dec, session_id=session_id)
+
+
+def feed_all(gw, athlete, *, speed=None, start_s=0.0, stop_s=float("inf"), end=True):
+    """Both sensors interleaved by host time, like live readers would deliver them."""
+    per_sensor = []
+    for c, sensor in zip(athlete["caps"], athlete["sensors"]):
+        _, it = read_capture(c)
+        per_sensor.append([(h, k, sensor.sensor_id, d) for k, (h, d) in enumerate(it)])
+    recs = heapq.merge(*per_sensor, key=lambda r: r[0])  # each sensor's own order kept
+    t0 = time.monotonic()
+    for h, _, sid, d in recs:
+        if start_s <= h < stop_s:
+            feed_capture(gw, sid, [(h, d)], speed=speed, end=False, t0_monotonic=t0 - start_s / (speed or 1))
+    if end:
+        for sensor in athlete["sensors"]:
+            gw.end(sensor.sensor_id)
+
+
+class WorkerThread:
+    def __init__(self, s, out_dir, worker_id):
+        self.stop = threading.Event()
+        self.worker = Worker(s, out_dir=out_dir, worker_id=worker_id)
+        self.thread = threading.Thread(target=lambda: asyncio.run(self.worker.run(self.stop)), daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.stop.set()
+        self.thread.join(30)
+
+
+def wait_for(pred, timeout_s=TIMEOUT_S, what="condition"):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if pred():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+
+
+def unit_steps(out: Path, session: str, athlete: str) -> Path:
+    return out / unit_key(session, athlete).replace(".", "/") / "steps.csv"
+
+
+async def stream_count(s, subject=None) -> int:
+    import nats
+
+    nc = await nats.connect(servers=s.urls)
+    try:
+        info = await nc.jetstream().stream_info(s.stream, subjects_filter=subject)
+        assert info.config.num_replicas == 3
+        return info.state.messages
+    finally:
+        await nc.close()
+
+
+def test_two_workers_match_single_process_through_a_nats_node_kill(nats_cluster, athletes, tmp_path):
+    s = settings(nats_cluster, "a")
+    out = tmp_path / "out"
+    workers = [WorkerThread(s, out, f"w{k}") for k in range(2)]
+    gws = {n: start_gateway(s, tmp_path / f"buf-{n}", a, session_id="s1") for n, a in athletes.items()}
+    try:
+        feeders = [threading.Thread(target=feed_all, args=(gws[n], a), kwargs={"stop_s": DURATION_S / 2, "end": False})
+                   for n, a in athletes.items()]
+        for t in feeders:
+            t.start()
+        for t in feeders:
+            t.join()
+        wait_for(lambda: all(g.published > 10 for g in gws.values()), what="first batches published")
+        # the two units are spread over the two workers (each takes at most ceil(2 units / 2 workers))
+        wait_for(lambda: sorted(len(w.worker.runs) for w in workers) == [1, 1], what="one unit per worker")
+        nats_cluster.kill(1)  # mid-stream: the replicated stream keeps everything
+        for n, a in athletes.items():
+            feed_all(gws[n], a, start_s=DURATION_S / 2)
+        for g in gws.values():
+            assert g.close(timeout_s=TIMEOUT_S), f"gateway could not publish everything: {g.health()}"
+        for n, a in athletes.items():
+            wait_for(lambda: unit_steps(out, "s1", n).exists(), what=f"steps.csv of {n}")
+            assert unit_steps(out, "s1", n).read_text() == a["ref"]
+        # the units were spread over both workers (ceil(2 units / 2 workers) = 1 each)
+        wait_for(lambda: sum(len(w.worker.completed) for w in workers) >= 2, what="units marked done")
+    finally:
+        for w in workers:
+            w.close()
+        nats_cluster.restart(1)
+        nats_cluster.wait_ready()
+
+
+def test_gateway_buffers_on_disk_during_an_outage_and_restarts_without_duplicates(nats_cluster, athletes, tmp_path):
+    s = settings(nats_cluster, "b")
+    ann = athletes["ann"]
+    buf = tmp_path / "buf"
+    dead = ClusterSettings(**{**s.__dict__, "urls": ["nats://127.0.0.1:1"]})  # network down: nothing listens
+    gw = start_gateway(dead, buf, ann, session_id="s2")
+    feed_all(gw, ann, stop_s=DURATION_S / 2, end=False)
+    assert gw.close(timeout_s=2) is False  # nothing could be sent: all of it stays on disk
+    kept = sorted(buf.glob("*.gwb"))
+    assert len(kept) > 10 and gw.published == 0
+    # a crash after a send whose PubAck was lost: the gateway sends that batch again
+    dup = kept[3].read_bytes()
+
+    out = tmp_path / "out"
+    worker = WorkerThread(s, out, "wb")
+    try:
+        gw2 = start_gateway(s, buf, ann, session_id="ignored: the buffer keeps its session")
+        assert gw2.session_id == "s2"
+        wait_for(lambda: not list(buf.glob("*.gwb")), what="buffer drained")
+        (buf / "999999999999.gwb").write_bytes(dup)  # re-sent batch, same Nats-Msg-Id
+        feed_all(gw2, ann, start_s=DURATION_S / 2)
+        assert gw2.close(timeout_s=TIMEOUT_S)
+        sealed = gw2.buf.state["next_gseq"]
+        wait_for(lambda: unit_steps(out, "s2", "ann").exists(), what="steps.csv")
+        assert unit_steps(out, "s2", "ann").read_text() == ann["ref"]
+        stored = asyncio.run(stream_count(s))
+        assert stored == sealed  # every batch stored exactly once: the re-send was dropped by JetStream
+    finally:
+        worker.close()
+
+
+def test_killed_worker_units_move_to_the_other_worker(nats_cluster, athletes, tmp_path):
+    s = settings(nats_cluster, "c", lease_ttl_s=3.0)
+    out = tmp_path / "out"
+    procs = {}
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    for wid in ("wk1", "wk2"):
+        argv = [sys.executable, "-m", "pipeline.cli", "-v", "worker", "--worker-id", wid, "--out", str(out),
+                "--stream", s.stream, "--subject-prefix", s.subject_prefix, "--kv-prefix", s.kv_prefix,
+                "--lease-ttl-s", "3", "--poll-s", "0.25"]
+        for u in s.urls:
+            argv += ["--nats", u]
+        procs[wid] = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=open(tmp_path / f"{wid}.log", "wb"))
+    gws = {n: start_gateway(s, tmp_path / f"buf-{n}", a, session_id="s3") for n, a in athletes.items()}
+    try:
+        speed = DURATION_S / 8.0  # 8 s of streaming
+        feeders = [threading.Thread(target=feed_all, args=(gws[n], a), kwargs={"speed": speed})
+                   for n, a in athletes.items()]
+        for t in feeders:
+            t.start()
+        # wait until both workers own a unit (their heartbeats list it), then kill one mid-run
+        holder = asyncio.run(_wait_lease_holder(s, unit_key("s3", "ann")))
+        time.sleep(2.0)
+        procs[holder].send_signal(signal.SIGKILL)
+        procs[holder].wait(10)
+        killed_at = time.monotonic()
+        for t in feeders:
+            t.join()
+        for g in gws.values():
+            assert g.close(timeout_s=TIMEOUT_S)
+        for n, a in athletes.items():
+            wait_for(lambda: unit_steps(out, "s3", n).exists(), what=f"steps.csv of {n}")
+            assert unit_steps(out, "s3", n).read_text() == a["ref"], n
+        new_holder = asyncio.run(_done_by(s, unit_key("s3", "ann")))
+        assert new_holder != holder
+        print(f"takeover + replay finished {time.monotonic() - killed_at:.1f} s after the kill")
+    finally:
+        for p in procs.values():
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in procs.values():
+            try:
+                p.wait(20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+async def _wait_lease_holder(s, unit) -> str:
+    import nats
+
+    from pipeline.cluster import loads
+
+    nc = await nats.connect(servers=s.urls)
+    try:
+        deadline = time.monotonic() + TIMEOUT_S
+        while time.monotonic() < deadline:
+            try:
+                kv = await nc.jetstream().key_value(s.bucket("leases"))
+                e = await kv.get(unit)
+                return loads(e.value)["worker"]
+            except Exception:
+                await asyncio.sleep(0.2)
+        raise AssertionError(f"no worker took {unit}")
+    finally:
+        await nc.close()
+
+
+async def _done_by(s, unit) -> str:
+    import nats
+
+    from pipeline.cluster import loads
+
+    nc = await nats.connect(servers=s.urls)
+    try:
+        kv = await nc.jetstream().key_value(s.bucket("units"))
+        deadline = time.monotonic() + TIMEOUT_S
+        while time.monotonic() < deadline:
+            spec = loads((await kv.get(unit)).value)
+            if spec.get("done"):
+                return spec["done_by"]
+            await asyncio.sleep(0.2)
+        raise AssertionError(f"{unit} not marked done")
+    finally:
+        await nc.close()
