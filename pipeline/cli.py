@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 from pipeline.errors import GaitwatchError
 
-SUBCOMMANDS: tuple[str, ...] = ("replay", "simulate", "spool", "live", "emulate", "capture", "scan", "checkin", "load", "gateway", "worker", "cluster")
+SUBCOMMANDS: tuple[str, ...] = ("replay", "simulate", "spool", "live", "emulate", "capture", "scan", "checkin", "load", "report", "gateway", "worker", "cluster")
 
 EXIT_ERROR = 2
 EXIT_INTERRUPTED = 130
