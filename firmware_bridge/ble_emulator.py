@@ -100,6 +100,7 @@ class GaitwatchSensor:
         for f in FrameDecoder(track_sequence=False).feed(bytes(value)):
             if isinstance(f, CommandFrame) and f.command == Command.START:
                 self.starts += 1
+                print(f"EMU {self.name}: START ({self.starts})", flush=True)
                 self.started.set()
 
     async def _advertise_after(self, delay_s: float) -> None:
@@ -173,8 +174,12 @@ class RscPod:
 
 
 async def main_async(a: argparse.Namespace) -> None:
+    # Import and build everything first: once /dev/vhci is open the kernel sends HCI_Reset
+    # and gives the controller 10 s to answer, which slow (emulated) machines need whole.
+    import bumble.controller
+    import bumble.device  # noqa: F401
+    import bumble.gatt  # noqa: F401
     from bumble.link import LocalLink
-    from bumble.controller import Controller
     from bumble.transport import open_transport
 
     from firmware_bridge.recording import Recording
@@ -185,14 +190,14 @@ async def main_async(a: argparse.Namespace) -> None:
     gyr = np.concatenate([b.gyr_dps for b in blocks])
     fs = blocks[0].fs_hz
     link = LocalLink()
-    transport = await open_transport(a.transport)
-    Controller("host-stack", host_source=transport.source, host_sink=transport.sink, link=link)
     sensor = GaitwatchSensor(link, name=a.name, address="F0:F1:F2:F3:F4:01", acc=acc, gyr=gyr, fs_hz=fs,
                              drop_at_s=a.drop_at_s, down_s=a.down_s)
+    pod = RscPod(link, name=a.rsc_name, address="F0:F1:F2:F3:F4:02") if a.rsc_name else None
+    transport = await open_transport(a.transport)
+    bumble.controller.Controller("host-stack", host_source=transport.source, host_sink=transport.sink, link=link)
     tasks = [asyncio.create_task(sensor.run())]
-    if a.rsc_name:
-        pod = RscPod(link, name=a.rsc_name, address="F0:F1:F2:F3:F4:02")
-        tasks.append(asyncio.create_task(pod.run(seconds=len(acc) / fs + a.linger_s + 60)))
+    if pod is not None:
+        tasks.append(asyncio.create_task(pod.run(seconds=len(acc) / fs + a.linger_s + 600)))
     print("EMU advertising", flush=True)
     await tasks[0]
     await asyncio.sleep(a.linger_s)
