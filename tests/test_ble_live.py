@@ -135,3 +135,23 @@ def test_scan_lists_supported_devices_first(monkeypatch, capsys):
     assert lines[2].startswith("footpod") and "rsc" in lines[2] and len(lines) == 3  # kettle not listed
     assert main(["scan", "--timeout-s", "0.3", "--all"]) == 0
     assert "kettle" in capsys.readouterr().out
+
+
+def test_ble_health_becomes_valid_influx_health_points():
+    from pipeline import lineprotocol as lp
+    from pipeline.records import SessionInfo
+
+    session = SessionInfo("s1", "ann", 1_700_000_000_000_000_000)
+    lines: list[str] = []
+
+    class Sink:  # the InfluxSink.write_health signature, encoding with the real line protocol
+        def write_health(self, *, t_s, component, values, sensor=""):
+            lines.append(lp.health_line(session=session, t_s=t_s, component=component, values=values, sensor=sensor))
+
+    health = {"rf": {"device": "gw-rf", "connected": True, "notifications": 120, "lost_frames": 3,
+                     "latency_ms_max": 4.5, "clock_skew_ppm": float("nan"), "kind": "gaitwatch"}}
+    ble_cli._health_to_sinks([Sink(), object()], health, t_s=12.0)
+    (line,) = lines
+    assert line.startswith("gait_health,") and "component=ble" in line and "sensor=rf" in line
+    assert "ble_notifications=120" in line and "ble_lost_frames=3" in line and "ble_latency_ms_max=4.5" in line
+    assert "clock_skew" not in line and "connected" not in line  # NaN and flags are not numbers to plot
