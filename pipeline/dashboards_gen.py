@@ -184,9 +184,9 @@ def _variable(name: str, label: str, query: str, *, multi: bool = False, include
     }
 
 
-def _athlete_var(*, multi: bool = False) -> dict:
+def _athlete_var(*, multi: bool = False, measurement: str = M_STEP) -> dict:
     return _variable("athlete", "Athlete",
-                     f"SHOW TAG VALUES FROM {q(M_STEP)} WITH KEY = {q(schema.TAG_ATHLETE)}",
+                     f"SHOW TAG VALUES FROM {q(measurement)} WITH KEY = {q(schema.TAG_ATHLETE)}",
                      multi=multi, include_all=multi)
 
 
@@ -366,7 +366,7 @@ def training_load() -> dict:
     for field, title, scale, unit in ((schema.FIELD_HISTORY_DURATION_S, "Weekly running time", " / 60", "m"),
                                       (schema.FIELD_HISTORY_DISTANCE_M, "Weekly distance", " / 1000", "lengthkm"),
                                       (schema.FIELD_HISTORY_LOAD, "Weekly load", "", "none")):
-        b.add("barchart" if False else "timeseries", title,
+        b.add("timeseries", title,
               [("$tag_athlete", f"SELECT sum({q(field)}){scale} AS {q(field)} FROM {q(h)} WHERE {where(ATHLETE)} "
                                 f"GROUP BY {week}, {q(schema.TAG_ATHLETE)} fill(0)")],
               w=8, unit=unit, decimals=1, options={"legend": {"displayMode": "list"}},
@@ -385,7 +385,9 @@ def training_load() -> dict:
                                                   "0": {"text": "ok", "color": "green"}}}],
           description="pipeline/training_load.py: longest run (Frandsen 2025), 2-week ramp (Nielsen 2014), "
                       "beginner frequency, running with pain, see a professional.")
-    return _dashboard("gaitwatch-load", "gaitwatch - Training load", b.panels, [_athlete_var(multi=True)],
+    # athletes from the history itself: it may be kept in InfluxDB without the per-step data
+    return _dashboard("gaitwatch-load", "gaitwatch - Training load", b.panels,
+                      [_athlete_var(multi=True, measurement=schema.MEASUREMENT_HISTORY)],
                       time_from="now-90d", description="Weekly time, distance and load per athlete with the "
                       "load rules' verdicts.")
 

@@ -48,6 +48,7 @@ REASONS = {
     "no_standing_calibration": "no standing still before the run (calibration)",
     "no_previous_stride": "it needs the previous stride",
     "clipped": "the sensor's range was exceeded",
+    "no_pair": "it needs a sensor of the same kind on the other leg",
 }
 SKIP_REASONS = frozenset({"wrong_placement"})  # a metric of the other placement: not a problem
 
@@ -255,6 +256,10 @@ def plot_over_run(run: RunData, col: str, ylabel: str, *, threshold: float | Non
         ax.plot(g["ic_s"] / div, y, ".", ms=3, alpha=0.35, color=color)
         avg = y.rolling(run.window_steps, min_periods=1).mean()
         ax.plot(g["ic_s"] / div, avg, "-", lw=2, color=color, label=f"{key} ({run.window_steps}-step average)")
+    lo, hi = ax.get_ylim()
+    mid = float(pd.to_numeric(r[col], errors="coerce").median())
+    if math.isfinite(mid) and hi - lo < 0.1 * abs(mid):  # small variation is not drawn as a big swing
+        ax.set_ylim(min(lo, mid - 0.05 * abs(mid)), max(hi, mid + 0.05 * abs(mid)))
     if threshold is not None and math.isfinite(threshold):
         ax.axhline(threshold, color="#d62728", ls="--", lw=1, label=f"alert above {threshold:g}")
     _alert_marks(ax, run, div)
@@ -366,7 +371,8 @@ def render_html(run: RunData) -> str:
              ("distance", _fmt(h["distance_m"] / 1000, 2, "km") if math.isfinite(h["distance_m"]) else "&ndash;"),
              ("cadence", _fmt(h["cadence_spm"], 0, "steps/min")),
              ("ground contact", _fmt(h["contact_ms"], 0, "ms")),
-             ("impact", _fmt(h["pta_g"] if math.isfinite(h["pta_g"]) else h["impact_g"], 1, "g")),
+             ("impact at the shin" if math.isfinite(h["pta_g"]) else "impact at the foot",
+              _fmt(h["pta_g"] if math.isfinite(h["pta_g"]) else h["impact_g"], 1, "g")),
              ("strike", e(str(h["strike"]) or "&ndash;")),
              ("steps", str(h["steps"]))]
     parts.append("<div class='cards'>" + "".join(

@@ -23,7 +23,7 @@ import pytest
 from pipeline import dashboards_gen as dg
 from pipeline import schema
 from pipeline.cli import main as cli_main
-from tests.influx_fixtures import influx_server  # noqa: F401  (pytest fixture)
+from tests.influx_fixtures import influx_db, influx_server  # noqa: F401  (pytest fixtures)
 
 # athlete -> (simulator session kind, extra simulate options): a heel striker who overstrides
 # and lands hard (warnings), a forefoot runner, and a runner with natural stride variability.
@@ -199,3 +199,34 @@ def test_check_command_line(seeded, influx_server, capsys):  # noqa: F811
     out = capsys.readouterr().out
     assert rc == 0, out
     assert out.count("ok ") == len(dg.all_dashboards())
+
+
+def test_history_sink_stores_the_verdicts_the_dashboard_reads(influx_server, influx_db):  # noqa: F811
+    """A replay with the history in InfluxDB: HistorySink writes the run to gait_history and the
+    load rules' verdicts to gait_load, which the training-load dashboard's queries answer."""
+    from firmware_bridge.recording import open_recordings
+    from firmware_bridge.replay import replay
+    from pipeline.config import load_config
+    from pipeline.engine import Engine
+    from pipeline.history import InfluxHistory
+    from pipeline.records import SessionInfo
+    from pipeline.run import run_session
+    from pipeline.sinks.history_sink import HistorySink
+
+    root = Path(__file__).resolve().parent.parent / "fixtures" / "demo"
+    paths = sorted(p for p in root.glob("*.csv") if not p.stem.endswith("_truth"))
+    config = load_config()
+    recs = open_recordings(paths, config=config, athlete="dee")
+    session = SessionInfo(session_id="dee-demo", athlete="dee", start_wall_ns=recs[0].start_utc_ns or 0)
+    h = InfluxHistory(url=influx_server.url, database=influx_db, username=influx_server.user,
+                      password=influx_server.password)
+    sink = HistorySink(h, config=config, stream=open(os.devnull, "w"))
+    run_session(replay(recs), Engine([r.info for r in recs], config=config), [sink], session=session)
+    rows = influx_server.rows(f'SELECT * FROM "{schema.MEASUREMENT_LOAD}"', db=influx_db)
+    assert {r["rule"] for r in rows} == {v.rule for v in sink.verdicts} and len(rows) == len(sink.verdicts)
+    assert all(r["athlete"] == "dee" and r["session_id"] == "dee-demo" for r in rows)
+    start = datetime.fromtimestamp(session.start_wall_ns / 1e9, timezone.utc)
+    res = dg.check_dashboard(dg.training_load(), _run_query(influx_server, influx_db),
+                             from_ms=_ms(start - timedelta(days=1)), to_ms=_ms(start + timedelta(days=1)))
+    verdicts = next(r for r in res if "verdicts" in r.where)
+    assert {s["tags"]["rule"] for s in verdicts.series} == {v.rule for v in sink.verdicts}

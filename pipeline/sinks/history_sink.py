@@ -48,8 +48,11 @@ class HistorySink:
         entry = session_entry(summary, extra)
         self.history.add_session(entry)
         a = entry.athlete
-        self.verdicts = evaluate(self.history.sessions(a), self.history.checkins(a),
-                                 now=entry.start + timedelta(seconds=max(entry.duration_s, 0.0)), config=self.config)
+        now = entry.start + timedelta(seconds=max(entry.duration_s, 0.0))
+        self.verdicts = evaluate(self.history.sessions(a), self.history.checkins(a), now=now, config=self.config)
+        store = getattr(self.history, "add_verdicts", None)
+        if store is not None:  # InfluxHistory: gait_load points for the training-load dashboard
+            store(a, self.verdicts, at=now, session_id=entry.session_id)
         for v in self.verdicts:
             if v.fired:
                 print(f"LOAD    {v.rule}: {v.message}", file=self.stream)
