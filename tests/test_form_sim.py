@@ -186,6 +186,18 @@ def test_shank_without_standing_has_resultant_but_no_axis():
     assert np.abs(e).max() <= 0.03
 
 
+@pytest.mark.parametrize("fs", [200.0, 1000.0])
+def test_accelerometer_only_shank_has_axial_pta(fs):
+    """Cheap tibial accelerometers have no gyroscope: axial PTA from the standing axis minus
+    1 g (the shank is near vertical at IC) within 3 %; what needs the vertical is NaN."""
+    pairs = matched(SimParams(placement="shank", with_gyro=False, stand_s=2.0, duration_s=12, fs_hz=fs,
+                              mount_euler_deg=MOUNTS[1], **NOISE))
+    e = values(pairs, "pta_g", "sensor_pta_g", relative=True)
+    assert np.abs(e).max() <= 0.03, e
+    reasons = {m.name: m.reason for m in pairs[3][0].metrics}
+    assert reasons["pta_resultant_g"] == reasons["shank_angle_ic_deg"] == reasons["braking_g"] == "no_gyro"
+
+
 @pytest.mark.parametrize("placement", ["foot", "shank"])
 @pytest.mark.parametrize("range_known", [True, False], ids=["range-known", "from-signal"])
 def test_clipped_impacts_are_flagged_never_reported(placement, range_known):

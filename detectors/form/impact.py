@@ -115,6 +115,23 @@ def clipped(step, acc_range_g: float | None, *, i0: int, i1: int, clip_fraction:
     return 0.0
 
 
+def _axial_without_gyro(step, axis_body: np.ndarray, i0: int, i1: int, ic: float, clip_v) -> Values:
+    """Accelerometer-only shank: axial PTA along the standing-calibrated shank axis minus 1 g.
+    Without a gyroscope gravity's direction at IC is unknown, but the shank is within ~15 deg
+    of vertical at contact (shank angles at IC of 0-15 deg: Lieberman et al. 2015), so its
+    axial component is g cos(angle) > 0.96 g: subtracting 1 g errs by < 0.04 g (< 1 % of a
+    typical 4-10 g PTA). The resultant and braking need the vertical: NaN (no_gyro)."""
+    g = step.gravity_ms2
+    main = step.acc_ms2 @ np.asarray(axis_body, dtype=float) - g
+    k = first_peak(main, i0, i1)
+    kp, peak = _peak(main, k)
+    dt = (kp - ic) / step.fs_hz
+    rate = (peak - interp(main, ic)) / g / dt if dt > 0 else math.nan
+    return {"pta_g": (peak / g, ""), "pta_resultant_g": (math.nan, "no_gyro"),
+            "impact_rate_gps": (rate, "" if math.isfinite(rate) else "no_rise"),
+            "braking_g": (math.nan, "no_gyro"), "impact_clipped": clip_v}
+
+
 def impact(step, att: Attitude | None, reason: str, *, placement: str, acc_range_g: float | None,
            axis_body: np.ndarray | None = None, window_s: float = 0.05, clip_fraction: float = 0.98,
            sensor_rotation: np.ndarray | None = None, travel_heading_rad: float = math.nan) -> Values:
@@ -126,6 +143,8 @@ def impact(step, att: Attitude | None, reason: str, *, placement: str, acc_range
     i1 = min(int(math.floor(ic + window_s * step.fs_hz)) + 1, step.acc_ms2.shape[0])
     clip = clipped(step, acc_range_g, i0=i0, i1=i1, clip_fraction=clip_fraction, sensor_rotation=sensor_rotation)
     clip_v = (clip, "" if math.isfinite(clip) else "acc_range_unknown")
+    if clip != 1.0 and att is None and placement == "shank" and axis_body is not None and step.gyr_dps is None:
+        return _axial_without_gyro(step, axis_body, i0, i1, ic, clip_v)
     if clip == 1.0 or att is None:
         out = nan_all(names, "clipped" if clip == 1.0 else reason)
         out["impact_clipped"] = clip_v

@@ -37,6 +37,7 @@ from pipeline.records import SampleBlock
 NAMES = ("shank_angle_ic_deg",)
 STILL_GYR_DPS = 10.0  # standing: only sway and sensor noise
 STILL_ACC_DEV_MS2 = 0.5  # | |f| - g | while standing
+STILL_ACC_STEP_MS2 = 1.0  # accelerometer only: |f[k] - f[k-1]| while standing (noise ~0.3; running breaks |f| ~ g within a stride)
 
 
 def shank_stance_attitude(step, stride) -> tuple[Attitude | None, str]:
@@ -83,17 +84,23 @@ class StandingCalibration:
         self._sum = np.zeros(3)
         self._count = 0
         self._next = None  # expected next segment index
+        self._last = None  # last sample of the previous block (accelerometer-only stillness)
 
     def update(self, block: SampleBlock) -> None:
-        if self.axis_body is not None or block.gyr_dps is None:
+        if self.axis_body is not None:
             return
         if self._next is not None and block.first_index != self._next:
-            self._sum, self._count = np.zeros(3), 0
+            self._sum, self._count, self._last = np.zeros(3), 0, None
         self._next = block.end_index
         need = int(math.ceil(self.min_still_s * block.fs_hz))
         g = 9.80665
-        still = (np.linalg.norm(block.gyr_dps, axis=1) < STILL_GYR_DPS) & (
-            np.abs(np.linalg.norm(block.acc_ms2, axis=1) - g) < STILL_ACC_DEV_MS2)
+        still = np.abs(np.linalg.norm(block.acc_ms2, axis=1) - g) < STILL_ACC_DEV_MS2
+        if block.gyr_dps is not None:
+            still &= np.linalg.norm(block.gyr_dps, axis=1) < STILL_GYR_DPS
+        else:  # accelerometer only: no sample-to-sample change beyond sensor noise and sway
+            prev = np.vstack([block.acc_ms2[:1] if self._last is None else self._last[None, :], block.acc_ms2[:-1]])
+            still &= np.linalg.norm(block.acc_ms2 - prev, axis=1) < STILL_ACC_STEP_MS2
+            self._last = block.acc_ms2[-1].copy()
         for run_start, run_end in _runs(still):
             if run_start > 0:  # stillness broken before this run
                 self._sum, self._count = np.zeros(3), 0
