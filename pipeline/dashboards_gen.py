@@ -290,7 +290,7 @@ def live_run() -> dict:
                       description="One athlete while running: refreshes every 5 s.")
 
 
-def session_review() -> dict:
+def session_review(*, early_late_steps: int = EARLY_LATE_STEPS) -> dict:
     th = alert_thresholds()
     b = _Board()
     c = [ATHLETE, SESSION]
@@ -314,15 +314,16 @@ def session_review() -> dict:
     outer = ", ".join(f"mean({q(f)}) AS {q(f)}" for f in cmp_fields)
     run = f"{q(schema.FIELD_ACTIVITY)} = 'running'"
     targets = [(part, f"SELECT {outer} FROM (SELECT {inner_sel} FROM {q(M_STEP)} WHERE {where(*c, run)} "
-                      f"ORDER BY time {order} LIMIT {EARLY_LATE_STEPS}) ORDER BY time {order}")
+                      f"ORDER BY time {order} LIMIT {early_late_steps}) ORDER BY time {order}")
                for part, order in (("early", "ASC"), ("late", "DESC"))]
-    b.add("table", f"Early vs late (first and last {EARLY_LATE_STEPS} running steps)", targets, w=12, fmt="table",
+    b.add("table", f"Early vs late (first and last {early_late_steps} running steps)", targets, w=12, fmt="table",
           decimals=1, description="Fatigue shows as a late run with longer contacts, lower cadence and harder "
           "impacts than the early run (the fatigue alerts compare the same way, pipeline/fatigue.py).")
     b.add("stat", "Session", [("", f"SELECT last({q(schema.FIELD_SESSION_DURATION_S)}) AS {q(schema.FIELD_SESSION_DURATION_S)}, "
                                    f"last({q(schema.FIELD_SESSION_STATUS)}) AS {q(schema.FIELD_SESSION_STATUS)} "
                                    f"FROM {q(M_SESSION)} WHERE {where(*c, *SESSION_POINT)}")],
-          w=12, unit="s", fmt="table", options={"textMode": "value_and_name"})
+          w=12, unit="s", fmt="table", options={"textMode": "value_and_name", "reduceOptions": {
+              "values": False, "calcs": ["lastNotNull"], "fields": "/.*/"}})
     _alerts_table(b, c)
     return _dashboard("gaitwatch-session", "gaitwatch - Session review", b.panels, [_athlete_var(), _session_var()],
                       time_from="now-7d", annotations=[_alert_annotation()],

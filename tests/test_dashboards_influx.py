@@ -26,11 +26,12 @@ from pipeline.cli import main as cli_main
 from tests.influx_fixtures import influx_db, influx_server  # noqa: F401  (pytest fixtures)
 
 # athlete -> (simulator session kind, extra simulate options): a heel striker who overstrides
-# and lands hard (warnings), a forefoot runner, and a runner with natural stride variability.
+# and lands hard (warnings), a forefoot runner, and a runner with natural stride variability
+# whose contacts lengthen over the run (+15 %: fatigue).
 ATHLETES = {
     "ana": ("demo", ["--strike-angle-deg", "18", "--shank-angle-ic-deg", "13", "--impact-g", "11"]),
     "ben": ("forefoot", []),
-    "cho": ("demo", ["--variability", "1"]),
+    "cho": ("demo", ["--variability", "1", "--drift", "contact_ms=0.15"]),
 }
 RUN_DAYS = (datetime(2026, 1, 5, 7, 0, tzinfo=timezone.utc), datetime(2026, 1, 8, 18, 30, tzinfo=timezone.utc))
 DURATION_S = 20
@@ -230,3 +231,18 @@ def test_history_sink_stores_the_verdicts_the_dashboard_reads(influx_server, inf
                              from_ms=_ms(start - timedelta(days=1)), to_ms=_ms(start + timedelta(days=1)))
     verdicts = next(r for r in res if "verdicts" in r.where)
     assert {s["tags"]["rule"] for s in verdicts.series} == {v.rule for v in sink.verdicts}
+
+
+def test_early_vs_late_shows_the_drift(seeded, influx_server):  # noqa: F811
+    """cho's contact time drifts +15 % over the run: the late steps' mean is clearly longer."""
+    n = 30  # the seeded runs are short (20 s); the shipped dashboards use 100 steps
+    model = dg.session_review(early_late_steps=n)
+    panel = next(p for p in model["panels"] if p["title"].startswith("Early vs late"))
+    fn = _run_query(influx_server, seeded["db"])
+    (early,), (late,) = [fn(dg.expand(t["query"], from_ms=_ms(FROM), to_ms=_ms(TO),
+                                      variables={"athlete": "cho", "session": "cho-run1"}))
+                         for t in panel["targets"]]
+    col = early["columns"].index(schema.FIELD_CONTACT_MS)
+    assert late["values"][0][col] > 1.05 * early["values"][0][col]
+    cad = early["columns"].index(schema.FIELD_CADENCE_SPM)
+    assert late["values"][0][cad] == pytest.approx(early["values"][0][cad], rel=0.03)
