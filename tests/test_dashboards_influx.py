@@ -34,7 +34,7 @@ ATHLETES = {
     "cho": ("demo", ["--variability", "1", "--drift", "contact_ms=0.15"]),
 }
 RUN_DAYS = (datetime(2026, 1, 5, 7, 0, tzinfo=timezone.utc), datetime(2026, 1, 8, 18, 30, tzinfo=timezone.utc))
-DURATION_S = 20
+DURATION_S = 15
 FS_HZ = 200
 FROM = datetime(2025, 11, 1, tzinfo=timezone.utc)
 TO = datetime(2026, 1, 10, tzinfo=timezone.utc)
