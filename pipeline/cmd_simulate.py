@@ -91,7 +91,7 @@ def _parse(args) -> dict:
 
 def _session(kind: str, base: dict) -> list[tuple[str, SimParams]]:
     """Sensors of one session on one time base (left foot half a stride after the right)."""
-    common = dict(duration_s=20.0, fs_hz=200.0, acc_noise_ms2=0.15, gyr_noise_dps=1.0, athlete=f"sim-{kind}")
+    common = dict(duration_s=22.0, stand_s=2.0, fs_hz=200.0, acc_noise_ms2=0.15, gyr_noise_dps=1.0, athlete=f"sim-{kind}")
     common.update(SESSIONS[kind])
     common.update(base)
     half = 60.0 / common.get("cadence_spm", SimParams().cadence_spm)
@@ -108,7 +108,7 @@ def _session(kind: str, base: dict) -> list[tuple[str, SimParams]]:
 
 
 SESSIONS: dict[str, dict] = {
-    "demo": {},
+    "demo": {"variability": 1.0},
     "heel": {"strike_angle_deg": 18.0, "impact_g": 9.0, "cadence_spm": 158.0, "contact_ms": 270.0},
     "forefoot": {"strike_angle_deg": -9.0, "impact_g": 4.0, "cadence_spm": 178.0, "contact_ms": 210.0},
 }
