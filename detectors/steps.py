@@ -143,6 +143,14 @@ def _sosfilt_1d(sos: np.ndarray, x: np.ndarray, zi: np.ndarray) -> tuple[np.ndar
     return y[0], z[0]
 
 
+def _median(xs: list[float]) -> float:
+    """``float(np.median(xs))`` for a short list of floats, without numpy's per-call overhead
+    (same arithmetic: the middle value, or the two middle values' sum halved)."""
+    s = sorted(xs)
+    n = len(s)
+    return float(s[n // 2]) if n % 2 else float((s[n // 2 - 1] + s[n // 2]) / 2.0)
+
+
 def parabolic_min(x: np.ndarray, k: int) -> float:
     """Offset (in samples, within ±1) of the minimum near sample k from the parabola
     through k-1, k, k+1."""
@@ -464,7 +472,7 @@ class GyroStepDetector(_StepDetectorBase):
         step = self._make_step((b.start + found[0]) + found[1], to)
         self._win_start = c
         self._depths = (self._depths + [float(-w[k_to])])[-8:]
-        self._ref_depth_dps = float(np.median(self._depths))
+        self._ref_depth_dps = _median(self._depths)
         return step
 
 
@@ -518,7 +526,7 @@ class AccStepDetector(_StepDetectorBase):
             d = rise_amplitude(b.acc[lo - b.start:hi - b.start + self._rise_n, 2], self._rise_n)
             thr = self.impact_jerk_min_gps * G_MS2 * self._rise_n / fs
             if self._recent:
-                thr = max(thr, self.relative_threshold * float(np.median(self._recent)))
+                thr = max(thr, self.relative_threshold * _median(self._recent))
             cand = np.flatnonzero(d >= thr)
             if cand.size == 0:
                 self._scan_from = hi

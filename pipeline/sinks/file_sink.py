@@ -17,7 +17,7 @@ cell. Steps of different sensors arrive interleaved, so rows are kept (as format
 strings, not the samples) and written sorted by (``ic_s``, sensor order as given,
 segment) at ``close``; ``close`` runs also after a failure or Ctrl-C, so a partial run
 still leaves its steps. Memory does not grow with the length of the run: every
-``SPILL_ROWS`` rows are sorted and spilled as a run to an anonymous temporary file, and
+``SPILL_ROWS`` rows are sorted and appended as a run to one anonymous temporary file, and
 ``close`` merges the runs (an external merge sort; ties keep arrival order, as a stable
 sort would) while streaming ``steps.csv`` out. Both files are written to a temporary name
 and renamed, so a reader never sees half a file.
@@ -48,7 +48,7 @@ BASE_COLUMNS = ("sensor_id", "side", "placement", "athlete", "segment", "activit
 _FLOAT_FMT = {"ic_s": ".6f", "to_s": ".6f", "contact_ms": ".3f", "flight_ms": ".3f", "cadence_spm": ".3f"}
 METRIC_FMT = ".6g"
 ALERT_HEADER = "t_s,rule,severity,sensor_id,athlete,value,threshold,message"
-SPILL_ROWS = 4096  # rows held in memory before a sorted run goes to a temporary file (~2 KB each)
+SPILL_ROWS = 1024  # rows held in memory before a sorted run goes to the temporary file (~2 KB each)
 
 
 def _fmt(v: float, spec: str) -> str:
@@ -60,7 +60,7 @@ def _fmt(v: float, spec: str) -> str:
 
 
 def _csv_field(s: str) -> str:
-    if any(c in s for c in ',"\n\r'):
+    if "," in s or '"' in s or "\n" in s or "\r" in s:
         return '"' + s.replace('"', '""') + '"'
     return s
 
@@ -73,7 +73,8 @@ class FileSink:
         self.session = session
         self._order = {s.sensor_id: i for i, s in enumerate(sensors)}
         self._rows: list[tuple[tuple, dict[str, str]]] = []  # since the last spill
-        self._runs: list = []  # temporary files, each a sorted run of pickled (key, row)
+        self._spill_file = None  # anonymous temporary file holding the spilled runs
+        self._runs: list[tuple[int, int]] = []  # byte ranges of sorted runs of pickled (key, row)
         self._metric_cols: dict[str, None] = {}  # ordered set
         self._alerts: list[str] = []
         self._closed = False
@@ -127,29 +128,32 @@ class FileSink:
                 self._spill()
 
     def _spill(self) -> None:
-        """Sort the rows in memory and move them to a new run file."""
+        """Sort the rows in memory and append them as a new run to the temporary file."""
         try:
-            f = tempfile.TemporaryFile()
+            if self._spill_file is None:
+                self._spill_file = tempfile.TemporaryFile()
+            f = self._spill_file
+            f.seek(0, os.SEEK_END)
+            start = f.tell()
             for kr in sorted(self._rows, key=lambda kr: kr[0]):
                 pickle.dump(kr, f, protocol=pickle.HIGHEST_PROTOCOL)  # one self-contained pickle per row
-            f.flush()
+            self._runs.append((start, f.tell()))
         except OSError as exc:
             raise SinkError(f"file sink: cannot spill rows to a temporary file: {exc.strerror}") from None
-        self._runs.append(f)
         self._rows = []
 
-    @staticmethod
-    def _read_run(f) -> Iterator[tuple[tuple, dict[str, str]]]:
-        f.seek(0)
-        while True:
-            try:
-                yield pickle.load(f)
-            except EOFError:
-                return
+    def _read_run(self, start: int, end: int) -> Iterator[tuple[tuple, dict[str, str]]]:
+        f = self._spill_file
+        pos = start
+        while pos < end:
+            f.seek(pos)  # the runs share one file: each reader keeps its own position
+            kr = pickle.load(f)
+            pos = f.tell()
+            yield kr
 
     def _sorted_rows(self) -> Iterator[tuple[tuple, dict[str, str]]]:
         """All rows by key; equal keys in arrival order (runs are merged oldest first)."""
-        runs = [self._read_run(f) for f in self._runs] + [iter(sorted(self._rows, key=lambda kr: kr[0]))]
+        runs = [self._read_run(a, b) for a, b in self._runs] + [iter(sorted(self._rows, key=lambda kr: kr[0]))]
         return heapq.merge(*runs, key=lambda kr: kr[0])
 
     def _steps_lines(self, cols: list[str]) -> Iterator[str]:
@@ -177,9 +181,9 @@ class FileSink:
         try:
             self._atomic_write(self.steps_path, self._steps_lines(cols))
         finally:
-            for f in self._runs:
-                f.close()
-            self._runs, self._rows = [], []
+            if self._spill_file is not None:
+                self._spill_file.close()
+            self._spill_file, self._runs, self._rows = None, [], []
         # alerts in the order they were raised (the engine's order: deterministic)
         self._atomic_write(self.alerts_path, "\n".join([ALERT_HEADER] + self._alerts) + "\n")
         if summary is not None:
