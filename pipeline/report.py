@@ -203,6 +203,50 @@ def not_measured(run: RunData) -> list[tuple[str, str, str]]:
     return out
 
 
+def early_late(run: RunData) -> tuple[str, list[tuple[str, str, float, float, float, bool]]]:
+    """Early run against the end of the run, the way the fatigue rule looks at it.
+
+    Windows from ``[fatigue]``: early = ``baseline_s`` of running starting ``baseline_skip_s``
+    after the first running step, late = the last ``window_s``; a run too short for them is
+    split in thirds (first vs last). Rows: (label, unit, early, late, change %, fatigue sign)
+    for cadence (down), contact time (up; the rule uses the duty factor) and impact (up), a
+    sign when the change passes the rule's ``min_change`` (pipeline/fatigue.py FEATURES:
+    Hanley & Mohan 2014, Apte et al. 2021, Clansey et al. 2012)."""
+    from pipeline.config import load_config
+    from pipeline.fatigue import FEATURES
+
+    r = _running(run)
+    if not len(r):
+        return "", []
+    f = load_config().section("fatigue")
+    t = pd.to_numeric(r["ic_s"], errors="coerce")
+    t0, t1 = float(t.min()), float(t.max())
+    skip, base, win = float(f["baseline_skip_s"]), float(f["baseline_s"]), float(f["window_s"])
+    if t1 - t0 >= skip + base + win:
+        early = (t >= t0 + skip) & (t < t0 + skip + base)
+        late = t > t1 - win
+        what = (f"minutes {skip / 60:g}-{(skip + base) / 60:g} of running against the last {win / 60:g} minutes")
+    else:
+        third = (t1 - t0) / 3
+        early, late = t <= t0 + third, t >= t1 - third
+        what = "first third of the run against the last third (too short for the fatigue rule's windows)"
+    rows = []
+    shank = (r["placement"] == "shank").any() and "pta_g" in r.columns
+    for col, label, unit, feature, dec in (("cadence_spm", "Cadence", "steps/min", "cadence_spm", 0),
+                                           ("contact_ms", "Ground contact", "ms", "duty_factor", 0),
+                                           ("pta_g" if shank else "impact_g", "Impact", "g", "impact", 1)):
+        if col not in r.columns:
+            continue
+        sub = r[r["placement"] == "shank"] if col == "pta_g" else _feet(r)
+        e, l_ = _median(sub[early[sub.index]], col), _median(sub[late[sub.index]], col)
+        if not (math.isfinite(e) and math.isfinite(l_)) or e == 0:
+            continue
+        change = (l_ - e) / abs(e)
+        direction, min_change = FEATURES[feature]
+        rows.append((label, unit, e, l_, change * 100, direction * change >= min_change))
+    return what, rows
+
+
 # -- plots --------------------------------------------------------------------------------------------
 
 
@@ -415,6 +459,15 @@ def render_html(run: RunData) -> str:
             continue
         parts.append(f"<h3>{e(title)}</h3><p class='sub'>{e(text)}</p><img alt='{e(title)}' src='{img}'>")
 
+    what, el = early_late(run)
+    if el:
+        parts.append(f"<h2>Early vs late</h2><p class='sub'>{e(what)}: does your form hold up?</p>"
+                     "<table><tr><th>median</th><th>early</th><th>late</th><th>change</th><th></th></tr>")
+        for label, unit, ev, lv, pct, sign in el:
+            dec = 1 if unit == "g" else 0
+            parts.append(f"<tr><td>{e(label)}</td><td>{_fmt(ev, dec, unit)}</td><td>{_fmt(lv, dec, unit)}</td>"
+                         f"<td>{_fmt(pct, 1, '%')}</td><td>{'&#9888; a sign of fatigue' if sign else ''}</td></tr>")
+        parts.append("</table>")
     rows = side_table(run)
     if rows:
         parts.append("<h2>Left and right in numbers</h2><table><tr><th>median of running steps</th><th>left</th>"

@@ -28,11 +28,12 @@ def demo_out(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def alert_out(tmp_path_factory):
-    """A simulated run that trips alerts: overstriding and hard landings seen by the shank."""
+    """A simulated run that trips alerts (overstriding and hard landings seen by the shank) and
+    whose contacts lengthen by 15 % towards the end (a fatigue sign)."""
     tmp = tmp_path_factory.mktemp("alert_run")
     assert cli_main(["simulate", str(tmp / "rec"), "--session", "demo", "--duration-s", "20", "--fs-hz", "200",
                      "--stand-s", "2", "--strike-angle-deg", "18", "--shank-angle-ic-deg", "13",
-                     "--impact-g", "11"]) == 0
+                     "--impact-g", "11", "--drift", "contact_ms=0.15"]) == 0
     recs = sorted(p for p in (tmp / "rec").glob("*.csv") if not p.stem.endswith("_truth"))
     assert cli_main(["replay", *map(str, recs), "--out", str(tmp / "out"), "--athlete", "ana"]) == 0
     return tmp / "out"
@@ -123,3 +124,17 @@ def test_bad_directory_is_one_line_error(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert cli_main(["report", str(tmp_path / "empty")]) == 2
     assert "steps.csv not found" in capsys.readouterr().err
+
+
+def test_early_vs_late(alert_out, demo_out):
+    what, rows = rp.early_late(rp.load_run(alert_out))
+    by = {label: (e, l_, pct, sign) for label, _u, e, l_, pct, sign in rows}
+    assert "third" in what  # 20 s: shorter than the fatigue rule's windows
+    e, l_, pct, sign = by["Ground contact"]
+    assert l_ > e and sign  # +15 % drift -> about +10 % between the thirds, over the rule's 4 %
+    assert not by["Cadence"][3]
+    _w, rows = rp.early_late(rp.load_run(demo_out))
+    assert rows and not any(r[5] for r in rows)  # the steady demo run shows no sign
+    text = (alert_out / "report.html").read_text() if (alert_out / "report.html").exists() else \
+        rp.write_report(alert_out).read_text()
+    assert "Early vs late" in text and "a sign of fatigue" in text
