@@ -675,6 +675,11 @@ def check_structure(dashboard: Mapping, *, allowed_names: frozenset[str] | None 
         ref_ids = [t["refId"] for t in p["targets"]]
         if len(ref_ids) != len(set(ref_ids)):
             raise CheckError(f"panel {p['id']}: duplicate refIds {ref_ids}")
+        for t in p["targets"]:  # a legend naming a tag the query does not group by shows "$tag_x" literally
+            for tag in re.findall(r"\$tag_(\w+)", t.get("alias", "")):
+                if tag not in group_by_tags(t["query"]):
+                    raise CheckError(f"panel {p['id']} target {t['refId']}: alias uses $tag_{tag} but the query "
+                                     f"does not GROUP BY {tag!r}")
         for r in refs:
             if r.get("datasource") != DATASOURCE:
                 raise CheckError(f"panel {p['id']}: datasource {r.get('datasource')} is not {DATASOURCE}")

@@ -92,7 +92,11 @@ def test_structure_check_catches_mistakes():
     def dup_ref(m):
         m["panels"][9]["targets"][1]["refId"] = "A"
 
-    for f in (dup_id, overlap, too_wide, other_ds, var_ds, unknown_field, unknown_measurement, dup_ref):
+    def alias_tag_not_grouped(m):
+        m["panels"][0]["targets"][0]["alias"] = "$tag_sensor"  # the query groups by side
+
+    for f in (dup_id, overlap, too_wide, other_ds, var_ds, unknown_field, unknown_measurement, dup_ref,
+              alias_tag_not_grouped):
         _broken(f)
 
 
