@@ -315,13 +315,15 @@ def _pct(xs, q):
     return float(np.percentile(xs, q)) if xs else math.nan
 
 
-def live_capacity(n_sensors: int, duration_s: float, block_n: int, warmup_s: float) -> dict:
+def live_capacity(n_sensors: int, duration_s: float, block_n: int, warmup_s: float,
+                  config_path: Path | None = None) -> dict:
     """Unpaced: CPU seconds per sensor-second of signal in steady state (after warm-up)."""
     from firmware_bridge.replay import merge_items
+    from pipeline.config import load_config
     from pipeline.engine import Engine
 
     infos, streams = _live_source(n_sensors, duration_s, block_n)
-    engine = Engine(infos)
+    engine = Engine(infos, config=load_config(config_path))
     cpu_warm = None
     t_warm = None
     from firmware_bridge.replay import item_end_s
@@ -541,7 +543,9 @@ def format_gaitmap(res: dict, variant: str) -> list[str]:
 def format_table(machine: dict, offline: list[dict], live: list[dict], capacity: dict | None,
                  mem: dict | None, gaitmap: dict | None = None) -> str:
     lines = [f"machine: {machine['cpu_model']}, nproc {machine['nproc']}, Python {machine['python']}, "
-             f"numpy {machine['numpy']}, pandas {machine['pandas']}"]
+             f"numpy {machine['numpy']}, pandas {machine['pandas']}; load average at start "
+             f"{machine['loadavg_start']:.2f}, at end {machine.get('loadavg_end', math.nan):.2f} (a shared machine "
+             "inflates wall times: compare cpu_s)"]
     if offline:
         lines += ["", "offline: gaitwatch replay, 2 foot sensors x 500 Hz x 6 axes -> steps.csv, one core "
                   "(x_realtime = session length / wall time; x_rt_cpu = / CPU time)",
@@ -562,7 +566,10 @@ def format_table(machine: dict, offline: list[dict], live: list[dict], capacity:
     if capacity:
         lines += ["", f"live capacity (unpaced, {capacity['sensors']} sensors, one core, steady state): "
                   f"{capacity['cpu_per_sensor_s'] * 1e3:.2f} ms CPU per sensor-second -> "
-                  f"{capacity['sensors_per_core']:.0f} sensors of 500 Hz per core in real time"]
+                  f"{capacity['sensors_per_core']:.0f} sensors of 500 Hz per core in real time"
+                  + (f" (form metrics off: {capacity['events_only_cpu_per_sensor_s'] * 1e3:.2f} ms -> "
+                     f"{capacity['events_only_sensors_per_core']:.0f})" if "events_only_sensors_per_core" in capacity
+                     else "")]
     if mem:
         lines.append(f"live memory: the engine adds {mem['added_1_kib']} KiB resident with 1 sensor, "
                      f"{mem['added_n_kib']} KiB with {mem['n']} -> {mem['per_sensor_kib']:.0f} KiB per additional "
@@ -586,7 +593,7 @@ def machine_info() -> dict:
     except OSError:
         pass
     return {"nproc": os.cpu_count(), "cpu_model": model, "python": sys.version.split()[0],
-            "numpy": numpy.__version__, "pandas": pandas.__version__}
+            "numpy": numpy.__version__, "pandas": pandas.__version__, "loadavg_start": os.getloadavg()[0]}
 
 
 def main(argv=None) -> int:
@@ -643,6 +650,13 @@ def main(argv=None) -> int:
         capacity = live_capacity(a.capacity_sensors, max(a.live_s, a.live_warmup_s + 10.0), a.live_block_n,
                                  a.live_warmup_s)
         capacity["sensors"] = a.capacity_sensors
+        with tempfile.TemporaryDirectory(prefix="gw-bench-cfg-") as cfg_dir:
+            off = metrics_off_config(Path(cfg_dir))
+            if off is not None:
+                ev = live_capacity(a.capacity_sensors, max(a.live_s, a.live_warmup_s + 10.0), a.live_block_n,
+                                   a.live_warmup_s, config_path=off)
+                capacity["events_only_sensors_per_core"] = ev["sensors_per_core"]
+                capacity["events_only_cpu_per_sensor_s"] = ev["cpu_per_sensor_s"]
         mem_s = max(a.live_s, a.live_warmup_s + 5.0)
         r1, rss1 = run_child(["_livemem", "1", str(mem_s), str(a.live_block_n)])
         rn, rssn = run_child(["_livemem", str(a.mem_sensors), str(mem_s), str(a.live_block_n)])
@@ -651,6 +665,7 @@ def main(argv=None) -> int:
                "per_sensor_kib": (rn["rss_added_kib"] - r1["rss_added_kib"]) / (a.mem_sensors - 1)}
     if "gaitmap" in parts:
         gm = bench_gaitmap(a.cache_dir, sim_minutes=a.gaitmap_sim_min, shared_data=a.shared_data, jobs=a.jobs, log=log)
+    machine["loadavg_end"] = os.getloadavg()[0]
     table = format_table(machine, offline, live, capacity, mem, gm)
     print(table)
     if a.markdown is not None:
