@@ -223,6 +223,9 @@ def _dashboard(uid: str, title: str, panels: list[dict], variables: list[dict], 
         "time": {"from": time_from, "to": "now"},
         "templating": {"list": variables},
         "annotations": {"list": list(annotations)},
+        # the other gaitwatch dashboards in the top bar, keeping the athlete and time range
+        "links": [{"title": "gaitwatch", "type": "dashboards", "tags": ["gaitwatch"], "asDropdown": False,
+                   "includeVars": True, "keepTime": True}],
         "panels": panels,
     }
 
