@@ -18,6 +18,7 @@ kept across gateway restarts by the disk buffer) and ``Gw-End: 1`` on a sensor's
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import struct
@@ -136,18 +137,37 @@ async def ensure_layout(js, s: ClusterSettings) -> dict[str, Any]:
 
     cfg = StreamConfig(name=s.stream, subjects=[f"{s.subject_prefix}.>"], num_replicas=s.replicas,
                        storage=StorageType.FILE, duplicate_window=s.dup_window_s, max_age=s.max_age_s)
-    try:
-        await js.add_stream(cfg)
-    except BadRequestError:  # exists with another config (e.g. replicas): keep the existing one
-        await js.stream_info(s.stream)
+    for attempt in range(10):  # no JetStream answer yet (leader election, a creation racing ours): retry
+        try:
+            await js.add_stream(cfg)
+            break
+        except BadRequestError:  # exists with another config (e.g. replicas): keep the existing one
+            await js.stream_info(s.stream)
+            break
+        except Exception:
+            try:
+                await js.stream_info(s.stream)
+                break
+            except Exception:
+                if attempt == 9:
+                    raise
+                await asyncio.sleep(0.3 * (attempt + 1))
     kv = {}
     for what, ttl in (("units", None), ("leases", s.lease_ttl_s), ("workers", s.lease_ttl_s)):
         name = s.bucket(what)
-        try:
-            kv[what] = await js.key_value(name)
-        except Exception:
-            kv[what] = await js.create_key_value(KeyValueConfig(bucket=name, history=1, ttl=ttl, replicas=s.replicas,
-                                                                storage=StorageType.FILE))
+        for attempt in range(5):  # gateways and workers may create the buckets at the same time
+            try:
+                kv[what] = await js.key_value(name)
+                break
+            except Exception:
+                try:
+                    kv[what] = await js.create_key_value(KeyValueConfig(
+                        bucket=name, history=1, ttl=ttl, replicas=s.replicas, storage=StorageType.FILE))
+                    break
+                except Exception:
+                    if attempt == 4:
+                        raise
+                    await asyncio.sleep(0.2 * (attempt + 1))
     return kv
 
 

@@ -8,8 +8,9 @@ with ``create`` (atomic: only one worker can create it) and renewed every ``poll
 bucket has a TTL of ``lease_ttl_s``: a worker that dies stops renewing and its leases vanish
 after at most ``lease_ttl_s``; the other workers look for unowned units every ``poll_s``. A
 worker takes at most ``ceil(open units / live workers)`` units (live workers: heartbeats in
-``<kv_prefix>_workers``, same TTL), so units spread over the workers and a new worker gets
-the next new units. Every sensor's frames are therefore processed by exactly one worker at
+``<kv_prefix>_workers``, same TTL), and a worker holding more than that (a worker joined)
+gives its newest unit back, at most one per ``lease_ttl_s``; so units spread over the
+workers and adding a worker spreads the load (the moved unit is replayed by its new owner). Every sensor's frames are therefore processed by exactly one worker at
 a time (a worker that loses its lease stops that unit and discards its unfinished output).
 
 Order and takeover. A unit is read with one pull consumer filtered on the unit's subjects,
@@ -158,7 +159,8 @@ class Worker:
         self.worker_id = worker_id or f"{os.uname().nodename}-{os.getpid()}"
         self.runs: dict[str, UnitRun] = {}
         self.completed: list[str] = []
-        self.takeovers = 0
+        self.shed = 0
+        self._last_shed_s = -math.inf
 
     # -- fetch ------------------------------------------------------------------------------
     async def _fetch(self, js, run: UnitRun) -> None:
@@ -228,8 +230,22 @@ class Worker:
 
         nc = await nats.connect(**self.s.connect_kw())
         js = nc.jetstream(timeout=max(1.0, min(5.0, self.s.lease_ttl_s / 3)))  # a stuck call must not outlive the lease
-        kv = await ensure_layout(js, self.s)
+        while True:
+            try:
+                kv = await ensure_layout(js, self.s)
+                break
+            except Exception as exc:  # cluster not ready: keep trying until stopped
+                log.warning("worker %s: cluster layout not reachable yet: %s", self.worker_id, exc)
+                if stop.is_set():
+                    await nc.close()
+                    return
+                await asyncio.sleep(1.0)
         tasks: dict[str, asyncio.Task] = {}
+        try:  # be counted before taking a share
+            await kv["workers"].put(self.worker_id, dumps(self.status()))
+        except Exception as exc:  # a bucket just created may not answer yet: the ticks retry
+            log.info("worker %s: first heartbeat: %s", self.worker_id, exc)
+        await asyncio.sleep(2 * self.s.poll_s)
         try:
             while not stop.is_set():
                 try:
@@ -296,6 +312,19 @@ class Worker:
             if spec and not spec.get("done"):
                 open_units.append((u, spec))
         target = math.ceil(len(open_units) / n_workers)
+        now = time.monotonic()
+        if len(self.runs) > target and now - self._last_shed_s > self.s.lease_ttl_s:
+            # more than our share (a worker joined): give the newest unit back; its new owner replays it
+            u = max(self.runs, key=lambda k: self.runs[k].started_s)
+            self.runs.pop(u).abort()
+            t = tasks.pop(u, None)
+            if t is not None:
+                t.cancel()
+            await kv["leases"].delete(u)
+            self._last_shed_s = now
+            self.shed += 1
+            log.info("worker %s: gave %s back (%d units for %d workers)", self.worker_id, u, len(open_units), n_workers)
+            return
         for u, spec in open_units:
             if u in self.runs:
                 continue

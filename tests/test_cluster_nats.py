@@ -110,12 +110,20 @@ class WorkerThread:
     def __init__(self, s, out_dir, worker_id):
         self.stop = threading.Event()
         self.worker = Worker(s, out_dir=out_dir, worker_id=worker_id)
-        self.thread = threading.Thread(target=lambda: asyncio.run(self.worker.run(self.stop)), daemon=True)
+        self.error = None
+        self.thread = threading.Thread(target=self._main, daemon=True)
         self.thread.start()
+
+    def _main(self):
+        try:
+            asyncio.run(self.worker.run(self.stop))
+        except BaseException as exc:  # shown by close()
+            self.error = exc
 
     def close(self):
         self.stop.set()
         self.thread.join(30)
+        assert self.error is None, f"worker {self.worker.worker_id} died: {self.error!r}"
 
 
 def wait_for(pred, timeout_s=TIMEOUT_S, what="condition"):
@@ -202,6 +210,18 @@ def test_gateway_buffers_on_disk_during_an_outage_and_restarts_without_duplicate
         assert unit_steps(out, "s2", "ann").read_text() == ann["ref"]
         stored = asyncio.run(stream_count(s))
         assert stored == sealed  # every batch stored exactly once: the re-send was dropped by JetStream
+        # gaitwatch cluster status: the unit, its gateway and sensors, done, the worker's heartbeat
+        from pipeline.cmd_cluster import collect
+
+        wait_for(lambda: asyncio.run(collect(s))["units"][0]["done"], what="unit marked done")
+        st = asyncio.run(collect(s))
+        assert [u["unit"] for u in st["units"]] == ["s2.ann"]
+        assert st["units"][0]["sensors"] == ["ann-l", "ann-r"] and st["units"][0]["messages"] == sealed
+        assert "wb" in st["workers"] and st["stream"]["replicas"] == 3
+        argv = ["cluster", "status", "--stream", s.stream, "--subject-prefix", s.subject_prefix, "--kv-prefix", s.kv_prefix]
+        for u in s.urls:
+            argv += ["--nats", u]
+        assert cli_main(argv) == 0
     finally:
         worker.close()
 
@@ -220,12 +240,15 @@ def test_killed_worker_units_move_to_the_other_worker(nats_cluster, athletes, tm
         procs[wid] = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=open(tmp_path / f"{wid}.log", "wb"))
     gws = {n: start_gateway(s, tmp_path / f"buf-{n}", a, session_id="s3") for n, a in athletes.items()}
     try:
-        speed = DURATION_S / 8.0  # 8 s of streaming
+        speed = DURATION_S / 16.0  # 16 s of streaming
         feeders = [threading.Thread(target=feed_all, args=(gws[n], a), kwargs={"speed": speed})
                    for n, a in athletes.items()]
         for t in feeders:
             t.start()
         # wait until both workers own a unit (their heartbeats list it), then kill one mid-run
+        # spread: one athlete per worker process (a worker with more than its share gives one back)
+        wait_for(lambda: {asyncio.run(_wait_lease_holder(s, unit_key("s3", n))) for n in athletes} == {"wk1", "wk2"},
+                 what="one athlete per worker")
         holder = asyncio.run(_wait_lease_holder(s, unit_key("s3", "ann")))
         time.sleep(2.0)
         procs[holder].send_signal(signal.SIGKILL)
