@@ -24,11 +24,13 @@ import pytest
 
 pytest.importorskip("nats")
 
+from influx_fixtures import influx_db, influx_server  # noqa: F401  (fixtures)
 from nats_fixtures import nats_cluster  # noqa: F401  (fixture)
 
 from firmware_bridge.gateway import Gateway, decoder_settings_from_meta, feed_capture
 from firmware_bridge.serial_capture import CaptureWriter, read_capture
 from firmware_bridge.serial_emulator import DeviceParams, device_frames, simulator_signal
+from pipeline import schema
 from pipeline.cli import main as cli_main
 from pipeline.cluster import ClusterSettings, unit_key
 from pipeline.records import SensorInfo
@@ -226,15 +228,25 @@ def test_gateway_buffers_on_disk_during_an_outage_and_restarts_without_duplicate
         worker.close()
 
 
-def test_killed_worker_units_move_to_the_other_worker(nats_cluster, athletes, tmp_path):
+def n_influx_steps(server, db, athlete) -> int:
+    return server.count(schema.MEASUREMENT_STEP, "ic_s", db=db, where=f"\"athlete\" = '{athlete}'")
+
+
+def test_killed_worker_units_move_to_the_other_worker(nats_cluster, athletes, tmp_path, influx_server, influx_db):
+    """SIGKILL the worker of one athlete mid-run: the other worker takes the athlete over; steps.csv
+    is the single-process one, and InfluxDB holds each step once although the overlap was written
+    twice (at-least-once delivery, idempotent writes: same series and timestamps overwrite)."""
     s = settings(nats_cluster, "c", lease_ttl_s=3.0)
     out = tmp_path / "out"
     procs = {}
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env = dict(os.environ, PYTHONUNBUFFERED="1", GAITWATCH_INFLUX_USERNAME=influx_server.user,
+               GAITWATCH_INFLUX_PASSWORD=influx_server.password)
+    influx_args = ["--influx", "--influx-url", influx_server.url, "--influx-db", influx_db,
+                   "--influx-spool-dir", str(tmp_path / "spool")]
     for wid in ("wk1", "wk2"):
         argv = [sys.executable, "-m", "pipeline.cli", "-v", "worker", "--worker-id", wid, "--out", str(out),
                 "--stream", s.stream, "--subject-prefix", s.subject_prefix, "--kv-prefix", s.kv_prefix,
-                "--lease-ttl-s", "3", "--poll-s", "0.25"]
+                "--lease-ttl-s", "3", "--poll-s", "0.25", *influx_args]
         for u in s.urls:
             argv += ["--nats", u]
         procs[wid] = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=open(tmp_path / f"{wid}.log", "wb"))
@@ -250,7 +262,8 @@ def test_killed_worker_units_move_to_the_other_worker(nats_cluster, athletes, tm
         wait_for(lambda: {asyncio.run(_wait_lease_holder(s, unit_key("s3", n))) for n in athletes} == {"wk1", "wk2"},
                  what="one athlete per worker")
         holder = asyncio.run(_wait_lease_holder(s, unit_key("s3", "ann")))
-        time.sleep(2.0)
+        # kill it once some of ann's steps are in InfluxDB (they will be written again by the new owner)
+        wait_for(lambda: n_influx_steps(influx_server, influx_db, "ann") > 5, what="first steps in InfluxDB")
         procs[holder].send_signal(signal.SIGKILL)
         procs[holder].wait(10)
         killed_at = time.monotonic()
@@ -263,6 +276,11 @@ def test_killed_worker_units_move_to_the_other_worker(nats_cluster, athletes, tm
             assert unit_steps(out, "s3", n).read_text() == a["ref"], n
         new_holder = asyncio.run(_done_by(s, unit_key("s3", "ann")))
         assert new_holder != holder
+        for n, a in athletes.items():  # one point per step: the re-written overlap overwrote itself
+            n_ref = a["ref"].count("\n") - 1
+            wait_for(lambda: n_influx_steps(influx_server, influx_db, n) >= n_ref, what=f"{n}'s steps in InfluxDB")
+            time.sleep(1.0)
+            assert n_influx_steps(influx_server, influx_db, n) == n_ref
         print(f"takeover + replay finished {time.monotonic() - killed_at:.1f} s after the kill")
     finally:
         for p in procs.values():
