@@ -120,10 +120,14 @@ class UnitRun:
         sensors = [SensorInfo(**{k: v for k, v in s.items() if k != "decoder"}) for s in self.spec["sensors"]]
         session = SessionInfo(session_id=self.spec["session_id"], athlete=self.spec["athlete"],
                               start_wall_ns=int(self.spec["start_wall_ns"]))
-        spool = Path(getattr(w.sink_args, "influx_spool_dir", None) or w.out_dir / ".influx-spool")
-        # one InfluxDB spool per unit run: two athletes on one worker must not share a spool
-        args = argparse.Namespace(**{**vars(w.sink_args), "out": staging,
-                                     "influx_spool_dir": str(spool / f"{self.unit}.{w.worker_id}")})
+        from pipeline.sinks.influx import section_from_args
+
+        over: dict[str, Any] = {"out": staging}
+        if section_from_args(w.sink_args, w.config) is not None:
+            # one InfluxDB spool per unit run: two athletes on one worker must not share a spool
+            spool = Path(getattr(w.sink_args, "influx_spool_dir", None) or w.out_dir / ".influx-spool")
+            over["influx_spool_dir"] = str(spool / f"{self.unit}.{w.worker_id}")
+        args = argparse.Namespace(**{**vars(w.sink_args), **over})
         try:
             engine = Engine(sensors, config=w.config)
             sinks = build_sinks(args, w.config, session, sensors)
