@@ -51,9 +51,9 @@ def rsc_pod(*, n=8, interval_s=0.5):
 
 def run_session(world, targets, *, seconds, **kw):
     client, scanner = world.backends()
-    kw = {"scan_timeout_s": 1.0, "backoff_initial_s": 0.1, "backoff_max_s": 0.4, **kw}
-    s = BleSession(targets, host_t0_s=time.monotonic(), client_backend=client, scanner_backend=scanner,
-                   options={"clock_warmup_s": 0.5}, **kw).start()
+    kw = {"scan_timeout_s": 1.0, "backoff_initial_s": 0.1, "backoff_max_s": 0.4, "options": {"clock_warmup_s": 0.5},
+          **kw}
+    s = BleSession(targets, host_t0_s=time.monotonic(), client_backend=client, scanner_backend=scanner, **kw).start()
     items = list(s.items(duration_s=seconds))
     return s, items
 
@@ -189,3 +189,23 @@ def test_the_double_reproduces_bleak_2002_when_the_old_client_is_not_disconnecte
     asyncio.run(naive())
     after = got[6:]
     assert len(p.callbacks) == 2 and len(after) >= 4 and after[0] == after[1]  # each one twice
+
+
+def test_movesense_is_subscribed_and_streams_imu6_blocks():
+    from firmware_bridge import movesense as ms
+
+    fs, per, n = 104, 8, 40
+    sig = sine_signal(fs_hz=fs)
+    notes = [ms.encode_imu6_data(timestamp_ms=1000 + round(k * per * 1000 / fs), acc_ms2=sig(k * per, per)[0],
+                                 gyr_dps=sig(k * per, per)[1]) for k in range(n)]
+    k = KINDS["movesense"]
+    p = ScriptedPeripheral(name="Movesense 204730000081", address="AA:00:00:00:00:05", service_uuid=k.service_uuid,
+                           notify_uuid=k.notify_uuid, write_uuid=k.write_uuid, notifications=notes,
+                           interval_s=per / fs)
+    s, items = run_session(FakeWorld([p]), [BleTarget("Movesense 204730000081", LF)], seconds=n * per / fs + 1.0,
+                           options={"movesense_rate_hz": fs, "clock_warmup_s": 0.5})
+    assert p.writes == [b"\x01\x63Meas/IMU6/104"]  # GSP SUBSCRIBE, client reference 99
+    h = s.health()["lf"]
+    assert h["kind"] == "movesense" and h["device_samples"] == n * per and h["gaps"] == 0
+    blocks = [i for i in items if isinstance(i, SampleBlock)]
+    assert {b.fs_hz for b in blocks} == {104.0} and all(b.gyr_dps is not None for b in blocks)
