@@ -154,14 +154,15 @@ def main(argv: list[str]) -> int:
         if not side:
             side = json.loads(path.with_suffix(".json").read_text())["side"]
         name = f"{side}_sensor"
-        times = []
+        times, cpus = [], []
         for _ in range(2):  # cold (numba JIT compiles in the first), then warm: read -> events
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             grid, df, fs = load(path)
             strides, events = chain({name: df}, fs, detector="rampp")
             times.append(time.perf_counter() - t0)
+            cpus.append(time.process_time() - c0)
         rec = {"side": side, "fs_hz": fs, "samples": int(len(grid)), "cold_s": times[0], "warm_s": times[1],
-               "variants": {}}
+               "cold_cpu_s": cpus[0], "warm_cpu_s": cpus[1], "variants": {}}
         for detector, best in VARIANTS:
             s_, e_ = (strides, events) if (detector, best) == ("rampp", False) else \
                 chain({name: df}, fs, detector=detector, best_sign=best)
