@@ -44,6 +44,7 @@ class NatsCluster:
         if NATS_SERVER is None:
             pytest.skip("nats-server not installed (apt-get install nats-server)")
         self.base = Path(base_dir)
+        self.base.mkdir(parents=True, exist_ok=True)
         self.n = nodes
         self.name = name
         ports = free_ports(2 * nodes)
