@@ -330,3 +330,31 @@ async def _done_by(s, unit) -> str:
         raise AssertionError(f"{unit} not marked done")
     finally:
         await nc.close()
+
+
+def test_gateway_and_cluster_commands(nats_cluster, athletes, tmp_path, capsys):
+    """``gaitwatch gateway --from-capture`` publishes; a worker writes the single-process steps;
+    ``gaitwatch cluster status`` names the gateway, the athlete and its worker."""
+    s = settings(nats_cluster, "d")
+    bob = athletes["bob"]
+    common = ["--stream", s.stream, "--subject-prefix", s.subject_prefix, "--kv-prefix", s.kv_prefix]
+    for u in s.urls:
+        common += ["--nats", u]
+    out = tmp_path / "out"
+    worker = WorkerThread(s, out, "wd")
+    try:
+        argv = ["gateway", "--placement", "foot", "--side", "left", "--side", "right", "--athlete", "bob",
+                "--buffer", str(tmp_path / "buf"), "--session-id", "s4", "--gateway-id", "track-pi", *common]
+        for c in bob["caps"]:
+            argv += ["--from-capture", str(c)]
+        assert cli_main(argv) == 0
+        assert "0 left in" in capsys.readouterr().out
+        wait_for(lambda: unit_steps(out, "s4", "bob").exists(), what="steps.csv")
+        assert unit_steps(out, "s4", "bob").read_text() == bob["ref"]
+        wait_for(lambda: "done" in (cli_main(["cluster", "status", *common]) == 0 and capsys.readouterr().out),
+                 what="status shows the unit done")
+        assert cli_main(["cluster", "status", *common]) == 0
+        text = capsys.readouterr().out
+        assert "gateways: track-pi" in text and "s4.bob" in text and "bob-l,bob-r" in text
+    finally:
+        worker.close()
