@@ -358,3 +358,44 @@ def test_gateway_and_cluster_commands(nats_cluster, athletes, tmp_path, capsys):
         assert "gateways: track-pi" in text and "s4.bob" in text and "bob-l,bob-r" in text
     finally:
         worker.close()
+
+
+def test_a_missing_batch_becomes_a_gap_and_the_detectors_restart(nats_cluster, athletes, tmp_path):
+    """A batch gone from the stream (e.g. trimmed by retention) is a lost-port marker: the sensor's
+    records get a new segment after a Gap instead of samples glued across the hole."""
+    s = settings(nats_cluster, "e")
+    ann = athletes["ann"]
+    gw = start_gateway(s, tmp_path / "buf", ann, session_id="s5")
+    feed_all(gw, ann)
+    assert gw.close(timeout_s=TIMEOUT_S)
+
+    async def drop_one() -> int:
+        import nats
+
+        nc = await nats.connect(servers=s.urls)
+        try:
+            js = nc.jetstream()
+            seqs = []
+            for seq in range(1, (await js.stream_info(s.stream)).state.last_seq + 1):
+                m = await js.get_msg(s.stream, seq)
+                if m.headers and m.headers.get("Gw-Sensor") == "ann-l":
+                    seqs.append(seq)
+            victim = seqs[len(seqs) // 2]  # mid-run
+            await js.delete_msg(s.stream, victim)
+            return victim
+        finally:
+            await nc.close()
+
+    asyncio.run(drop_one())
+    out = tmp_path / "out"
+    worker = WorkerThread(s, out, "we")
+    try:
+        wait_for(lambda: unit_steps(out, "s5", "ann").exists(), what="steps.csv")
+        rows = [r.split(",") for r in unit_steps(out, "s5", "ann").read_text().splitlines()[1:]]
+        ref = [r.split(",") for r in ann["ref"].splitlines()[1:]]
+        seg = {sid: {r[4] for r in rows if r[0] == sid} for sid in ("ann-l", "ann-r")}
+        assert seg == {"ann-l": {"0", "1"}, "ann-r": {"0"}}
+        n_left, n_left_ref = (sum(r[0] == "ann-l" for r in x) for x in (rows, ref))
+        assert n_left_ref // 2 < n_left < n_left_ref  # the steps around the hole are lost, not invented
+    finally:
+        worker.close()
