@@ -42,7 +42,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         description="Replay recordings of one session (one CSV + NAME.json sidecar per sensor, format in "
         "fixtures/README.md) through the step detectors; write steps.csv and session.json.",
     )
-    p.add_argument("recordings", nargs="+", type=Path, metavar="REC.csv", help="one recording per sensor")
+    p.add_argument("recordings", nargs="+", type=Path, metavar="REC.csv",
+                   help="one recording per sensor, or raw-byte captures (.gwcap) of live sensors")
     add_sink_arguments(p)
     p.add_argument("--speed", type=_positive, default=None, metavar="X",
                    help="pace the replay at X times real time (default: as fast as possible)")
@@ -62,7 +63,36 @@ def session_id_for(paths: list[Path]) -> str:
     return prefix or stems[0]
 
 
+def _replay_captures(args: argparse.Namespace) -> int:
+    """``gaitwatch replay FILE.gwcap ...``: raw-byte captures (``gaitwatch capture`` or
+    ``live --capture``) go through the same decoder as live: this is ``gaitwatch live
+    --from-capture FILE ...`` with the replay's options passed on."""
+    from pipeline.cli import build_parser
+
+    argv = ["live"]
+    for path in args.recordings:
+        argv += ["--from-capture", str(path)]
+    argv += ["--out", str(args.out)]
+    for flag, value in (("--config", args.config), ("--placement", args.placement), ("--side", args.side),
+                        ("--athlete", args.athlete), ("--data-dir", getattr(args, "data_dir", None))):
+        if value is not None:
+            argv += [flag, str(value)]
+    for key, value in sorted(vars(args).items()):  # sink switches: --history, --influx*, ...
+        if key == "history" or key.startswith("influx"):
+            if value is True:
+                argv.append("--" + key.replace("_", "-"))
+            elif value not in (None, False):
+                argv += ["--" + key.replace("_", "-"), str(value)]
+    live = build_parser().parse_args(argv)
+    return live.func(live)
+
+
 def run(args: argparse.Namespace) -> int:
+    captures = [p for p in args.recordings if p.suffix == ".gwcap"]
+    if captures:
+        if len(captures) != len(args.recordings):
+            raise ConfigError("replay: give recordings (.csv) or captures (.gwcap), not both in one session")
+        return _replay_captures(args)
     from firmware_bridge.recording import open_recordings
     from firmware_bridge.replay import item_end_s, replay
     from pipeline.config import load_config

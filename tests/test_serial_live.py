@@ -111,6 +111,12 @@ def test_live_steps_match_a_replay_of_the_same_recording(recording, tmp_path):
     again = json.loads((tmp_path / "fromcap" / "session.json").read_text())["extra"]["serial"]["rf"]
     for k in ("frames_ok", "samples", "device_samples", "clock_slips", "gaps", "resyncs"):
         assert again[k] == health[k], k
+    # and `gaitwatch replay FILE.gwcap` is that same path
+    rep = gaitwatch("replay", str(tmp_path / "cap" / "rf.gwcap"), "--placement", "foot", "--side", "right",
+                    "--out", str(tmp_path / "replaycap"))
+    out, err = rep.communicate(timeout=120)
+    assert rep.returncode == 0, err
+    assert (tmp_path / "replaycap" / "steps.csv").read_bytes() == (tmp_path / "live" / "steps.csv").read_bytes()
 
 
 def test_text_mode_with_the_emulate_command(tmp_path):
