@@ -52,8 +52,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         description="Write a sensor's stream (PROTOCOL.md frames or CSV text) to a new pseudo-terminal in real "
         "time; LINK becomes a symlink to it. Read it with: gaitwatch live --serial LINK ...",
     )
-    p.add_argument("--serial", required=True, type=Path, metavar="LINK",
-                   help="path of the symlink to create for the emulated port (e.g. /tmp/ttyGW0)")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--serial", type=Path, metavar="LINK",
+                       help="path of the symlink to create for the emulated port (e.g. /tmp/ttyGW0)")
+    where.add_argument("--ble", metavar="NAME",
+                       help="advertise a BLE gaitwatch sensor with this name through a Bluetooth controller "
+                            "(Bumble on /dev/vhci; firmware_bridge/ble_emulator.py); read it with "
+                            "gaitwatch live --ble NAME")
     p.add_argument("--recording", type=Path, default=None, metavar="REC.csv",
                    help="send this recording's samples (default: simulate a run)")
     p.add_argument("--placement", choices=PLACEMENTS, default="foot", help="simulated sensor placement")
@@ -103,7 +108,31 @@ def _signal(args: argparse.Namespace):
     return sig, len(A), rec.fs_hz, G is not None
 
 
+def _run_ble(args: argparse.Namespace) -> int:
+    """The same emulated sensor over BLE (issue 7): Bumble needs a controller on /dev/vhci."""
+    import os
+    import tempfile
+
+    from pipeline.errors import DeviceError
+
+    if not os.path.exists("/dev/vhci"):
+        raise DeviceError("emulate --ble: no Bluetooth controller here (/dev/vhci not found: load the kernel "
+                          "module hci_vhci, or use emulate --serial)")
+    from firmware_bridge.ble_emulator import main as ble_main
+
+    recording = args.recording
+    if recording is None:  # simulate a run into a temporary recording
+        from pipeline.simulator import SimParams, write_recording
+
+        recording = Path(tempfile.mkdtemp(prefix="gw-emu-")) / "emulated.csv"
+        write_recording(SimParams(placement=args.placement, side=args.side, fs_hz=args.fs_hz,
+                                  duration_s=args.duration_s, with_gyro=not args.no_gyro, stand_s=2.0), recording)
+    return ble_main(["--recording", str(recording), "--name", args.ble])
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.ble:
+        return _run_ble(args)
     from firmware_bridge.serial_emulator import DeviceParams, PtyPort, device_frames, stream, text_lines
 
     sig, n, fs_hz, gyro = _signal(args)
