@@ -41,6 +41,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--duration-s", type=_positive, default=None)
     p.add_argument("--speed", type=_positive, default=None, help="--from-capture: x real time (default: as fast as possible)")
     p.add_argument("--buffer", type=Path, required=True, metavar="DIR", help="disk buffer directory")
+    p.add_argument("--capture", type=Path, default=None, metavar="DIR",
+                   help="--serial: also keep every byte read, with its host time, in DIR/<sensor-id>.gwcap")
     p.add_argument("--session-id", default=None)
     p.add_argument("--gateway-id", default=None)
     p.add_argument("--drain-timeout-s", type=float, default=30.0, help="at the end, wait this long for the buffer to drain")
@@ -85,9 +87,18 @@ def run(args: argparse.Namespace) -> int:
         gw = Gateway(s, buffer_dir=args.buffer, sensors=sensors, decoder={x.sensor_id: kw for x in sensors},
                      session_id=args.session_id, gateway_id=args.gateway_id)
         host_t0 = time.monotonic()
-        sources = [SerialSource(port=port, sensor_id=x.sensor_id, out=_Discard(), host_t0_s=host_t0,
-                                baud=args.baud or cfg["baud"], reopen_interval_s=cfg["reopen_interval_s"],
-                                capture=gw.capture_for(x.sensor_id), **kw) for port, x in zip(args.serial, sensors)]
+        sources = []
+        for port, x in zip(args.serial, sensors):
+            capture = gw.capture_for(x.sensor_id)
+            if args.capture is not None:  # the same bytes and times, kept locally (replay with live --from-capture)
+                from firmware_bridge.serial_capture import CaptureWriter
+
+                local = CaptureWriter(args.capture / f"{x.sensor_id}.gwcap", meta={
+                    "port": port, "sensor_id": x.sensor_id, "session_id": gw.session_id, "format": fmt, **kw})
+                capture = _Tee(capture, local)
+            sources.append(SerialSource(port=port, sensor_id=x.sensor_id, out=_Discard(), host_t0_s=host_t0,
+                                        baud=args.baud or cfg["baud"], reopen_interval_s=cfg["reopen_interval_s"],
+                                        capture=capture, **kw))
         for src in sources:
             src.open_once()
             src.start()
@@ -116,3 +127,22 @@ class _Discard:
 
     def put_nowait(self, item) -> None:
         pass
+
+
+class _Tee:
+    """Two capture writers fed with the same records."""
+
+    def __init__(self, *writers):
+        self.writers = writers
+
+    def chunk(self, host_ns: int, data: bytes) -> None:
+        for w in self.writers:
+            w.chunk(host_ns, data)
+
+    def lost(self, host_ns: int) -> None:
+        for w in self.writers:
+            w.lost(host_ns)
+
+    def close(self) -> None:
+        for w in self.writers:
+            w.close()

@@ -167,6 +167,8 @@ class Worker:
         self.runs: dict[str, UnitRun] = {}
         self.completed: list[str] = []
         self.shed = 0
+        self._views: dict[str, dict[str, Any]] = {"units": {}, "workers": {}}
+        self._synced: dict[str, bool] = {}
         self._last_shed_s = -math.inf
 
     # -- fetch ------------------------------------------------------------------------------
@@ -231,6 +233,31 @@ class Worker:
             except Exception:
                 pass
 
+    async def _watch(self, kv, name: str) -> None:
+        """Mirror a KV bucket into ``self._views[name]`` (one long-lived watcher, rebuilt on errors).
+        Expired heartbeats leave no delete marker: liveness is judged by their ``t_wall_s``."""
+        while True:
+            try:
+                w = await kv[name].watchall()
+                fresh: dict[str, Any] = {}
+                initial = True
+                async for e in w:
+                    if e is None:  # end of the initial values
+                        initial = False
+                        self._views[name] = fresh
+                        self._synced[name] = True
+                        continue
+                    view = fresh if initial else self._views[name]
+                    if e.operation in ("DEL", "PURGE") or not e.value:
+                        view.pop(e.key, None)
+                    else:
+                        view[e.key] = loads(e.value)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.info("worker %s: watcher of %s: %r", self.worker_id, name, exc)
+            await asyncio.sleep(0.5)
+
     # -- main loop --------------------------------------------------------------------------
     async def run(self, stop: threading.Event, *, max_units: int | None = None) -> None:
         import nats
@@ -248,6 +275,7 @@ class Worker:
                     return
                 await asyncio.sleep(1.0)
         tasks: dict[str, asyncio.Task] = {}
+        watchers = [asyncio.create_task(self._watch(kv, name)) for name in ("units", "workers")]
         try:  # be counted before taking a share
             await kv["workers"].put(self.worker_id, dumps(self.status()))
         except Exception as exc:  # a bucket just created may not answer yet: the ticks retry
@@ -258,7 +286,7 @@ class Worker:
                 try:
                     await self._tick(js, kv, tasks)
                 except Exception as exc:  # cluster hiccup: next tick
-                    log.info("worker tick: %s", exc)
+                    log.info("worker %s tick: %r", self.worker_id, exc)
                 if max_units is not None and len(self.completed) >= max_units and not self.runs:
                     break
                 await asyncio.sleep(self.s.poll_s)
@@ -269,7 +297,7 @@ class Worker:
                     await kv["leases"].delete(u)
                 except Exception:
                     pass
-            for t in tasks.values():
+            for t in [*tasks.values(), *watchers]:
                 t.cancel()
             try:
                 await kv["workers"].delete(self.worker_id)
@@ -278,17 +306,27 @@ class Worker:
             await nc.close()
 
     async def _tick(self, js, kv, tasks) -> None:
-        from nats.js.errors import KeyWrongLastSequenceError, NoKeysError
+        from nats.js.errors import KeyWrongLastSequenceError
 
         # renew leases (compare-and-set); a lost lease stops the unit here
         for u, run in list(self.runs.items()):
             if run.finished.is_set():
+                if run.ok:  # keep the finished run (and its lease) until "done" is stored: no re-take meanwhile
+                    spec = dict(run.spec, done=True, done_by=self.worker_id)
+                    try:
+                        await kv["units"].put(u, dumps(spec))
+                    except Exception as exc:
+                        log.info("worker %s: marking %s done: %r (retrying)", self.worker_id, u, exc)
+                        try:
+                            run.lease_rev = await kv["leases"].update(u, dumps({"worker": self.worker_id}),
+                                                                      last=run.lease_rev)
+                        except Exception:
+                            pass
+                        continue
+                    self._views["units"][u] = spec
+                    self.completed.append(u)
                 del self.runs[u]
                 tasks.pop(u, None)
-                if run.ok:
-                    spec = dict(run.spec, done=True, done_by=self.worker_id)
-                    await kv["units"].put(u, dumps(spec))
-                    self.completed.append(u)
                 try:
                     await kv["leases"].delete(u)
                 except Exception:
@@ -297,27 +335,38 @@ class Worker:
             try:
                 run.lease_rev = await kv["leases"].update(u, dumps({"worker": self.worker_id}), last=run.lease_rev)
             except KeyWrongLastSequenceError:
+                pass
+            except Exception as exc:  # no answer (leader election): the lease may still be ours, retry next tick
+                log.info("worker %s: renewing %s: %r", self.worker_id, u, exc)
+                continue
+            else:
+                continue
+            if True:
+                try:  # a renewal that timed out on our side may have been applied: then the lease is still ours
+                    e = await kv["leases"].get(u)
+                    if (loads(e.value) or {}).get("worker") == self.worker_id:
+                        run.lease_rev = e.revision
+                        continue
+                except Exception:
+                    pass
+                log.warning("worker %s: lease of %s lost", self.worker_id, u)
                 run.abort()
                 del self.runs[u]
                 t = tasks.pop(u, None)
                 if t is not None:
                     t.cancel()
-        await kv["workers"].put(self.worker_id, dumps(self.status()))
-        # look for work
         try:
-            units = await kv["units"].keys()
-        except NoKeysError:
+            await kv["workers"].put(self.worker_id, dumps(self.status()))
+        except Exception as exc:  # a missed heartbeat is not fatal: claiming goes on
+            log.info("worker %s: heartbeat: %r", self.worker_id, exc)
+        # look for work: the units and workers buckets are mirrored by watchers (no per-tick scans)
+        if not (self._synced.get("units") and self._synced.get("workers")):
             return
-        try:
-            n_workers = max(1, len(await kv["workers"].keys()))
-        except NoKeysError:
-            n_workers = 1
-        open_units = []
-        for u in sorted(units):
-            e = await kv["units"].get(u)
-            spec = loads(e.value)
-            if spec and not spec.get("done"):
-                open_units.append((u, spec))
+        now = time.time()
+        live = [w for w, v in self._views["workers"].items()
+                if w == self.worker_id or now - float((v or {}).get("t_wall_s", 0)) < self.s.lease_ttl_s]
+        n_workers = max(1, len(live))
+        open_units = [(u, spec) for u, spec in sorted(self._views["units"].items()) if spec and not spec.get("done")]
         target = math.ceil(len(open_units) / n_workers)
         now = time.monotonic()
         if len(self.runs) > target and now - self._last_shed_s > self.s.lease_ttl_s:
@@ -341,10 +390,9 @@ class Worker:
                 rev = await kv["leases"].create(u, dumps({"worker": self.worker_id}))
             except KeyWrongLastSequenceError:
                 continue  # another worker holds it
-            except Exception as exc:
-                if "wrong last sequence" in str(exc).lower():
-                    continue
-                raise
+            except Exception as exc:  # e.g. the key expired between create's checks: next tick
+                log.info("worker %s: claiming %s: %r", self.worker_id, u, exc)
+                continue
             run = UnitRun(u, spec, worker=self, lease_rev=rev)
             self.runs[u] = run
             run.thread.start()

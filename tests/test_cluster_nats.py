@@ -399,3 +399,39 @@ def test_a_missing_batch_becomes_a_gap_and_the_detectors_restart(nats_cluster, a
         assert n_left_ref // 2 < n_left < n_left_ref  # the steps around the hole are lost, not invented
     finally:
         worker.close()
+
+
+def test_serial_gateway_on_a_pty_gives_the_steps_of_its_own_capture(nats_cluster, tmp_path):
+    """``gaitwatch gateway --serial``: an emulated sensor on a real pty; the worker's steps equal
+    ``live --from-capture`` of the bytes the gateway read (kept with ``--capture``)."""
+    from firmware_bridge.serial_emulator import PtyPort, stream
+    from test_serial_live import wait_until_opened
+
+    s = settings(nats_cluster, "f")
+    p = SimParams(placement="foot", side="right", sensor_id="rf", athlete="cat", fs_hz=FS, duration_s=6.0, seed=5)
+    sig, n = simulator_signal(p)
+    out = tmp_path / "out"
+    worker = WorkerThread(s, out, "wf")
+    try:
+        with PtyPort(link_path=tmp_path / "ttyGW") as port:
+            argv = [sys.executable, "-m", "pipeline.cli", "gateway", "--serial", port.path, "--placement", "foot",
+                    "--side", "right", "--sensor-id", "rf", "--athlete", "cat", "--duration-s", "9",
+                    "--buffer", str(tmp_path / "buf"), "--session-id", "s6", "--capture", str(tmp_path / "cap"),
+                    "--stream", s.stream, "--subject-prefix", s.subject_prefix, "--kv-prefix", s.kv_prefix]
+            for u in s.urls:
+                argv += ["--nats", u]
+            gw = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            wait_until_opened(gw, port.slave_name)
+            stream(port, device_frames(DeviceParams(fs_hz=FS), sig, n_samples=n))
+            gw_out, gw_err = gw.communicate(timeout=TIMEOUT_S)
+        assert gw.returncode == 0, gw_err
+        assert "0 left in" in gw_out
+        ref = tmp_path / "ref"
+        assert cli_main(["live", "--from-capture", str(tmp_path / "cap" / "rf.gwcap"), "--placement", "foot",
+                         "--side", "right", "--athlete", "cat", "--out", str(ref)]) == 0
+        want = (ref / "steps.csv").read_text()
+        assert want.count("\n") > 5
+        wait_for(lambda: unit_steps(out, "s6", "cat").exists(), what="steps.csv")
+        assert unit_steps(out, "s6", "cat").read_text() == want
+    finally:
+        worker.close()
