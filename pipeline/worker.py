@@ -341,20 +341,19 @@ class Worker:
                 continue
             else:
                 continue
-            if True:
-                try:  # a renewal that timed out on our side may have been applied: then the lease is still ours
-                    e = await kv["leases"].get(u)
-                    if (loads(e.value) or {}).get("worker") == self.worker_id:
-                        run.lease_rev = e.revision
-                        continue
-                except Exception:
-                    pass
-                log.warning("worker %s: lease of %s lost", self.worker_id, u)
-                run.abort()
-                del self.runs[u]
-                t = tasks.pop(u, None)
-                if t is not None:
-                    t.cancel()
+            try:  # a renewal that timed out on our side may have been applied: then the lease is still ours
+                e = await kv["leases"].get(u)
+                if (loads(e.value) or {}).get("worker") == self.worker_id:
+                    run.lease_rev = e.revision
+                    continue
+            except Exception:
+                pass
+            log.warning("worker %s: lease of %s lost", self.worker_id, u)
+            run.abort()
+            del self.runs[u]
+            t = tasks.pop(u, None)
+            if t is not None:
+                t.cancel()
         try:
             await kv["workers"].put(self.worker_id, dumps(self.status()))
         except Exception as exc:  # a missed heartbeat is not fatal: claiming goes on
