@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
 import queue
 import signal
 import threading
@@ -36,14 +35,7 @@ from pipeline.records import PLACEMENTS, SIDES, SensorInfo, SessionInfo
 log = logging.getLogger(__name__)
 
 
-def _positive(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not (math.isfinite(v) and v > 0):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return v
+from pipeline.cli_types import positive_float as _positive
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:

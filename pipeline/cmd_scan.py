@@ -11,19 +11,11 @@ address from the list with ``gaitwatch live --ble``.
 from __future__ import annotations
 
 import argparse
-import math
 
 from pipeline.errors import DeviceError
 
 
-def _positive(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not (math.isfinite(v) and v > 0):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return v
+from pipeline.cli_types import positive_float as _positive
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
