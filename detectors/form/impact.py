@@ -24,7 +24,8 @@ expressed in a level frame by :mod:`.orientation`, over ``window_s`` after IC):
   reason ``clipped``.
 
 Peaks are refined by a cubic interpolant through the samples around the sampled maximum
-(a 12 ms impact rise sampled at 200 Hz is otherwise underestimated by up to ~5 %).
+(a 12 ms impact rise sampled at 200 Hz is otherwise underestimated by up to ~5 %). The
+sample loops are compiled (:mod:`.stance_kernels`; numpy's per-call overhead dominated).
 """
 
 from __future__ import annotations
@@ -34,32 +35,21 @@ import math
 import numpy as np
 
 from detectors.form import Values, nan_all
+from detectors.form import stance_kernels as _pk
 from detectors.form.orientation import Attitude, interp
 
 FOOT_NAMES = ("impact_g", "impact_rate_gps", "braking_g", "impact_clipped")
 SHANK_NAMES = ("pta_g", "pta_resultant_g", "impact_rate_gps", "braking_g", "impact_clipped")
-
-
-_T = np.linspace(0.0, 1.0, 21)
-_H = np.stack([2 * _T**3 - 3 * _T**2 + 1, _T**3 - 2 * _T**2 + _T, -2 * _T**3 + 3 * _T**2, _T**3 - _T**2])
+_NO_AXIS = np.zeros(3)
 
 
 def _peak(x: np.ndarray, k: int) -> tuple[float, float]:
     """Maximum near sample k refined by the cubic (Catmull-Rom) interpolant through the
     samples on both sides: (fractional index, value). An impact peak is asymmetric (fast
     rise, slower decay), so a parabola through 3 samples is biased at 200 Hz; the cubic
-    follows each flank with its own slope."""
-    if k < 2 or k > x.size - 3:
-        return float(k), float(x[k])
-    best_i, best_v = float(k), float(x[k])
-    for i in (k - 1, k):  # segments [k-1, k] and [k, k+1]
-        m0 = 0.5 * (x[i + 1] - x[i - 1])
-        m1 = 0.5 * (x[i + 2] - x[i])
-        y = _H[0] * x[i] + _H[1] * m0 + _H[2] * x[i + 1] + _H[3] * m1
-        j = int(np.argmax(y))
-        if y[j] > best_v:
-            best_i, best_v = i + float(_T[j]), float(y[j])
-    return best_i, best_v
+    follows each flank with its own slope (:func:`.stance_kernels.cubic_peak`, 21 points
+    per sample interval)."""
+    return _pk.cubic_peak(np.asarray(x, dtype=float), int(k))
 
 
 def first_peak(x: np.ndarray, lo: int, hi: int, *, fraction: float = 0.5) -> int:
@@ -67,13 +57,7 @@ def first_peak(x: np.ndarray, lo: int, hi: int, *, fraction: float = 0.5) -> int
     ``fraction`` of the largest value there. A heel strike's foot slap (the forefoot hitting
     the ground 40-80 ms later) can exceed the impact transient at a midfoot sensor; the
     impact is the first peak (Lieberman et al. 2010)."""
-    seg = x[lo:hi]
-    if seg.size < 3:
-        return lo + int(np.argmax(seg))
-    top = fraction * float(seg.max())
-    mid = seg[1:-1]
-    cand = np.flatnonzero((mid >= seg[:-2]) & (mid > seg[2:]) & (mid >= top))
-    return lo + (int(cand[0]) + 1 if cand.size else int(np.argmax(seg)))
+    return _pk.first_peak(np.asarray(x, dtype=float), int(lo), int(hi), float(fraction))
 
 
 # A saturated axis repeats its limit; a smooth peak does not (even quantised to ~1e-3 g, two
@@ -94,25 +78,16 @@ def clipped(step, acc_range_g: float | None, *, i0: int, i1: int, clip_fraction:
     saturated axis sits at the same extreme value for ``FLAT_TOP_SAMPLES``
     consecutive samples (a flat top), which a real peak - smooth, and quantised to ~1e-3 g -
     does not do."""
+    limit = math.nan if acc_range_g is None else clip_fraction * acc_range_g * step.gravity_ms2
     if acc_range_g is not None and sensor_rotation is None:
-        peak = float(np.linalg.norm(step.acc_ms2[i0:i1], axis=1).max())
-        return 1.0 if peak >= clip_fraction * acc_range_g * step.gravity_ms2 else 0.0
+        return 1.0 if _pk.max_norm(step.acc_ms2, i0, i1) >= limit else 0.0
     if sensor_rotation is None or i1 - i0 < FLAT_TOP_SAMPLES:
         return math.nan
-    raw = step.acc_ms2[i0:i1] @ np.asarray(sensor_rotation)  # body = R sensor -> sensor = R^T body
-    a = np.abs(raw)
+    # body = R sensor -> sensor = R^T body
+    a = _pk.sensor_frame_abs(step.acc_ms2, np.asarray(sensor_rotation, dtype=float), i0, i1)
     if acc_range_g is not None:  # each sensor axis against the range: exact
-        return 1.0 if float(a.max()) >= clip_fraction * acc_range_g * step.gravity_ms2 else 0.0
-    top = a.max(axis=0)
-    tol = 1e-6 * top + 1e-9
-    for ax in range(3):
-        if top[ax] < FLAT_TOP_MIN_G * step.gravity_ms2:
-            continue
-        at = a[:, ax] >= top[ax] - tol[ax]
-        run = np.convolve(at.astype(int), np.ones(FLAT_TOP_SAMPLES, dtype=int), mode="valid")
-        if (run >= FLAT_TOP_SAMPLES).any():
-            return 1.0
-    return 0.0
+        return 1.0 if _pk.max_abs(a) >= limit else 0.0
+    return 1.0 if _pk.flat_top(a, FLAT_TOP_MIN_G * step.gravity_ms2, FLAT_TOP_SAMPLES) else 0.0
 
 
 def _axial_without_gyro(step, axis_body: np.ndarray, i0: int, i1: int, ic: float, clip_v) -> Values:
@@ -149,37 +124,21 @@ def impact(step, att: Attitude | None, reason: str, *, placement: str, acc_range
         out = nan_all(names, "clipped" if clip == 1.0 else reason)
         out["impact_clipped"] = clip_v
         return out
-    lin = att.level(step.acc_ms2)  # level-frame specific force
-    lin[:, 2] -= g  # gravity-free acceleration
+    # level-frame gravity-free acceleration and its peaks in one compiled pass (detectors/_jit.py)
+    h = travel_heading_rad if math.isfinite(travel_heading_rad) else 0.0
+    mode = 0 if placement == "foot" else (2 if axis_body is None else 1)
+    axis = _NO_AXIS if axis_body is None else np.asarray(axis_body, dtype=float)
+    kp, peak, at_ic, res_peak, brake = _pk.impact_peaks(att.matrices, step.acc_ms2, g, i0, i1, ic, math.cos(h),
+                                                        math.sin(h), axis, mode)
     out: Values = {}
     if placement == "foot":
-        main = lin[:, 2]
-        k = first_peak(main, i0, i1)
-        kp, peak = _peak(main, k)
         out["impact_g"] = (peak / g, "")
     else:
-        if axis_body is None:
-            out["pta_g"] = (math.nan, "no_standing_calibration")
-            main = np.linalg.norm(lin, axis=1)
-        else:
-            ax = att.level(np.broadcast_to(np.asarray(axis_body, dtype=float), step.acc_ms2.shape))
-            main = np.einsum("ni,ni->n", lin, ax)
-            k = first_peak(main, i0, i1)
-            kp, peak = _peak(main, k)
-            out["pta_g"] = (peak / g, "")
-        res = np.linalg.norm(lin, axis=1)
-        kr = first_peak(res, i0, i1)
-        out["pta_resultant_g"] = (_peak(res, kr)[1] / g, "")
-        if axis_body is None:
-            main = res
-            k = kr
-            kp, peak = _peak(main, k)
+        out["pta_g"] = (peak / g, "") if axis_body is not None else (math.nan, "no_standing_calibration")
+        out["pta_resultant_g"] = (res_peak / g, "")
     dt = (kp - ic) / step.fs_hz
-    rate = (peak - interp(main, ic)) / g / dt if dt > 0 else math.nan
+    rate = (peak - at_ic) / g / dt if dt > 0 else math.nan
     out["impact_rate_gps"] = (rate, "" if math.isfinite(rate) else "no_rise")
-    h = travel_heading_rad if math.isfinite(travel_heading_rad) else 0.0
-    back = -(lin[:, 0] * math.cos(h) + lin[:, 1] * math.sin(h))  # deceleration along the travel direction
-    kb = i0 + int(np.argmax(back[i0:i1]))
-    out["braking_g"] = (max(_peak(back, kb)[1], 0.0) / g, "")
+    out["braking_g"] = (max(brake, 0.0) / g, "")  # deceleration along the travel direction
     out["impact_clipped"] = clip_v
     return out

@@ -20,13 +20,14 @@ Output: rotation matrices ``R[k]`` taking body-frame vectors of sample ``k`` int
 y axis (left) rises.
 
 Integration: quaternion increments from the trapezoidal mean rate of consecutive samples,
-combined by a parallel prefix product (log2(n) vectorised passes, no Python loop per
-sample) - an exact composition of the same increments a sample loop would multiply.
-Written here rather than with ``scipy.spatial.transform.Rotation`` because no library
-offers a vectorised *cumulative* composition (a per-sample loop of Rotation products costs
-~5 us per sample, 2 ms per step); the small pieces (Hamilton product, matrix of a
-quaternion, levelling rotation) are the textbook formulas, checked against scipy by the
-accuracy tests (angles within 0.5 deg of the simulator, which uses scipy).
+composed sample by sample (body frame, on the right) in a compiled loop
+(:mod:`.strapdown_kernels`; sequential integration is the natural form and numpy's per-call
+overhead dominated the per-step cost, see :mod:`detectors._jit`). Written by hand rather
+than with ``scipy.spatial.transform.Rotation`` because no library offers a fast
+*cumulative* composition (a per-sample loop of Rotation products costs ~5 us per sample,
+2 ms per step); the small pieces (Hamilton product, matrix of a quaternion, levelling
+rotation) are the textbook formulas, checked against scipy by tests/test_form_orientation.py
+and by the accuracy tests (angles within 0.5 deg of the simulator, which uses scipy).
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+
+from detectors.form import stance_kernels as _pk
+from detectors.form import strapdown_kernels as _sk
 
 # Foot-flat window: short, because the foot is not perfectly still while it everts (a
 # sensor 7 cm above the eversion axis feels ~80 rad/s^2 x 0.07 m a few ms away from the
@@ -55,45 +59,9 @@ def qmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return out
 
 
-def _increments(gyr_dps: np.ndarray, fs_hz: float) -> np.ndarray:
-    """Quaternion from sample k to k+1 (body frame of k), (n-1, 4)."""
-    rv = np.radians(0.5 * (gyr_dps[1:] + gyr_dps[:-1])) / fs_hz
-    ang = np.linalg.norm(rv, axis=1)
-    half = 0.5 * ang
-    s = np.where(ang > 1e-12, np.sin(half) / np.where(ang > 1e-12, ang, 1.0), 0.5)
-    return np.column_stack([rv * s[:, None], np.cos(half)])
-
-
-def prefix_product(q: np.ndarray) -> np.ndarray:
-    """P[k] = q[0] * q[1] * ... * q[k] (Hillis-Steele scan, order kept).
-
-    Done on the Cayley-Dickson form q = (w + x i) + (y + z i) j, where the Hamilton
-    product is (a1, b1)(a2, b2) = (a1 a2 - b1 conj(b2), a1 b2 + b1 conj(a2)): four complex
-    multiplications instead of sixteen real ones per pass (3.5x faster, same result)."""
-    a = q[:, 3] + 1j * q[:, 0]
-    b = q[:, 1] + 1j * q[:, 2]
-    s = 1
-    while s < a.size:
-        a1, b1, a2, b2 = a[:-s], b[:-s], a[s:], b[s:]
-        na = a1 * a2 - b1 * np.conj(b2)
-        nb = a1 * b2 + b1 * np.conj(a2)
-        a = np.concatenate([a[:s], na])
-        b = np.concatenate([b[:s], nb])
-        s *= 2
-    return np.column_stack([a.imag, b.real, b.imag, a.real])
-
-
 def integrate(gyr_dps: np.ndarray, fs_hz: float) -> np.ndarray:
     """Orientation of every sample relative to sample 0 as quaternions (body_k -> body_0)."""
-    out = np.empty((gyr_dps.shape[0], 4))
-    out[0] = (0.0, 0.0, 0.0, 1.0)
-    if gyr_dps.shape[0] > 1:
-        out[1:] = prefix_product(_increments(gyr_dps, fs_hz))
-    return out
-
-
-def qconj(q: np.ndarray) -> np.ndarray:
-    return q * np.array([-1.0, -1.0, -1.0, 1.0])
+    return _sk.integrate_gyro(np.asarray(gyr_dps, dtype=float), float(fs_hz))
 
 
 def quat_matrices(q: np.ndarray) -> np.ndarray:
@@ -112,37 +80,41 @@ def quat_matrices(q: np.ndarray) -> np.ndarray:
     return m
 
 
-def relative_matrices(q: np.ndarray, anchor: int) -> np.ndarray:
-    """Matrices taking body_k vectors into the body frame of sample ``anchor``."""
-    return quat_matrices(qmul(qconj(q[anchor])[None, :], q))
-
-
 def level_matrix(up_body: np.ndarray) -> np.ndarray:
     """Smallest rotation (3x3) taking the measured up direction (body frame) onto +z."""
-    ux, uy, uz = (float(v) for v in up_body)
-    n = math.sqrt(ux * ux + uy * uy + uz * uz)
-    ux, uy, uz = ux / n, uy / n, uz / n
-    s = math.hypot(ux, uy)  # |u x z|
-    if s < 1e-12:
-        return np.eye(3) if uz > 0 else np.diag([1.0, -1.0, -1.0])
-    k = np.array([uy / s, -ux / s, 0.0])  # (u x z) / |u x z|
-    c = uz
-    kx = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
-    return np.eye(3) + s * kx + (1 - c) * (kx @ kx)
+    return _sk.level_matrix(float(up_body[0]), float(up_body[1]), float(up_body[2]))
+
+
+def quiet_window_len(fs_hz: float) -> int:
+    """Samples of the foot-flat window: ``QUIET_WINDOW_S``, at least 3."""
+    return max(3, int(round(QUIET_WINDOW_S * fs_hz)))
+
+
+def _bounds(n: int, fs_hz: float, lo: int, hi: int) -> tuple[int, int, int]:
+    w = quiet_window_len(fs_hz)
+    lo, hi = max(lo, 0), min(hi, n)
+    if hi - lo < w:
+        w = max(1, hi - lo)
+    if hi - lo < w:
+        raise ValueError(f"quiet window: empty range [{lo}, {hi})")
+    return w, lo, hi
 
 
 def quiet_anchor(gyr_dps: np.ndarray, fs_hz: float, lo: int, hi: int) -> tuple[int, int, float]:
     """Start, end (exclusive) of the quietest ``QUIET_WINDOW_S`` window inside [lo, hi), and
     its mean angular-rate magnitude in deg/s (foot-flat when small)."""
-    w = max(3, int(round(QUIET_WINDOW_S * fs_hz)))
-    lo, hi = max(lo, 0), min(hi, gyr_dps.shape[0])
-    if hi - lo < w:
-        w = max(1, hi - lo)
-    norm = np.linalg.norm(gyr_dps[lo:hi], axis=1)
-    c = np.concatenate([[0.0], np.cumsum(norm)])
-    mean = (c[w:] - c[:-w]) / w
-    k = int(np.argmin(mean))
-    return lo + k, lo + k + w, float(mean[k])
+    w, lo, hi = _bounds(gyr_dps.shape[0], fs_hz, lo, hi)
+    k, rate = _sk.quiet_window(gyr_dps, w, lo, hi)
+    return k, k + w, rate
+
+
+def foot_flat(gyr_dps: np.ndarray, acc_ms2: np.ndarray, fs_hz: float, lo: int, hi: int):
+    """The foot-flat candidate of [lo, hi) (:func:`quiet_anchor`): its middle sample, the
+    mean specific force there (body frame, m/s^2) and its norm, the mean angular rate
+    (deg/s)."""
+    w, lo, hi = _bounds(gyr_dps.shape[0], fs_hz, lo, hi)
+    a0, a1, rate, up, norm = _sk.foot_flat(gyr_dps, acc_ms2, w, lo, hi)
+    return (a0 + a1) // 2, up, norm, rate
 
 
 @dataclass(frozen=True)
@@ -155,21 +127,20 @@ class Attitude:
 
     def level(self, v: np.ndarray) -> np.ndarray:
         """Body-frame vectors (n, 3) of the window expressed in the level frame."""
-        return np.einsum("nij,nj->ni", self.matrices, v)
+        return _pk.level_rows(self.matrices, np.asarray(v, dtype=float))
 
     def pitch_deg(self) -> np.ndarray:
         """Inclination of the body x axis above the horizontal (toe-up / forward-up positive)."""
-        return np.degrees(np.arcsin(np.clip(self.matrices[:, 2, 0], -1.0, 1.0)))
+        return _pk.pitch_series(self.matrices)
 
     def roll_deg(self) -> np.ndarray:
         """Roll about the body x axis (ZYX Euler roll): positive when the body y (left) rises."""
-        return np.degrees(np.arctan2(self.matrices[:, 2, 1], self.matrices[:, 2, 2]))
+        return _pk.roll_series(self.matrices)
 
     def axis_pitch_deg(self, axis_body: np.ndarray) -> np.ndarray:
         """Sagittal inclination of a body-fixed axis from the vertical, positive when its
         *lower* end is ahead (forward, level x) of its upper end: ``atan2(-x, z)``."""
-        a = np.einsum("nij,j->ni", self.matrices, np.asarray(axis_body, dtype=float))
-        return np.degrees(np.arctan2(-a[:, 0], a[:, 2]))
+        return _pk.axis_pitch_series(self.matrices, np.asarray(axis_body, dtype=float))
 
 
 def attitude(gyr_dps: np.ndarray, fs_hz: float, *, anchor: int, up_body: np.ndarray,
@@ -177,13 +148,14 @@ def attitude(gyr_dps: np.ndarray, fs_hz: float, *, anchor: int, up_body: np.ndar
     """Integrate from ``anchor`` (where gravity points along ``up_body``) over the window;
     ``quats`` (from :func:`integrate`) reuses an integration already done."""
     q = integrate(gyr_dps, fs_hz) if quats is None else quats
-    m = np.einsum("ij,njk->nik", level_matrix(up_body), relative_matrices(q, anchor))
+    m = _sk.level_matrices(q, _sk.anchored_matrix(q, anchor, level_matrix(up_body)), 0, q.shape[0])
     return Attitude(matrices=m, anchor=anchor, fs_hz=fs_hz)
 
 
 def interp(values: np.ndarray, rel_index: float) -> float:
-    """Linear interpolation of a per-sample series at a fractional window index."""
-    return float(np.interp(rel_index, np.arange(values.shape[0]), values))
+    """Linear interpolation of a per-sample series at a fractional window index
+    (``np.interp`` over ``arange(n)``)."""
+    return _pk.interp_at(np.asarray(values, dtype=float), float(rel_index))
 
 
 # Foot-flat in *running*: the foot is never as still as in walking (the zero-velocity
@@ -195,21 +167,34 @@ FLAT_MAX_DPS = 90.0
 FLAT_MAX_ACC_DEV_MS2 = 0.4 * 9.80665
 
 
-def stride_mean_up(mat_anchor: np.ndarray, f0: np.ndarray, *, start: int, anchor: int,
+def stride_mean_up(quats: np.ndarray, f0: np.ndarray, *, start: int, anchor: int,
                    gravity_ms2: float) -> np.ndarray | None:
     """Gravity (up) in the body frame of sample ``anchor`` from the mean specific force over
     ``[start, anchor)`` (``f0``: specific force in the body frame of sample 0;
-    ``mat_anchor``: body_anchor -> body_0), when the segment has the same velocity at
+    ``quats``: body_k -> body_0), when the segment has the same velocity at
     ``start`` and ``anchor`` (two foot-flats; two initial contacts of a steady stride): the
     mean acceleration over the interval is then zero, so the mean specific force is gravity,
     free of the rotational accelerations that bias a single quiet window (the
     periodicity/zero-velocity levelling of foot-mounted INS, Foxlin 2005)."""
     if anchor - start < 3:
         return None
-    up = mat_anchor.T @ (f0[start:anchor].sum(axis=0) / (anchor - start))
-    if abs(np.linalg.norm(up) - gravity_ms2) > 0.15 * gravity_ms2:
+    up, norm = _sk.stride_mean_up(quats, f0, start, anchor)
+    if abs(norm - gravity_ms2) > 0.15 * gravity_ms2:
         return None
     return up
+
+
+def stance_bounds(ic: float, to: float) -> tuple[int, int]:
+    """Where this step's foot-flat is searched: from 10 % of the contact after IC to 15 %
+    before TO (window indices)."""
+    contact = to - ic
+    return int(math.ceil(ic + 0.1 * contact)), int(math.floor(to - 0.15 * contact))
+
+
+def previous_stance_bounds(pic: float, contact: float) -> tuple[int, int]:
+    """Where the previous step's foot-flat is searched (its TO is not in the Step): from
+    10 % to 85 % of this step's contact time after the previous IC."""
+    return int(math.ceil(pic + 0.1 * contact)), int(math.floor(pic + 0.85 * contact))
 
 
 def foot_stance_attitude(step, stride=None) -> tuple[Attitude | None, str]:
@@ -220,27 +205,20 @@ def foot_stance_attitude(step, stride=None) -> tuple[Attitude | None, str]:
     specific force of the quiet window itself."""
     if step.gyr_dps is None:
         return None, "no_gyro"
-    if not np.isfinite(step.to_index):
+    if not math.isfinite(step.to_index):
         return None, "no_toe_off"
     fs = step.fs_hz
     ic, to = step.rel(step.ic_index), step.rel(step.to_index)
-    contact = to - ic
-    lo = int(np.ceil(ic + 0.1 * contact))
-    hi = int(np.floor(to - 0.15 * contact))
+    lo, hi = stance_bounds(ic, to)
     if hi - lo < 3:
         return None, "contact_too_short"
-    a0, a1, rate = quiet_anchor(step.gyr_dps, fs, lo, hi)
-    up = step.acc_ms2[a0:a1].mean(axis=0)
-    if rate > FLAT_MAX_DPS or abs(np.linalg.norm(up) - step.gravity_ms2) > FLAT_MAX_ACC_DEV_MS2:
+    anchor, up, norm, rate = foot_flat(step.gyr_dps, step.acc_ms2, fs, lo, hi)
+    if rate > FLAT_MAX_DPS or abs(norm - step.gravity_ms2) > FLAT_MAX_ACC_DEV_MS2:
         return None, "no_foot_flat"
-    anchor = (a0 + a1) // 2
     if stride is not None and stride.gyr_dps is not None:
         off = step.window_start_index - stride.start_index
-        pic = stride.rel(stride.prev_ic_index)
-        p0, p1, prate = quiet_anchor(stride.gyr_dps, fs, int(np.ceil(pic + 0.1 * contact)),
-                                     int(np.floor(pic + 0.85 * contact)))
-        up_s = stride.up_at(anchor + off, start=(p0 + p1) // 2,
-                            gravity_ms2=step.gravity_ms2) if prate <= FLAT_MAX_DPS else None
+        p, _, _, prate = stride.flat(*previous_stance_bounds(stride.rel(stride.prev_ic_index), to - ic))
+        up_s = stride.up_at(anchor + off, start=p, gravity_ms2=step.gravity_ms2) if prate <= FLAT_MAX_DPS else None
         if up_s is not None:
             up = up_s
         m = stride.level_mats(anchor + off, up, off, off + step.acc_ms2.shape[0])

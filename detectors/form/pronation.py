@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
 from detectors.form import Values, nan_all
-from detectors.form.orientation import Attitude, interp
+from detectors.form import stance_kernels as _pk
+from detectors.form.orientation import Attitude
 
 NAMES = ("pronation_excursion_deg", "pronation_velocity_dps")
 
@@ -24,14 +23,10 @@ NAMES = ("pronation_excursion_deg", "pronation_velocity_dps")
 def pronation(step, att: Attitude | None, reason: str, *, side: str) -> Values:
     if att is None:
         return nan_all(NAMES, reason)
-    ev = att.roll_deg() * (1.0 if side == "left" else -1.0)
     ic, to = step.rel(step.ic_index), step.rel(step.to_index)
-    i0, i1 = int(math.ceil(ic)), int(math.floor(to))
-    ev_ic = interp(ev, ic)
-    seg = ev[i0:i1 + 1]
-    k = int(np.argmax(seg))
-    excursion = max(float(seg[k]), ev_ic) - ev_ic
+    # eversion series, excursion and rate in one compiled pass (detectors/_jit.py)
+    excursion, rate, n_rates = _pk.eversion(att.matrices, 1.0 if side == "left" else -1.0, ic, int(math.ceil(ic)),
+                                            int(math.floor(to)), 1.0 / step.fs_hz)
     # eversion velocity while the foot everts: IC up to the eversion maximum
-    rate = np.gradient(ev, 1.0 / step.fs_hz)[i0:i0 + k + 1]
     return {"pronation_excursion_deg": (excursion, ""),
-            "pronation_velocity_dps": (float(rate.max()) if rate.size else math.nan, "" if rate.size else "no_eversion")}
+            "pronation_velocity_dps": (rate, "" if n_rates else "no_eversion")}

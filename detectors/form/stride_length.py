@@ -16,7 +16,7 @@ IEEE TBME 57:2657; the PyShoe INS of Wagstaff et al. 2020), and integrated to po
   displacement is the chord of the arc, whose direction is the mean of the travel
   directions at its ends, so the turn cancels (the mean of both stances' angles). The
   foot's long axis is taken perpendicular to the axis the foot pitches about in swing
-  (:func:`_foot_axis`), which is exact when the foot swings about its own lateral axis (as
+  (:func:`.strapdown_kernels.foot_heading`), which is exact when the foot swings about its own lateral axis (as
   simulated). A real foot's swing mixes leg rotation (perpendicular to travel) and ankle
   rotation, so on real data the absolute angle depends on that assumption (PyShoe: the
   axis estimates tried differ by up to ~10 deg); changes within a session are robust.
@@ -32,7 +32,9 @@ IEEE TBME 57:2657; the PyShoe INS of Wagstaff et al. 2020), and integrated to po
   36:1853; Lieberman et al. 2015, J. Exp. Biol. 218:3406 on landing ahead of the body).
   The usual cue when it is high is a 5-10 % higher step rate (Heiderscheit et al. 2011).
 
-Integration spans one stride only (< ``max_stride_s``), so drift stays bounded.
+Integration spans one stride only (< ``max_stride_s``), so drift stays bounded. The sample
+loops (orientation, velocity, position, swing axis) are compiled kernels in
+:mod:`.strapdown_kernels` (numpy's per-call overhead dominated a stride's few hundred samples).
 """
 
 from __future__ import annotations
@@ -43,8 +45,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from detectors.form import Values, nan_all
-from detectors.form.orientation import (FLAT_MAX_ACC_DEV_MS2, FLAT_MAX_DPS, integrate, level_matrix, quat_matrices,
-                                       quiet_anchor, stride_mean_up)
+from detectors.form import strapdown_kernels as _sk
+from detectors.form.orientation import (FLAT_MAX_ACC_DEV_MS2, FLAT_MAX_DPS, foot_flat, level_matrix,
+                                       previous_stance_bounds, stance_bounds, stride_mean_up)
 from pipeline.records import SampleBlock, Step
 
 NAMES = ("stride_length_m", "speed_mps", "foot_progression_deg", "swing_height_m", "landing_velocity_mps")
@@ -52,6 +55,8 @@ PRE_N = 2  # samples kept before the previous IC
 # Not a metric: the direction of travel (rad) in the level frame of this step's foot-flat,
 # which the foot's stance attitude shares (same anchor, same levelling), for braking.
 TRAVEL_HEADING = "_travel_heading_rad"
+# Swing samples that define the foot's pitch axis: faster than this (deg/s); see foot_heading.
+SWING_MIN_DPS = 100.0
 
 
 @dataclass(frozen=True)
@@ -69,40 +74,52 @@ class StrideSamples:
     def rel(self, index: float) -> float:
         return index - self.start_index
 
+    def _integrate(self) -> None:
+        q = _sk.integrate_gyro(self.gyr_dps, self.fs_hz)
+        self._memo["q"] = q
+        self._memo["f"] = _sk.rotate_to_body0(q, self.acc_ms2)
+
     @property
     def quats(self) -> np.ndarray:
         """Gyro integrated once over the stride (body_k -> body_0), shared by all metrics."""
         if "q" not in self._memo:
-            self._memo["q"] = integrate(self.gyr_dps, self.fs_hz)
+            self._integrate()
         return self._memo["q"]
-
-    @property
-    def mats0(self) -> np.ndarray:
-        """Rotation matrices body_k -> body_0, (n, 3, 3)."""
-        if "m" not in self._memo:
-            self._memo["m"] = quat_matrices(self.quats)
-        return self._memo["m"]
 
     @property
     def f0(self) -> np.ndarray:
         """Specific force of every sample in the body frame of sample 0, (n, 3): any other
         frame is one 3x3 product away, so no per-anchor rotation of the whole stride."""
         if "f" not in self._memo:
-            self._memo["f"] = np.einsum("nij,nj->ni", self.mats0, self.acc_ms2)
+            self._integrate()
         return self._memo["f"]
+
+    def flat(self, lo: int, hi: int) -> tuple[int, np.ndarray, float, float]:
+        """Foot-flat candidate in [lo, hi) (:func:`detectors.form.orientation.foot_flat`),
+        computed once per range (stance attitude and stride metrics share the previous one)."""
+        key = ("flat", lo, hi)
+        if key not in self._memo:
+            self._memo[key] = foot_flat(self.gyr_dps, self.acc_ms2, self.fs_hz, lo, hi)
+        return self._memo[key]
 
     def up_at(self, anchor: int, *, start: int, gravity_ms2: float) -> np.ndarray | None:
         """Gravity in the body frame of ``anchor`` from the mean specific force over
         ``[start, anchor)`` (:func:`detectors.form.orientation.stride_mean_up`)."""
-        return stride_mean_up(self.mats0[anchor], self.f0, start=start, anchor=anchor, gravity_ms2=gravity_ms2)
+        key = ("up", anchor, start, gravity_ms2)
+        if key not in self._memo:
+            self._memo[key] = stride_mean_up(self.quats, self.f0, start=start, anchor=anchor, gravity_ms2=gravity_ms2)
+        return self._memo[key]
 
     def level_mats(self, anchor: int, up_body: np.ndarray, lo: int, hi: int) -> np.ndarray:
         """Body -> level matrices of samples [lo, hi) for the level frame of ``anchor``."""
-        return np.einsum("ij,njk->nik", self.to_level(anchor, up_body), self.mats0[lo:hi])
+        return _sk.level_matrices(self.quats, self.to_level(anchor, up_body), lo, hi)
 
     def to_level(self, anchor: int, up_body: np.ndarray) -> np.ndarray:
         """3x3 taking body_0 vectors into the level frame of ``anchor``."""
-        return level_matrix(up_body) @ self.mats0[anchor].T
+        key = ("lv", anchor, up_body.tobytes())
+        if key not in self._memo:
+            self._memo[key] = _sk.anchored_matrix(self.quats, anchor, level_matrix(up_body))
+        return self._memo[key]
 
 
 class SampleBuffer:
@@ -158,30 +175,6 @@ class SampleBuffer:
                              prev_ic_index=prev_ic)
 
 
-def _flat(acc, gyr, fs, lo, hi, g):
-    a0, a1, rate = quiet_anchor(gyr, fs, lo, hi)
-    up = acc[a0:a1].mean(axis=0)
-    ok = rate <= FLAT_MAX_DPS and abs(np.linalg.norm(up) - g) <= FLAT_MAX_ACC_DEV_MS2
-    return (a0 + a1) // 2, up, ok
-
-
-def _foot_axis(gyr_dps: np.ndarray, up_body: np.ndarray) -> np.ndarray:
-    """The foot's long axis (body frame, level at flat) from this stride's swing:
-    perpendicular to the axis the foot pitches about (the principal axis of the angular
-    rate from toe-off to contact, where the foot pitches but no longer everts) and to the
-    vertical. The alignment's forward axis comes from all samples, so stance eversion
-    (rolling about the long axis while pitching) tilts it by ~1-2 deg, which would bias
-    foot progression."""
-    w = gyr_dps[np.linalg.norm(gyr_dps, axis=1) > 100.0]
-    if w.shape[0] < 5:
-        return np.array([1.0, 0.0, 0.0])
-    ml = np.linalg.eigh(w.T @ w)[1][:, -1]
-    if ml[1] < 0:  # the alignment's y is left: keep that sign
-        ml = -ml
-    f = np.cross(ml, up_body)
-    return f / np.linalg.norm(f)
-
-
 def stride_metrics(step: Step, stride: StrideSamples | None, *, side: str, max_stride_s: float = 2.5) -> Values:
     if stride is None:
         return nan_all(NAMES, "no_previous_stride" if not math.isfinite(step.prev_ic_s) or step.stride_s > max_stride_s
@@ -191,38 +184,32 @@ def stride_metrics(step: Step, stride: StrideSamples | None, *, side: str, max_s
     if not math.isfinite(step.to_index):
         return nan_all(NAMES, "no_toe_off")
     fs, g = stride.fs_hz, step.gravity_ms2
-    acc, gyr = stride.acc_ms2, stride.gyr_dps
     ic, to, pic = stride.rel(step.ic_index), stride.rel(step.to_index), stride.rel(stride.prev_ic_index)
     contact = to - ic
     # previous flat: within a contact time after the previous IC (its TO is not in the Step)
-    k0, _, ok0 = _flat(acc, gyr, fs, int(math.ceil(pic + 0.1 * contact)), int(math.floor(pic + 0.85 * contact)), g)
-    k1, _, ok1 = _flat(acc, gyr, fs, int(math.ceil(ic + 0.1 * contact)), int(math.floor(to - 0.15 * contact)), g)
+    k0, _, n0, r0 = stride.flat(*previous_stance_bounds(pic, contact))
+    k1, _, n1, r1 = stride.flat(*stance_bounds(ic, to))
+    ok0 = r0 <= FLAT_MAX_DPS and abs(n0 - g) <= FLAT_MAX_ACC_DEV_MS2
+    ok1 = r1 <= FLAT_MAX_DPS and abs(n1 - g) <= FLAT_MAX_ACC_DEV_MS2
     if not (ok0 and ok1) or k1 - k0 < 3:
         return nan_all(NAMES, "no_foot_flat")
     up = stride.up_at(k1, start=k0, gravity_ms2=g)  # this flat's frame, levelled by the stride mean
     if up is None:
         return nan_all(NAMES, "stride_not_periodic")
     to_level = stride.to_level(k1, up)
-    a = stride.f0[k0:k1 + 1] @ to_level.T
-    a[:, 2] -= g
-    dt = 1.0 / fs
-    v = np.concatenate([[np.zeros(3)], np.cumsum(0.5 * (a[1:] + a[:-1]), axis=0) * dt])
-    v -= np.outer(np.linspace(0.0, 1.0, v.shape[0]), v[-1])  # zero velocity at both flats
-    pos = np.concatenate([[np.zeros(3)], np.cumsum(0.5 * (v[1:] + v[:-1]), axis=0) * dt])
-    d = pos[-1]
-    length = float(math.hypot(d[0], d[1]))
-    swing = gyr[int(math.ceil(pic + contact)):int(ic)]  # previous TO (about one contact after its IC) to IC
-    mats = np.einsum("ij,njk->nik", to_level, stride.mats0[[k0, k1]])
-    fwd = np.einsum("nij,j->ni", mats, _foot_axis(swing, up))  # long axis at both flats
-    heading_foot = math.atan2(fwd[:, 1].sum(), fwd[:, 0].sum())  # mean heading: the chord of a curve
-    travel = math.atan2(d[1], d[0])
+    # zero-velocity-aided integration from flat to flat (compiled: detectors/_jit.py)
+    dx, dy, _, swing_height, landing = _sk.zupt_stride(stride.f0, to_level, k0, k1, g, fs,
+                                                       ic - k0 if k0 < ic < k1 else math.nan)
+    length = math.hypot(dx, dy)
+    # foot's long axis (perpendicular to the swing's pitch axis, previous TO - about one
+    # contact after its IC - to IC) at both flats: its mean heading (the chord of a curve)
+    swing = stride.gyr_dps[int(math.ceil(pic + contact)):int(ic)]
+    heading_foot = _sk.foot_heading(swing, SWING_MIN_DPS, float(up[0]), float(up[1]), float(up[2]),
+                                    stride.quats, to_level, k0, k1)
+    travel = math.atan2(dy, dx)
     diff = (travel - heading_foot + math.pi) % (2 * math.pi) - math.pi
     fpa = math.degrees(diff) * (1.0 if side == "right" else -1.0)
-    z = pos[:, 2] - np.linspace(0.0, 1.0, pos.shape[0]) * d[2]
-    # forward (direction of travel) velocity of the foot at the onset of the impact
-    v_fwd = (v[:, 0] * d[0] + v[:, 1] * d[1]) / length if length > 0 else v[:, 0] * math.nan
-    landing = float(np.interp(ic - k0, np.arange(v.shape[0]), v_fwd)) if k0 < ic < k1 else math.nan
     return {"stride_length_m": (length, ""), "speed_mps": (length / step.stride_s, ""),
-            "foot_progression_deg": (fpa, ""), "swing_height_m": (float(z.max()), ""),
+            "foot_progression_deg": (fpa, ""), "swing_height_m": (swing_height, ""),
             "landing_velocity_mps": (landing, "" if math.isfinite(landing) else "no_foot_flat"),
             TRAVEL_HEADING: (travel, "")}

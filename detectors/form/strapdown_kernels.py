@@ -1,0 +1,293 @@
+"""Compiled kernels of the per-step orientation and zero-velocity integration.
+
+Why compiled: one stride is a few hundred samples, too few for numpy to amortise its
+per-call overhead, and quaternion integration is sequential (see :mod:`detectors._jit`).
+Each kernel is the plain sample loop of a formula documented where it is used:
+:mod:`.orientation` (stance orientation reset at every foot-flat, Foxlin 2005; Falbriard
+et al. 2020) and :mod:`.stride_length` (zero-velocity-aided strapdown integration, Skog et
+al. 2010; Wagstaff et al. 2020). Frames: body (x forward, y left, z up after alignment);
+quaternions scalar-last ``(x, y, z, w)``; ``q[k]`` takes body_k vectors into body_0.
+Units: deg/s in, rad inside, m/s^2, m/s, m.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from detectors._jit import njit
+
+DEG = math.pi / 180.0  # np.radians multiplies by this
+
+
+@njit
+def quiet_window(gyr_dps, w, lo, hi):
+    """Start (index into ``gyr_dps``) and mean angular-rate magnitude (deg/s) of the
+    ``w``-sample window with the smallest mean in ``[lo, hi)`` (the first on ties); the
+    running sum is the cumulative sum of the magnitudes, as ``np.cumsum``."""
+    n = hi - lo
+    c = np.empty(n + 1)
+    c[0] = 0.0
+    for i in range(n):
+        x, y, z = gyr_dps[lo + i, 0], gyr_dps[lo + i, 1], gyr_dps[lo + i, 2]
+        c[i + 1] = c[i] + math.sqrt(x * x + y * y + z * z)
+    best, k = math.inf, 0
+    for i in range(n - w + 1):
+        m = (c[i + w] - c[i]) / w
+        if m != m:  # NaN wins, as np.argmin
+            return lo + i, m
+        if m < best:
+            best, k = m, i
+    return lo + k, best
+
+
+@njit
+def mean_rows(v, lo, hi):
+    """Mean of rows ``[lo, hi)`` of an (n, 3) array and its norm."""
+    sx = sy = sz = 0.0
+    for i in range(lo, hi):
+        sx += v[i, 0]
+        sy += v[i, 1]
+        sz += v[i, 2]
+    n = hi - lo
+    out = np.empty(3)
+    out[0], out[1], out[2] = sx / n, sy / n, sz / n
+    return out, math.sqrt(out[0] * out[0] + out[1] * out[1] + out[2] * out[2])
+
+
+@njit
+def foot_flat(gyr_dps, acc_ms2, w, lo, hi):
+    """The quietest ``w``-sample window of ``[lo, hi)`` (:func:`quiet_window`): start, end
+    (exclusive), mean angular rate (deg/s), mean specific force there (body frame, m/s^2)
+    and its norm."""
+    a0, rate = quiet_window(gyr_dps, w, lo, hi)
+    up, norm = mean_rows(acc_ms2, a0, a0 + w)
+    return a0, a0 + w, rate, up, norm
+
+
+@njit
+def quat_matrix(q, k, m):
+    """Rotation matrix of the unit quaternion ``q[k]`` into the 3x3 ``m``."""
+    x, y, z, w = q[k, 0], q[k, 1], q[k, 2], q[k, 3]
+    m[0, 0] = 1 - 2 * (y * y + z * z)
+    m[0, 1] = 2 * (x * y - z * w)
+    m[0, 2] = 2 * (x * z + y * w)
+    m[1, 0] = 2 * (x * y + z * w)
+    m[1, 1] = 1 - 2 * (x * x + z * z)
+    m[1, 2] = 2 * (y * z - x * w)
+    m[2, 0] = 2 * (x * z - y * w)
+    m[2, 1] = 2 * (y * z + x * w)
+    m[2, 2] = 1 - 2 * (x * x + y * y)
+
+
+@njit
+def integrate_gyro(gyr_dps, fs_hz):
+    """Orientation of every sample relative to sample 0, (n, 4) quaternions body_k -> body_0.
+
+    The increment from sample k to k+1 is the rotation vector of the trapezoidal mean rate
+    times the sample period, composed on the right (body frame) by the Hamilton product:
+    q[k+1] = q[k] * exp(rv_k / 2)."""
+    n = gyr_dps.shape[0]
+    q = np.empty((n, 4))
+    x, y, z, w = 0.0, 0.0, 0.0, 1.0
+    if n > 0:
+        q[0, 0], q[0, 1], q[0, 2], q[0, 3] = x, y, z, w
+    for k in range(n - 1):
+        rx = (0.5 * (gyr_dps[k + 1, 0] + gyr_dps[k, 0])) * DEG / fs_hz
+        ry = (0.5 * (gyr_dps[k + 1, 1] + gyr_dps[k, 1])) * DEG / fs_hz
+        rz = (0.5 * (gyr_dps[k + 1, 2] + gyr_dps[k, 2])) * DEG / fs_hz
+        ang = math.sqrt(rx * rx + ry * ry + rz * rz)
+        half = 0.5 * ang
+        s = math.sin(half) / ang if ang > 1e-12 else 0.5
+        bx, by, bz, bw = rx * s, ry * s, rz * s, math.cos(half)
+        x, y, z, w = (w * bx + x * bw + y * bz - z * by,
+                      w * by - x * bz + y * bw + z * bx,
+                      w * bz + x * by - y * bx + z * bw,
+                      w * bw - x * bx - y * by - z * bz)
+        q[k + 1, 0], q[k + 1, 1], q[k + 1, 2], q[k + 1, 3] = x, y, z, w
+    return q
+
+
+@njit
+def rotate_to_body0(q, acc_ms2):
+    """Specific force of every sample in the body frame of sample 0, (n, 3)."""
+    n = q.shape[0]
+    f0 = np.empty((n, 3))
+    m = np.empty((3, 3))
+    for k in range(n):
+        quat_matrix(q, k, m)
+        for i in range(3):
+            f0[k, i] = m[i, 0] * acc_ms2[k, 0] + m[i, 1] * acc_ms2[k, 1] + m[i, 2] * acc_ms2[k, 2]
+    return f0
+
+
+@njit
+def anchored_matrix(q, anchor, level):
+    """``level @ R(q[anchor]).T``: body_0 -> level frame of the anchor sample."""
+    ra = np.empty((3, 3))
+    quat_matrix(q, anchor, ra)
+    out = np.empty((3, 3))
+    for i in range(3):
+        for j in range(3):
+            out[i, j] = level[i, 0] * ra[j, 0] + level[i, 1] * ra[j, 1] + level[i, 2] * ra[j, 2]
+    return out
+
+
+@njit
+def level_matrices(q, to_level, lo, hi):
+    """Body_k -> level matrices ``to_level @ R(q[k])`` of samples ``[lo, hi)``, (hi-lo, 3, 3)."""
+    out = np.empty((hi - lo, 3, 3))
+    m = np.empty((3, 3))
+    for k in range(lo, hi):
+        quat_matrix(q, k, m)
+        for i in range(3):
+            for j in range(3):
+                out[k - lo, i, j] = to_level[i, 0] * m[0, j] + to_level[i, 1] * m[1, j] + to_level[i, 2] * m[2, j]
+    return out
+
+
+@njit
+def stride_mean_up(q, f0, start, anchor):
+    """Mean specific force over ``[start, anchor)`` (body_0 frame) expressed in the body
+    frame of ``anchor`` (``R(q[anchor]).T @ mean``), and its norm in m/s^2."""
+    mean, _ = mean_rows(f0, start, anchor)
+    ra = np.empty((3, 3))
+    quat_matrix(q, anchor, ra)
+    up = np.empty(3)
+    for i in range(3):
+        up[i] = ra[0, i] * mean[0] + ra[1, i] * mean[1] + ra[2, i] * mean[2]
+    return up, math.sqrt(up[0] * up[0] + up[1] * up[1] + up[2] * up[2])
+
+
+@njit
+def level_matrix(ux, uy, uz):
+    """Smallest rotation (3x3) taking the up direction ``(ux, uy, uz)`` (body frame) onto +z:
+    Rodrigues' formula ``I + s K + (1 - c) K^2`` about ``k = (u x z) / |u x z|``."""
+    n = math.sqrt(ux * ux + uy * uy + uz * uz)
+    if n == 0.0:
+        return np.full((3, 3), math.nan)
+    ux, uy, uz = ux / n, uy / n, uz / n
+    s = math.hypot(ux, uy)
+    out = np.zeros((3, 3))
+    if s < 1e-12:
+        out[0, 0] = 1.0
+        out[1, 1] = 1.0 if uz > 0 else -1.0
+        out[2, 2] = 1.0 if uz > 0 else -1.0
+        return out
+    kx, ky = uy / s, -ux / s  # k_z = 0
+    c = uz
+    kk = np.zeros((3, 3))
+    kk[0, 2], kk[1, 2], kk[2, 0], kk[2, 1] = ky, -kx, -ky, kx
+    k2 = np.empty((3, 3))
+    for i in range(3):
+        for j in range(3):
+            k2[i, j] = kk[i, 0] * kk[0, j] + kk[i, 1] * kk[1, j] + kk[i, 2] * kk[2, j]
+    for i in range(3):
+        for j in range(3):
+            out[i, j] = (1.0 if i == j else 0.0) + s * kk[i, j] + (1 - c) * k2[i, j]
+    return out
+
+
+@njit
+def zupt_stride(f0, to_level, k0, k1, gravity_ms2, fs_hz, x_land):
+    """Zero-velocity-aided integration between two foot-flats ``k0 < k1`` (Skog 2010).
+
+    Gravity-free acceleration in the level frame (``to_level @ f0[k] - g z``), trapezoidal
+    integration to velocity, the velocity's end value removed linearly (zero at both flats:
+    ``v -= linspace(0, 1) * v[-1]``), trapezoidal integration to position. Returns the
+    displacement ``(dx, dy, dz)`` in m, the highest point above the chord joining the two
+    flats' heights (m), and the forward velocity along the horizontal displacement (m/s)
+    interpolated at ``x_land`` samples after ``k0`` (NaN when ``x_land`` is NaN)."""
+    n = k1 - k0 + 1
+    a = np.empty((n, 3))
+    for i in range(n):
+        f = f0[k0 + i]
+        for j in range(3):
+            a[i, j] = to_level[j, 0] * f[0] + to_level[j, 1] * f[1] + to_level[j, 2] * f[2]
+        a[i, 2] -= gravity_ms2
+    dt = 1.0 / fs_hz
+    step = 1.0 / (n - 1)  # np.linspace(0, 1, n): k * step, the last exactly 1
+    v = np.empty((n, 3))
+    v[0, 0] = v[0, 1] = v[0, 2] = 0.0
+    for j in range(3):
+        s = 0.0
+        for i in range(1, n):
+            s += 0.5 * (a[i, j] + a[i - 1, j])
+            v[i, j] = s * dt
+    e0, e1, e2 = v[n - 1, 0], v[n - 1, 1], v[n - 1, 2]
+    for i in range(n):
+        t = 1.0 if i == n - 1 else i * step
+        v[i, 0] -= t * e0
+        v[i, 1] -= t * e1
+        v[i, 2] -= t * e2
+    d = np.zeros(3)
+    z = np.empty(n)
+    z[0] = 0.0
+    for j in range(3):
+        s = 0.0
+        for i in range(1, n):
+            s += 0.5 * (v[i, j] + v[i - 1, j])
+            if j == 2:
+                z[i] = s * dt
+        d[j] = s * dt
+    top = -math.inf
+    for i in range(n):
+        t = 1.0 if i == n - 1 else i * step
+        h = z[i] - t * d[2]
+        if h > top or h != h:
+            top = h
+    length = math.hypot(d[0], d[1])
+    land = math.nan
+    if x_land == x_land and length > 0:
+        j = min(int(math.floor(x_land)), n - 1)
+        a0 = (v[j, 0] * d[0] + v[j, 1] * d[1]) / length
+        if x_land >= n - 1 or x_land == j:
+            land = a0
+        else:
+            a1 = (v[j + 1, 0] * d[0] + v[j + 1, 1] * d[1]) / length
+            land = (a1 - a0) * (x_land - j) + a0
+    return d[0], d[1], d[2], top, land
+
+
+@njit
+def foot_heading(swing_gyr_dps, min_dps, up_x, up_y, up_z, q, to_level, k0, k1):
+    """Heading (rad, level frame) of the foot's long axis, mean over the flats ``k0``/``k1``.
+
+    The long axis (body frame) is perpendicular to the vertical ``up`` and to the axis the
+    foot pitches about in swing: the principal eigenvector of ``sum w w^T`` over the swing
+    samples faster than ``min_dps`` (``x`` forward when fewer than 5), its sign such that
+    its y component (left) is positive."""
+    s = np.zeros((3, 3))
+    count = 0
+    for k in range(swing_gyr_dps.shape[0]):
+        x, y, z = swing_gyr_dps[k, 0], swing_gyr_dps[k, 1], swing_gyr_dps[k, 2]
+        if math.sqrt(x * x + y * y + z * z) > min_dps:
+            count += 1
+            for i in range(3):
+                for j in range(3):
+                    s[i, j] += swing_gyr_dps[k, i] * swing_gyr_dps[k, j]
+    ax = np.zeros(3)
+    if count < 5:
+        ax[0] = 1.0
+    else:
+        ml = np.linalg.eigh(s)[1][:, 2].copy()
+        if ml[1] < 0:
+            ml = -ml
+        fx = ml[1] * up_z - ml[2] * up_y
+        fy = ml[2] * up_x - ml[0] * up_z
+        fz = ml[0] * up_y - ml[1] * up_x
+        fn = math.sqrt(fx * fx + fy * fy + fz * fz)
+        if fn == 0.0:
+            return math.nan
+        ax[0], ax[1], ax[2] = fx / fn, fy / fn, fz / fn
+    hx = hy = 0.0
+    m = np.empty((3, 3))
+    for k in (k0, k1):
+        quat_matrix(q, k, m)
+        b0 = m[0, 0] * ax[0] + m[0, 1] * ax[1] + m[0, 2] * ax[2]
+        b1 = m[1, 0] * ax[0] + m[1, 1] * ax[1] + m[1, 2] * ax[2]
+        b2 = m[2, 0] * ax[0] + m[2, 1] * ax[1] + m[2, 2] * ax[2]
+        hx += to_level[0, 0] * b0 + to_level[0, 1] * b1 + to_level[0, 2] * b2
+        hy += to_level[1, 0] * b0 + to_level[1, 1] * b1 + to_level[1, 2] * b2
+    return math.atan2(hy, hx)
