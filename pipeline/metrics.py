@@ -235,22 +235,36 @@ class MetricsChain:
 class MetricsSummary:
     """Per sensor and metric: steps, median of the finite values, NaN count by reason.
 
-    Kept small: a list of floats per (sensor, metric) for the median (one float per step)
-    and a counter per reason. ``to_dict`` goes into ``session.json`` (``extra.metrics``).
+    Memory does not grow with the run: per (sensor, metric) a step count, a counter per
+    NaN reason and a fixed-resolution histogram (:class:`pipeline.median.BinnedMedian`,
+    bin width from the metric's unit, :data:`pipeline.median.RESOLUTION`): the median is
+    exact to within half that resolution (e.g. 0.005 deg, 0.0005 g). ``to_dict`` goes into
+    ``session.json`` (``extra.metrics``).
     """
 
     def __init__(self) -> None:
-        self._values: dict[str, dict[str, list[float]]] = {}
+        from pipeline.median import BinnedMedian, resolution_of  # records-speed: bounded session medians
+
+        self._new_median = lambda name: BinnedMedian(resolution_of(self._unit_or_blank(name)))
+        self._values: dict[str, dict[str, list]] = {}  # sid -> name -> [steps, BinnedMedian]
         self._reasons: dict[str, dict[str, dict[str, int]]] = {}
 
     def add(self, record) -> None:
         sid = record.sensor.sensor_id
-        vals = self._values.setdefault(sid, {})
-        reasons = self._reasons.setdefault(sid, {})
+        vals = self._values.get(sid)
+        if vals is None:
+            vals = self._values[sid] = {}
+            self._reasons[sid] = {}
         for m in record.metrics:
-            vals.setdefault(m.name, []).append(m.value)
-            if not math.isfinite(m.value):
-                r = reasons.setdefault(m.name, {})
+            v = vals.get(m.name)
+            if v is None:
+                v = vals[m.name] = [0, self._new_median(m.name)]
+            v[0] += 1
+            x = m.value
+            if x - x == 0.0:  # finite
+                v[1].add(x)
+            else:
+                r = self._reasons[sid].setdefault(m.name, {})
                 why = m.reason or "not_measurable"
                 r[why] = r.get(why, 0) + 1
 
@@ -258,12 +272,17 @@ class MetricsSummary:
         out: dict = {}
         for sid, vals in sorted(self._values.items()):
             out[sid] = {}
-            for name, v in vals.items():
-                a = np.asarray(v, dtype=np.float64)
-                fin = a[np.isfinite(a)]
+            for name, (steps, med) in vals.items():
                 out[sid][name] = {
-                    "unit": unit_of(name), "steps": int(a.size), "valid": int(fin.size),
-                    "median": float(np.median(fin)) if fin.size else math.nan,
+                    "unit": unit_of(name), "steps": steps, "valid": med.count,
+                    "median": med.median(),
                     "nan_reasons": dict(sorted(self._reasons.get(sid, {}).get(name, {}).items())),
                 }
         return out
+
+    @staticmethod
+    def _unit_or_blank(name: str) -> str:
+        try:
+            return unit_of(name)
+        except ValueError:  # reported by to_dict, as before
+            return ""

@@ -1,8 +1,9 @@
 """Session summary: per sensor and per side, from the StepRecords and the engine's counters.
 
-Built incrementally (:class:`SummaryBuilder` keeps three floats per step, not the steps
-themselves) and finished at the end of a run, also after a failure or Ctrl-C (then
-``status`` says so). Written to ``session.json`` by the file sink and printed as a table
+Built incrementally and finished at the end of a run, also after a failure or Ctrl-C
+(then ``status`` says so). Memory does not grow with the run: :class:`SummaryBuilder` keeps
+a fixed-resolution histogram per sensor, activity and quantity (:mod:`pipeline.median`),
+not the steps or their values. Written to ``session.json`` by the file sink and printed as a table
 by ``gaitwatch replay``.
 
 Definitions
@@ -11,7 +12,8 @@ Definitions
 * cadence_spm: step rate of *both* feet (``Step.cadence_spm`` = 120 / stride time of this
   foot); ``contact_ms``, ``flight_ms`` as in :class:`pipeline.records.Step`. The summary
   gives their medians per activity, ignoring NaN (the first step of a segment has no
-  stride yet).
+  stride yet), to within half the resolution of :data:`pipeline.median.RESOLUTION`
+  (0.01 spm, 0.01 ms: ``pipeline.median.BinnedMedian``).
 * duration_s: span of the sensor's input (last minus first ``t_s``), from the source's
   statistics if it has them, else samples / fs.
 * per side: one sensor per side speaks for that foot, the first *foot* sensor of that
@@ -29,17 +31,24 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.median import BinnedMedian, resolution_of
 from pipeline.metrics import MetricsSummary  # form (issue 3)
 from pipeline.records import CLEARED, SIDES, Alert, SensorInfo, SessionInfo, StepRecord
 
 ACTIVITIES = ("running", "walking")
 JSON_DECIMALS = 6
+STEP_QUANTITIES = (("cadence_spm", "spm"), ("contact_ms", "ms"), ("flight_ms", "ms"))
 
 
-def _median(values: list[float]) -> float:
-    a = np.asarray(values, dtype=np.float64)
-    a = a[np.isfinite(a)]
-    return float(np.median(a)) if len(a) else math.nan
+class _Figures:
+    """Steps and the session medians of one sensor and activity (bounded memory)."""
+
+    __slots__ = ("steps", "cadence_spm", "contact_ms", "flight_ms")
+
+    def __init__(self) -> None:
+        self.steps = 0
+        for name, unit in STEP_QUANTITIES:
+            setattr(self, name, BinnedMedian(resolution_of(unit)))
 
 
 @dataclass(frozen=True)
@@ -134,9 +143,8 @@ class SummaryBuilder:
     def __init__(self, session: SessionInfo, sensors: Sequence[SensorInfo]):
         self.session = session
         self.sensors = list(sensors)
-        self._vals: dict[tuple[str, str], dict[str, list[float]]] = {
-            (s.sensor_id, a): {"cadence_spm": [], "contact_ms": [], "flight_ms": []}
-            for s in self.sensors for a in ACTIVITIES
+        self._vals: dict[tuple[str, str], _Figures] = {
+            (s.sensor_id, a): _Figures() for s in self.sensors for a in ACTIVITIES
         }
         self.alerts: dict[str, int] = {}
         self.metrics = MetricsSummary()  # form metrics (issue 3): medians and NaN reasons
@@ -151,26 +159,27 @@ class SummaryBuilder:
             st = r.step
             activity = st.activity if st.activity in ACTIVITIES else "walking"
             key = (r.sensor.sensor_id, activity)
-            if key not in self._vals:  # a sensor the builder was not told about
-                self._vals[key] = {"cadence_spm": [], "contact_ms": [], "flight_ms": []}
-            v = self._vals[key]
+            v = self._vals.get(key)
+            if v is None:  # a sensor the builder was not told about
+                v = self._vals[key] = _Figures()
             flight = st.flight_ms
             for m in r.metrics:  # a measured flight time (both feet) wins over the estimate
                 if m.name == "flight_ms":
                     flight = m.value
-            v["cadence_spm"].append(st.cadence_spm)
-            v["contact_ms"].append(st.contact_ms)
-            v["flight_ms"].append(flight)
+            v.steps += 1
+            v.cadence_spm.add(st.cadence_spm)
+            v.contact_ms.add(st.contact_ms)
+            v.flight_ms.add(flight)
 
     def _figures(self, sensor_id: str, activity: str) -> ActivityFigures:
         v = self._vals.get((sensor_id, activity))
-        if not v or not v["contact_ms"]:
+        if v is None or not v.steps:
             return ActivityFigures()
         return ActivityFigures(
-            steps=len(v["contact_ms"]),
-            cadence_spm_median=_median(v["cadence_spm"]),
-            contact_ms_median=_median(v["contact_ms"]),
-            flight_ms_median=_median(v["flight_ms"]),
+            steps=v.steps,
+            cadence_spm_median=v.cadence_spm.median(),
+            contact_ms_median=v.contact_ms.median(),
+            flight_ms_median=v.flight_ms.median(),
         )
 
     def build(self, *, counters: Mapping[str, Any] | None = None, sources: Mapping[str, Any] | None = None,
