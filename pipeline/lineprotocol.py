@@ -30,6 +30,9 @@ import re
 from functools import lru_cache
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields as dc_fields, is_dataclass
+from itertools import chain, compress
+from math import isfinite as _isfinite
+from operator import attrgetter, itemgetter
 
 from pipeline import schema
 from pipeline.records import Alert, SensorInfo, SessionInfo, StepRecord
@@ -194,6 +197,192 @@ def step_line(
         precision,
         stats,
     )
+
+
+# -- the sink's fast path: many records of one session -------------------------------------
+
+_NAME_OF = attrgetter("name")
+_VALUE_OF = attrgetter("value")
+_STAT_NAME = itemgetter(0)
+_STAT_VALUES = itemgetter(1, 2, 3)
+#: Numeric core fields of a step point, in :func:`pipeline.schema.step_fields` order (the
+#: string field ``activity`` follows them, then the metrics).
+STEP_NUMERIC_CORE: tuple[str, ...] = (
+    schema.FIELD_IC_S,
+    schema.FIELD_TO_S,
+    schema.FIELD_CONTACT_MS,
+    schema.FIELD_FLIGHT_MS,
+    schema.FIELD_CADENCE_SPM,
+    schema.FIELD_SEGMENT,
+)
+_CACHE_LIMIT = 4096  # shapes per encoder (sensors x activities x metric sets: a handful in practice)
+
+
+def _pct(s: str) -> str:
+    """Literal text inside a ``%`` template."""
+    return s.replace("%", "%%")
+
+
+class _StepShape:
+    """What repeats in the step points of one (sensor, activity, metric names): the series
+    key, the escaped field keys, and a ``%``-template per pattern of finite fields."""
+
+    __slots__ = ("sensor", "numeric", "head", "keys", "templates")
+
+    def __init__(self, session: SessionInfo, sensor: SensorInfo, activity: str, names: tuple[str, ...]):
+        self.sensor = sensor  # (held: the cache is keyed by its id)
+        self.numeric = STEP_NUMERIC_CORE + names
+        self.head = _sensor_head(schema.MEASUREMENT_STEP, session, sensor)
+        self.templates: dict[tuple[bool, ...], tuple[str, int]] = {}
+        self.keys: list[str] | None = None  # None: a metric named like another field (general path)
+        if len(set(self.numeric)) == len(self.numeric):
+            self.keys = [_pct(escape_key(k)) + "=%r" for k in self.numeric]
+            # the string field, after the core fields as in schema.step_fields (never dropped)
+            self.keys.insert(len(STEP_NUMERIC_CORE), _pct(escape_key(schema.FIELD_ACTIVITY)) + "="
+                             + _pct(escape_string_value(str(activity))))
+
+    def template(self, finite: tuple[bool, ...]) -> tuple[str, int]:
+        """The template for points whose numeric fields are finite where ``finite`` says,
+        and how many values such a point leaves out."""
+        n_core = len(STEP_NUMERIC_CORE)
+        mask = (*finite[:n_core], True, *finite[n_core:])
+        keys = ",".join(compress(self.keys, mask))
+        if len(self.templates) >= _CACHE_LIMIT:
+            self.templates.clear()
+        t = self.templates[finite] = (f"{_pct(self.head)} {keys} %d", finite.count(False))
+        return t
+
+
+class SessionEncoder:
+    """Step records and window aggregates of one session -> lines, fast, byte for byte what
+    :func:`step_line` / :func:`window_line` write (tests/test_lineprotocol.py checks this).
+
+    Why: the sink encodes every step of a run (~30 fields each); per-field Python work
+    (building a dict, escaping, key lookups, one ``repr`` call each) cost ~20 us per point of
+    the producer's CPU, which the InfluxDB server, sharing the CPUs, then lacks. Here what
+    repeats is prepared once per *shape* -- (sensor, activity, metric names) for steps,
+    (sensor, field names) for windows: the escaped series key, field keys and the string
+    field joined into one ``%``-template per pattern of finite values -- so a point costs a
+    tuple of floats, a finiteness mask and one ``template % values`` (``%r`` of a float is
+    its ``repr``, the shortest exact form, done in C; it is most of what is left). NaN/inf
+    values are left out by the template of their mask and counted. A metric named like
+    another field (the dict semantics of :func:`pipeline.schema.step_fields`) and a window
+    value that is not finite take the general path (:func:`_encode_fields`).
+
+    Shapes are keyed by the sensor object's identity (the shape keeps a reference, so an id
+    is never reused while cached); the caches are bounded.
+    """
+
+    def __init__(self, session: SessionInfo, precision: str = "ns"):
+        to_timestamp(0, precision)  # validates precision
+        self.session = session
+        self.precision = precision
+        self._div = PRECISIONS[precision]
+        self._steps: dict[tuple, _StepShape] = {}
+        self._windows: dict[tuple, tuple[str | None, SensorInfo]] = {}
+
+    def _step_shape(self, sensor: SensorInfo, activity: str, names: tuple[str, ...]) -> _StepShape:
+        for n in names:
+            if n == schema.FIELD_ACTIVITY:
+                raise ValueError(f"metric name {n!r} is reserved for the step's activity string")
+            schema.check_field_name(n)
+        if len(self._steps) >= _CACHE_LIMIT:
+            self._steps.clear()
+        shape = self._steps[(id(sensor), activity, names)] = _StepShape(self.session, sensor, activity, names)
+        return shape
+
+    def steps(
+        self,
+        records: Iterable[StepRecord],
+        out: list[str],
+        stats: EncodeStats | None = None,
+        rows: list[tuple[tuple[str, ...], tuple[float, ...]]] | None = None,
+    ) -> float:
+        """Append the lines of these step records to ``out``; returns the latest initial
+        contact (session s; -inf if none).
+
+        ``rows`` (optional) receives one ``(numeric field names, values)`` per record, the
+        record's numeric fields as :func:`pipeline.schema.step_fields` has them (values may be
+        NaN/inf), for :class:`pipeline.window_aggregates.WindowAggregator`.
+        """
+        shapes = self._steps
+        start = self.session.start_wall_ns
+        div = self._div
+        half = div // 2
+        append = out.append
+        points = dropped = 0
+        latest = float("-inf")
+        for r in records:
+            s = r.step
+            ms = r.metrics
+            names = tuple(map(_NAME_OF, ms))
+            sensor = r.sensor
+            shape = shapes.get((id(sensor), s.activity, names))
+            if shape is None or shape.sensor is not sensor:
+                shape = self._step_shape(sensor, s.activity, names)
+            ic = s.ic_s
+            vals = tuple(map(float, (ic, s.to_s, s.contact_ms, s.flight_ms, s.cadence_spm, s.segment,
+                                     *map(_VALUE_OF, ms))))
+            if shape.keys is not None:
+                finite = tuple(map(_isfinite, vals))  # which fields the point carries
+                tmpl = shape.templates.get(finite)
+                if tmpl is None:
+                    tmpl = shape.template(finite)
+                t = start + int(round(ic * 1e9))
+                append(tmpl[0] % (*compress(vals, finite), (t + half) // div if div > 1 else t))
+                points += 1
+                dropped += tmpl[1]
+                if rows is not None:
+                    rows.append((shape.numeric, vals))
+            else:  # a metric named like another field: the dict semantics of schema.step_fields
+                fields = schema.step_fields(r)
+                line = _encode_fields(shape.head, fields, self.session.wall_ns(ic), self.precision, stats)
+                if line is not None:
+                    append(line)
+                if rows is not None:
+                    items = [(k, v) for k, v in fields.items() if type(v) is float]
+                    rows.append((tuple(k for k, _ in items), tuple(v for _, v in items)))
+            if ic > latest:  # (NaN compares False)
+                latest = ic
+        if stats is not None:
+            stats.points += points
+            stats.nonfinite_dropped += dropped
+        return latest
+
+    def windows(self, windows: Iterable[WindowAggregate], out: list[str], stats: EncodeStats | None = None) -> None:
+        """Append the lines of these window aggregates to ``out`` (as :func:`window_line`)."""
+        shapes = self._windows
+        start = self.session.start_wall_ns
+        div = self._div
+        half = div // 2
+        points = 0
+        for w in windows:
+            sensor = w.sensor
+            names = tuple(map(_STAT_NAME, w.stats))
+            shape = shapes.get((id(sensor), names))
+            if shape is None or shape[1] is not sensor:
+                head = _sensor_head(schema.MEASUREMENT_WINDOW, self.session, sensor)
+                keys = [schema.FIELD_WINDOW_STEPS, schema.FIELD_WINDOW_S]
+                keys += [schema.window_field(n, st) for n in names for st in schema.WINDOW_STATS]
+                template = None  # two fields of one name: general path (a dict keeps the last)
+                if len(set(keys)) == len(keys):
+                    template = f"{_pct(head)} {','.join(_pct(escape_key(k)) + '=%r' for k in keys)} %d"
+                if len(shapes) >= _CACHE_LIMIT:
+                    shapes.clear()
+                shape = shapes[(id(sensor), names)] = (template, sensor)
+            template = shape[0]
+            vals = tuple(map(float, (w.steps, w.window_s, *chain.from_iterable(map(_STAT_VALUES, w.stats)))))
+            total = sum(vals)
+            if template is not None and total - total == 0.0:
+                t = start + int(round(w.start_s * 1e9))
+                out.append(template % (*vals, (t + half) // div if div > 1 else t))
+                points += 1
+            else:
+                line = window_line(w, session=self.session, precision=self.precision, stats=stats)
+                if line is not None:
+                    out.append(line)
+        if stats is not None:
+            stats.points += points
 
 
 def alert_line(

@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 
 from pipeline import schema
 from pipeline.records import SensorInfo, StepRecord
@@ -42,37 +43,61 @@ class WindowAggregate:
 
 
 class _Acc:
-    """Running sum/count/min/max per field of one open window."""
+    """The steps of one open window, kept as rows of numeric fields; the statistics are
+    computed column-wise when the window finishes (one ``zip``/``sum``/``min``/``max`` per
+    field instead of Python work per field and step: the sink adds every step of a run)."""
 
-    __slots__ = ("k", "steps", "stats", "sensor")
+    __slots__ = ("k", "steps", "groups", "sensor", "_names", "_rows")
 
     def __init__(self, k: int, sensor: SensorInfo):
         self.k = k
         self.sensor = sensor
         self.steps = 0
-        self.stats: dict[str, list] = {}  # name -> [sum, count, min, max]
+        self.groups: dict[tuple[str, ...], list[tuple[float, ...]]] = {}  # field names -> rows of values
+        self._names: tuple[str, ...] | None = None  # the last group (steps of a sensor share one)
+        self._rows: list = []
+
+    def add_row(self, names: tuple[str, ...], values: tuple[float, ...]) -> None:
+        self.steps += 1
+        if names is not self._names:
+            self._names = names
+            self._rows = self.groups.setdefault(names, [])
+        self._rows.append(values)
 
     def add(self, record: StepRecord, fields: dict | None = None) -> None:
-        self.steps += 1
-        skip = schema.STEP_NON_AGGREGATED
-        stats = self.stats
-        for name, v in (fields if fields is not None else schema.step_fields(record)).items():
-            if type(v) is not float or v - v != 0.0 or name in skip:  # strings, NaN, inf
-                continue
-            a = stats.get(name)
-            if a is None:
-                stats[name] = [v, 1, v, v]
-                continue
-            a[0] += v
-            a[1] += 1
-            if v < a[2]:
-                a[2] = v
-            elif v > a[3]:
-                a[3] = v
+        items = [(k, v) for k, v in (fields if fields is not None else schema.step_fields(record)).items()
+                 if type(v) is float]
+        self.add_row(tuple(k for k, _ in items), tuple(v for _, v in items))
 
     def finish(self, window_s: float) -> WindowAggregate:
-        stats = tuple((n, a[0] / a[1], a[2], a[3]) for n, a in self.stats.items())
+        acc: dict[str, list] = {}  # name -> [sum, count, min, max] over finite values
+        for names, rows in self.groups.items():
+            cols = list(zip(*rows))
+            for j in _aggregated(names):
+                col = cols[j]
+                total = sum(col, -0.0)
+                if total - total != 0.0:  # some NaN/inf (or an overflow): finite values only
+                    col = [v for v in col if v - v == 0.0]
+                    if not col:
+                        continue
+                    total = sum(col, -0.0)
+                a = acc.get(names[j])
+                if a is None:
+                    acc[names[j]] = [total, len(col), min(col), max(col)]
+                else:
+                    a[0] += total
+                    a[1] += len(col)
+                    a[2] = min(a[2], min(col))
+                    a[3] = max(a[3], max(col))
+        stats = tuple((n, a[0] / a[1], a[2], a[3]) for n, a in acc.items())
         return WindowAggregate(self.sensor, self.k * window_s, window_s, self.steps, stats)
+
+
+@lru_cache(maxsize=1024)
+def _aggregated(names: tuple[str, ...]) -> tuple[int, ...]:
+    """Positions of the fields that windows aggregate (not ic_s/to_s/segment)."""
+    skip = schema.STEP_NON_AGGREGATED
+    return tuple(j for j, n in enumerate(names) if n not in skip)
 
 
 class WindowAggregator:
@@ -84,24 +109,38 @@ class WindowAggregator:
         self.window_s = float(window_s)
         self._open: dict[str, _Acc] = {}
 
-    def update(self, records: Iterable[StepRecord], fields: Iterable[dict] | None = None) -> list[WindowAggregate]:
-        """Add records; ``fields`` (optional, parallel to ``records``) are their
-        :func:`pipeline.schema.step_fields`, if the caller computed them already."""
+    def update(
+        self,
+        records: Iterable[StepRecord],
+        fields: Iterable[dict] | None = None,
+        *,
+        rows: Iterable[tuple[tuple[str, ...], tuple[float, ...]]] | None = None,
+    ) -> list[WindowAggregate]:
+        """Add records. Optional, parallel to ``records``: ``fields``, their
+        :func:`pipeline.schema.step_fields`, or ``rows``, their numeric fields as
+        ``(names, values)`` (what :meth:`pipeline.lineprotocol.SessionEncoder.steps` gives),
+        if the caller computed them already."""
         out: list[WindowAggregate] = []
         fields_it = iter(fields) if fields is not None else None
+        rows_it = iter(rows) if rows is not None else None
+        window_s = self.window_s
         for r in records:
             f = next(fields_it) if fields_it is not None else None
+            row = next(rows_it) if rows_it is not None else None
             if not isinstance(r, StepRecord):
                 continue
-            k = math.floor(r.step.ic_s / self.window_s)
+            k = math.floor(r.step.ic_s / window_s)
             sid = r.sensor.sensor_id
             acc = self._open.get(sid)
             if acc is not None and acc.k != k:
-                out.append(acc.finish(self.window_s))
+                out.append(acc.finish(window_s))
                 acc = None
             if acc is None:
                 acc = self._open[sid] = _Acc(k, r.sensor)
-            acc.add(r, f)
+            if row is not None:
+                acc.add_row(*row)
+            else:
+                acc.add(r, f)
         return out
 
     def flush(self) -> list[WindowAggregate]:

@@ -158,3 +158,78 @@ def test_readme_documents_every_measurement_tag_and_health_field():
         assert f"`{f}`" in rows[schema.MEASUREMENT_HEALTH]
     for f in (schema.FIELD_ALERT_VALUE, schema.FIELD_ALERT_THRESHOLD, schema.FIELD_ALERT_T_S, schema.FIELD_ALERT_MESSAGE):
         assert f"`{f}`" in rows[schema.MEASUREMENT_ALERT]
+
+
+# -- the sink's fast path (SessionEncoder) writes exactly what step_line/window_line write ----------
+
+_odd_text = st.lists(st.sampled_from([*' ,="\\%äZ\n', "ab", "Zoë", "%r", "%%"]), min_size=1, max_size=6).map("".join)
+_value = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.integers(-10, 10),
+    st.floats(-1e3, 1e3).map(lambda v: __import__("numpy").float64(v)),
+)
+
+
+@given(
+    athlete=_odd_text,
+    session_id=_odd_text,
+    sensor_id=_odd_text,
+    activity=st.sampled_from(["running", "walking", 'odd "%s" act,ivity']),
+    names=st.lists(st.sampled_from(["impact_g", "strike_angle_deg", "flight_ms", "x_1", "contact_ms"]), max_size=4),
+    values=st.lists(_value, min_size=4, max_size=4),
+    times=st.tuples(st.floats(0, 1e5), st.floats(0, 2), st.one_of(st.just(math.nan), st.floats(0.01, 3))),
+    precision=st.sampled_from(sorted(lp.PRECISIONS)),
+)
+def test_session_encoder_steps_equal_step_line(athlete, session_id, sensor_id, activity, names, values, times, precision):
+    import numpy as np
+
+    from pipeline.records import Step
+
+    ic, contact, stride = times
+    session = SessionInfo(session_id, athlete, 1_700_000_000_123_456_789)
+    sensor = SensorInfo(sensor_id, "foot", "left")
+    step = Step(sensor_id=sensor_id, segment=np.int64(2), fs_hz=200.0, ic_index=0.0, to_index=1.0, ic_s=ic,
+                to_s=ic + contact, prev_ic_s=ic - stride, activity=activity, window_start_index=0, acc_ms2=np.zeros((2, 3)))
+    rec = StepRecord(sensor, step, tuple(Metric(n, v, "", ic, sensor_id) for n, v in zip(names, values)))
+    want_stats, got_stats = lp.EncodeStats(), lp.EncodeStats()
+    want = lp.step_line(rec, session=session, precision=precision, stats=want_stats)
+    enc = lp.SessionEncoder(session, precision)
+    out: list[str] = []
+    rows: list = []
+    for _ in range(2):  # second time from the cached shape
+        latest = enc.steps([rec], out, got_stats, rows)
+    assert out == [want, want] if want is not None else out == []
+    assert got_stats.points == 2 * want_stats.points
+    assert got_stats.nonfinite_dropped == 2 * want_stats.nonfinite_dropped
+    assert got_stats.points_empty == 2 * want_stats.points_empty
+    numeric = repr({k: v for k, v in schema.step_fields(rec).items() if not isinstance(v, str)})
+    assert [repr(dict(zip(*row))) for row in rows] == [numeric, numeric]  # (repr: NaN == NaN)
+    assert latest == ic
+
+
+def test_session_encoder_refuses_bad_metric_names_like_step_fields():
+    base = make_step_records(sensors=[LEFT], duration_s=3.0, metric_names=())[1]
+    enc = lp.SessionEncoder(SESSION, "ms")
+    for bad in ("time", "athlete", "has space", "activity"):
+        with pytest.raises(ValueError, match=repr(bad)):
+            enc.steps([StepRecord(LEFT, base.step, (Metric(bad, 1.0, "", 0.0, "L"),))], [])
+
+
+@given(
+    names=st.lists(st.sampled_from(["contact_ms", "impact_g", "odd,key =%"]), unique=True, max_size=3),
+    values=st.lists(st.floats(allow_nan=True, allow_infinity=True), min_size=9, max_size=9),
+    steps=st.integers(1, 40),
+    start_s=st.floats(0, 1e5),
+    precision=st.sampled_from(sorted(lp.PRECISIONS)),
+)
+def test_session_encoder_windows_equal_window_line(names, values, steps, start_s, precision):
+    from pipeline.window_aggregates import WindowAggregate
+
+    stats = tuple((n, *values[3 * i : 3 * i + 3]) for i, n in enumerate(names))
+    w = WindowAggregate(LEFT, start_s, 10.0, steps, stats)
+    want_stats, got_stats = lp.EncodeStats(), lp.EncodeStats()
+    want = lp.window_line(w, session=SESSION, precision=precision, stats=want_stats)
+    out: list[str] = []
+    lp.SessionEncoder(SESSION, precision).windows([w, w], out, got_stats)
+    assert out == [want, want]
+    assert (got_stats.points, got_stats.nonfinite_dropped) == (2 * want_stats.points, 2 * want_stats.nonfinite_dropped)

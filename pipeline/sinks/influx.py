@@ -158,6 +158,7 @@ class InfluxSink:
         self.health_interval_s = float(health_interval_s)
         self.stats = SinkStats()
         self._enc = lp.EncodeStats()
+        self._encoder = lp.SessionEncoder(session, precision)
         self._windows = WindowAggregator(window_s=window_s) if window_s > 0 else None
         self._buf: list[str] = []
         self._buf_lock = threading.RLock()  # the producer and the worker's stale-buffer flush
@@ -193,32 +194,23 @@ class InfluxSink:
             self._error_raised = True
             raise self._error
         with self._buf_lock:
-            buf, enc, session, precision = self._buf, self._enc, self.session, self.precision
-            steps: list[StepRecord] = []
-            fields: list[dict] = []
-            others = []
-            last_t = self._last_t_s
-            for r in records:  # one pass: encode steps, collect what the windows need
-                if isinstance(r, StepRecord):
-                    f = schema.step_fields(r)
-                    line = lp.step_line(r, session=session, precision=precision, stats=enc, fields=f)
-                    if line is not None:
-                        buf.append(line)
-                    steps.append(r)
-                    fields.append(f)
-                    t = r.step.ic_s
-                else:
-                    others.append(r)
+            buf, enc = self._buf, self._enc
+            steps = [r for r in records if isinstance(r, StepRecord)]
+            rows: list | None = [] if self._windows is not None else None
+            last_t = self._encoder.steps(steps, buf, enc, rows)  # lines, plus what the windows need
+            if len(steps) != len(records):
+                others = [r for r in records if not isinstance(r, StepRecord)]
+                buf.extend(lp.record_lines(others, session=self.session, precision=self.precision, stats=enc))
+                for r in others:
                     t = getattr(r, "t_s", None)
-                if t is not None and t > last_t:  # (NaN compares False)
-                    last_t = t
-            self._last_t_s = last_t
-            if others:
-                buf.extend(lp.record_lines(others, session=session, precision=precision, stats=enc))
-            if self._windows is not None and steps:
-                windows = self._windows.update(steps, fields)
+                    if t is not None and t > last_t:  # (NaN compares False)
+                        last_t = t
+            if last_t > self._last_t_s:
+                self._last_t_s = last_t
+            if rows:
+                windows = self._windows.update(steps, rows=rows)
                 if windows:
-                    buf.extend(lp.record_lines(windows, session=session, precision=precision, stats=enc))
+                    self._encoder.windows(windows, buf, enc)
             if self.health_interval_s > 0:
                 if self._next_health_s is None:
                     self._next_health_s = self._last_t_s + self.health_interval_s
@@ -370,6 +362,15 @@ class InfluxSink:
                 self._cond.notify_all()
 
     # -- end --------------------------------------------------------------------------------
+    def commit(self, *, timeout_s: float) -> bool:
+        """Spool the in-memory buffer now and wait up to ``timeout_s`` until the server took
+        everything (True). Server down: returns False at once (the data waits in the spool).
+        Used by the cluster worker at each checkpoint (pipeline/worker.py)."""
+        self._spool_buffer()
+        if self._down:
+            return False
+        return self.drain(timeout_s=timeout_s)
+
     def drain(self, *, timeout_s: float) -> bool:
         """Wait until the spool is empty (True) or ``timeout_s`` passed / server down (False)."""
         deadline = time.monotonic() + timeout_s
@@ -393,8 +394,7 @@ class InfluxSink:
             if self._error is None:
                 extra = []
                 if self._windows is not None:
-                    extra += lp.record_lines(self._windows.flush(), session=self.session,
-                                             precision=self.precision, stats=self._enc)
+                    self._encoder.windows(self._windows.flush(), extra, self._enc)
                 extra += lp.summary_lines(summary, session=self.session, precision=self.precision, stats=self._enc)
                 self._buf.extend(extra)
                 self._buf_health(self._last_t_s)
