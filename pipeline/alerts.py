@@ -141,10 +141,41 @@ class _State:
     beyond_run: int = 0
     active: bool = False
     baseline: list[float] = field(default_factory=list)
+    median: float = math.nan  # median of ``baseline`` when it held ``median_n`` values (computed once)
+    median_n: int = -1
+
+
+def metric_values(rec: StepRecord) -> dict[str, float]:
+    """``{name: value}`` of a record's metrics (the first one of a name wins, as a scan would).
+    Built once per record by the engine and shared by the rules."""
+    out: dict[str, float] = {}
+    for m in rec.metrics:
+        if m.name not in out:
+            out[m.name] = m.value
+    return out
+
+
+class _Check:
+    """One rule as it applies to one sensor: its state (shared by a left/right pair) and
+    the rule's figures looked up once instead of per step."""
+
+    __slots__ = ("rule", "state", "step_field", "both", "above", "magnitude", "relative", "window")
+
+    def __init__(self, rule: Rule, state: _State, both: bool, window: int):
+        self.rule, self.state, self.both, self.window = rule, state, both, window
+        self.step_field = rule.metric if rule.metric in STEP_FIELDS else ""
+        self.above = rule.op == "above"
+        self.magnitude = rule.magnitude
+        self.relative = bool(rule.relative_to)
 
 
 class FormCues:
-    """Evaluates the rules on every sensor's running steps (see module doc)."""
+    """Evaluates the rules on every sensor's running steps (see module doc).
+
+    Per step the cost is a few dict lookups and a 5-value mean per rule: the rules that
+    apply to a sensor are resolved once (:class:`_Check`), and a run baseline's median is
+    computed once when the baseline is complete (absolute rules only need it for a message).
+    """
 
     def __init__(self, *, rules: list[Rule], window_steps: int = 5, baseline_skip_s: float = 30.0,
                  baseline_s: float = 120.0, history_baselines: Mapping[str, float] | None = None):
@@ -168,19 +199,27 @@ class FormCues:
         self._states: dict[tuple[str, str], _State] = {}
         self._first_run_s: float | None = None
         self._cadence: dict[str, deque] = {}
+        self._checks: dict[tuple[str, str], list[_Check]] = {}  # (sensor id, placement) -> its rules
 
     def flush(self) -> list[Alert]:
         return []
 
-    def _value(self, rec: StepRecord, metric: str) -> float:
-        if metric in STEP_FIELDS:
-            return float(getattr(rec.step, metric))
-        for m in rec.metrics:
-            if m.name == metric:
-                return float(m.value)
-        return math.nan
+    def _checks_for(self, sensor_id: str, placement: str) -> list[_Check]:
+        checks = []
+        for rule in self.rules:
+            if rule.placement and rule.placement != placement:
+                continue
+            both = rule.metric.endswith("_si_pct")  # a left/right index: one state per pair
+            key = (rule.name, "pair:" + placement if both else sensor_id)
+            s = self._states.get(key)
+            if s is None:
+                s = self._states[key] = _State(deque(maxlen=rule.window_steps or self.window_steps))
+            checks.append(_Check(rule, s, both, s.values.maxlen))
+        self._checks[(sensor_id, placement)] = checks
+        return checks
 
-    def update(self, rec: StepRecord) -> list[Alert]:
+    def update(self, rec: StepRecord, values: Mapping[str, float] | None = None) -> list[Alert]:
+        """``values``: :func:`metric_values` of ``rec`` if the caller has it already."""
         st = rec.step
         if st.activity != "running":
             return []
@@ -188,43 +227,59 @@ class FormCues:
             self._first_run_s = st.ic_s
         elapsed = st.ic_s - self._first_run_s
         in_baseline = self.baseline_skip_s <= elapsed < self.baseline_skip_s + self.baseline_s
-        cad = self._cadence.setdefault(rec.sensor.sensor_id, deque(maxlen=self.window_steps))
-        if math.isfinite(st.cadence_spm):
-            cad.append(st.cadence_spm)
+        sensor = rec.sensor
+        sid = sensor.sensor_id
+        cad = self._cadence.get(sid)
+        if cad is None:
+            cad = self._cadence[sid] = deque(maxlen=self.window_steps)
+        cadence = st.cadence_spm
+        if math.isfinite(cadence):
+            cad.append(cadence)
+        checks = self._checks.get((sid, sensor.placement))
+        if checks is None:
+            checks = self._checks_for(sid, sensor.placement)
+        if values is None:
+            values = metric_values(rec)
         out: list[Alert] = []
-        for rule in self.rules:
-            if rule.placement and rule.placement != rec.sensor.placement:
-                continue
-            x = self._value(rec, rule.metric)
-            if rule.magnitude:
+        for c in checks:
+            rule = c.rule
+            x = float(getattr(st, c.step_field) if c.step_field else values.get(rule.metric, math.nan))
+            if c.magnitude:
                 x = abs(x)
-            both = rule.metric.endswith("_si_pct")  # a left/right index: one state per pair
-            key = (rule.name, "pair:" + rec.sensor.placement if both else rec.sensor.sensor_id)
-            s = self._states.get(key)
-            if s is None:
-                s = self._states[key] = _State(deque(maxlen=rule.window_steps or self.window_steps))
             if not math.isfinite(x):
                 continue
+            s = c.state
             if in_baseline:
                 s.baseline.append(x)
-            s.values.append(x)
-            if len(s.values) < s.values.maxlen:
+            vals = s.values
+            vals.append(x)
+            if len(vals) < c.window:
                 continue
-            baseline = self._baseline(rule, s, elapsed)
-            if rule.relative_to and baseline is None:
-                continue  # relative rule before its baseline exists
-            scale = baseline if rule.relative_to else 1.0
-            avg = sum(s.values) / len(s.values)  # 5 values: plain Python beats a numpy call
-            level, clear = rule.threshold * scale, rule.clear_level * scale
+            if c.relative:
+                baseline = self._baseline(rule, s, elapsed)
+                if baseline is None:
+                    continue  # relative rule before its baseline exists
+                scale = baseline
+            else:
+                baseline = None  # only a message may show it: looked up when an alert is raised
+                scale = 1.0
+            avg = sum(vals) / len(vals)  # 5 values: plain Python beats a numpy call
             if not s.active:
-                s.beyond_run = s.beyond_run + 1 if rule.beyond(avg, level) else 0
+                level = rule.threshold * scale
+                s.beyond_run = s.beyond_run + 1 if (avg > level if c.above else avg < level) else 0
                 if s.beyond_run >= rule.min_steps:
                     s.active = True
-                    out.append(self._alert(rule, rec, avg, level, baseline, cad, fired=True, both=both))
-            elif not rule.beyond(avg, clear):
-                s.active = False
-                s.beyond_run = 0
-                out.append(self._alert(rule, rec, avg, clear, baseline, cad, fired=False, both=both))
+                    if not c.relative:
+                        baseline = self._baseline(rule, s, elapsed)
+                    out.append(self._alert(rule, rec, avg, level, baseline, cad, fired=True, both=c.both))
+            else:
+                clear = rule.clear_level * scale
+                if not (avg > clear if c.above else avg < clear):
+                    s.active = False
+                    s.beyond_run = 0
+                    if not c.relative:
+                        baseline = self._baseline(rule, s, elapsed)
+                    out.append(self._alert(rule, rec, avg, clear, baseline, cad, fired=False, both=c.both))
         return out
 
     def _baseline(self, rule: Rule, s: _State, elapsed: float) -> float | None:
@@ -232,7 +287,9 @@ class FormCues:
             return self.history_baselines[rule.metric]
         if elapsed < self.baseline_skip_s + self.baseline_s or len(s.baseline) < self.window_steps:
             return None
-        return float(np.median(s.baseline))
+        if s.median_n != len(s.baseline):  # the baseline is complete: computed once, not every step
+            s.median, s.median_n = float(np.median(s.baseline)), len(s.baseline)
+        return s.median
 
     @staticmethod
     def _alert(rule: Rule, rec: StepRecord, value: float, threshold: float, baseline: float | None,

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from detectors.alignment import Alignment
 from detectors.form.asymmetry import Symmetry  # form (issue 3)
 from detectors.steps import make_step_detector
-from pipeline.alerts import FormCues
+from pipeline.alerts import FormCues, metric_values
 from pipeline.config import Config, load_config
 from pipeline.errors import InputError
 from pipeline.fatigue import FatigueDrift
@@ -151,12 +151,19 @@ class Engine:
 
     def _with_alerts(self, records: list[StepRecord]) -> list[StepRecord | Alert]:
         out: list[StepRecord | Alert] = []
+        cues, fatigue = self.cues.update, self.fatigue.update
         for rec in records:
             out.append(rec)
-            for alert in self.cues.update(rec) + self.fatigue.update(rec):
-                if alert.severity != CLEARED:
-                    self.alert_counts[alert.rule] = self.alert_counts.get(alert.rule, 0) + 1
-                out.append(alert)
+            if rec.step.activity != "running":
+                continue  # the rules and the fatigue drift watch running steps only
+            values = metric_values(rec)  # once per record, shared by the rules and the fatigue drift
+            alerts = cues(rec, values)
+            more = fatigue(rec, values)
+            if alerts or more:
+                for alert in alerts + more:
+                    if alert.severity != CLEARED:
+                        self.alert_counts[alert.rule] = self.alert_counts.get(alert.rule, 0) + 1
+                    out.append(alert)
         return out
 
     def counters(self) -> dict[str, SensorCounters]:

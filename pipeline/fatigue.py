@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -86,19 +87,21 @@ class FatigueDrift:
         return []
 
     @staticmethod
-    def _metric(rec: StepRecord, *names: str) -> float:
+    def _metric(values: Mapping[str, float], *names: str) -> float:
+        """The first of ``names`` with a finite value."""
         for name in names:
-            for m in rec.metrics:
-                if m.name == name and math.isfinite(m.value):
-                    return float(m.value)
+            v = values.get(name)
+            if v is not None and math.isfinite(v):
+                return float(v)
         return math.nan
 
-    def _features(self, rec: StepRecord, s: _Sensor) -> dict[str, float]:
+    def _features(self, rec: StepRecord, s: _Sensor, values: Mapping[str, float]) -> dict[str, float]:
         st = rec.step
-        if math.isfinite(st.stride_s):
-            s.strides.append(st.stride_s)
-        impact = self._metric(rec, "pta_g", "impact_g")
-        speed = self._metric(rec, "speed_mps")
+        stride_s = st.stride_s
+        if math.isfinite(stride_s):
+            s.strides.append(stride_s)
+        impact = self._metric(values, "pta_g", "impact_g")
+        speed = self._metric(values, "speed_mps")
         if math.isfinite(impact) and math.isfinite(speed) and speed > 0.5:
             impact /= speed
         cv = math.nan
@@ -106,21 +109,28 @@ class FatigueDrift:
             m = sum(s.strides) / len(s.strides)
             cv = math.sqrt(sum((x - m) ** 2 for x in s.strides) / len(s.strides)) / m
         return {
-            "duty_factor": st.contact_ms / 1e3 / st.stride_s if math.isfinite(st.stride_s) else math.nan,
+            "duty_factor": st.contact_ms / 1e3 / stride_s if math.isfinite(stride_s) else math.nan,
             "impact": impact,
             "cadence_spm": st.cadence_spm,
             "stride_cv": cv,
         }
 
-    def update(self, rec: StepRecord) -> list[Alert]:
+    def update(self, rec: StepRecord, values: Mapping[str, float] | None = None) -> list[Alert]:
+        """``values``: ``pipeline.alerts.metric_values(rec)`` if the caller has it already."""
         st = rec.step
         if st.activity != "running":
             return []
         if self._first_s is None:
             self._first_s = st.ic_s
         elapsed = st.ic_s - self._first_s
-        s = self._sensors.setdefault(rec.sensor.sensor_id, _Sensor())
-        feats = self._features(rec, s)
+        s = self._sensors.get(rec.sensor.sensor_id)
+        if s is None:
+            s = self._sensors[rec.sensor.sensor_id] = _Sensor()
+        if values is None:
+            values = {}
+            for m in rec.metrics:
+                values.setdefault(m.name, m.value)
+        feats = self._features(rec, s, values)
         if elapsed < self.baseline_skip_s:
             return []
         if elapsed < self.baseline_skip_s + self.baseline_s:
