@@ -27,8 +27,8 @@ reason ``other_side_silent``); a sensor without a partner passes straight throug
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from collections import deque
-from dataclasses import replace
 
 from pipeline.records import Metric, SensorInfo, StepRecord
 
@@ -50,6 +50,61 @@ def _median(v) -> float:
     if not n:
         return math.nan
     return a[n // 2] if n % 2 else 0.5 * (a[n // 2 - 1] + a[n // 2])
+
+
+class _History:
+    """One side's last ``maxlen`` emitted steps as rows ``(ic_s, contact, impact, stride
+    length)``, with the medians of a window of them.
+
+    A window is the last ``n`` rows with ``ic_s <= t_s``: found by bisection on the IC times
+    (a sensor's steps come in IC order; should one ever not, a plain scan is used), and its
+    medians are kept for the next query of the same window (every window is asked for twice:
+    by this side's step and by the other side's). Rows older than ``maxlen`` are not used,
+    exactly as a ``deque(maxlen=maxlen)`` of them would forget them; the lists are trimmed in
+    batches to stay within ``2 * maxlen``.
+    """
+
+    __slots__ = ("maxlen", "_ics", "_rows", "_base", "_sorted", "_cache")
+
+    def __init__(self, maxlen: int):
+        self.maxlen = maxlen
+        self._ics: list[float] = []
+        self._rows: list[tuple[float, float, float, float]] = []
+        self._base = 0  # absolute number of the row at _rows[0]
+        self._sorted = True
+        self._cache: dict[tuple[int, int], tuple[float, float, float]] = {}
+
+    def append(self, row: tuple[float, float, float, float]) -> None:
+        if self._ics and row[0] < self._ics[-1]:
+            self._sorted = False
+        self._ics.append(row[0])
+        self._rows.append(row)
+        if len(self._rows) >= 2 * self.maxlen:
+            cut = len(self._rows) - self.maxlen
+            del self._ics[:cut], self._rows[:cut]
+            self._base += cut
+            self._cache.clear()
+
+    def medians(self, t_s: float, n: int) -> tuple[float, float, float] | None:
+        first = max(len(self._rows) - self.maxlen, 0)  # rows a deque(maxlen) would still hold
+        if self._sorted:
+            end = bisect_right(self._ics, t_s, first)
+            start = max(end - n, first)
+            if end == start:
+                return None
+            key = (self._base + start, self._base + end)
+            got = self._cache.get(key)
+            if got is None:
+                rows = self._rows[start:end]
+                got = (_median([h[1] for h in rows]), _median([h[2] for h in rows]), _median([h[3] for h in rows]))
+                if len(self._cache) > 32:
+                    self._cache.clear()
+                self._cache[key] = got
+            return got
+        rows = [h for h in self._rows[first:] if h[0] <= t_s][-n:]
+        if not rows:
+            return None
+        return _median([h[1] for h in rows]), _median([h[2] for h in rows]), _median([h[3] for h in rows])
 
 
 class Symmetry:
@@ -76,38 +131,53 @@ class Symmetry:
         self._held: dict[str, deque[StepRecord]] = {sid: deque() for sid in self._partner}
         self._last_ic: dict[str, float] = {sid: -math.inf for sid in self._partner}
         self._closed: set[str] = set()
-        self._hist: dict[str, deque[tuple[float, float, float, float]]] = {
-            sid: deque(maxlen=4 * self.window_steps + 64) for sid in self._partner}
+        self._hist = {sid: _History(4 * self.window_steps + 64) for sid in self._partner}
+        self._where: dict[tuple[str, str], int] = {}  # (sensor, metric) -> its usual position in .metrics
 
     # -- history of emitted steps (ic_s, contact, impact, stride length), per side
-    def _remember(self, r: StepRecord) -> None:
-        names = {m.name: m.value for m in r.metrics}
-        self._hist[r.sensor.sensor_id].append((
-            r.step.ic_s, r.step.contact_ms, names.get(IMPACT_METRIC[r.sensor.placement], math.nan),
-            names.get("stride_length_m", math.nan)))
+    def _metric(self, r: StepRecord, name: str) -> float:
+        """``r``'s value of metric ``name`` (NaN if absent): a sensor's metrics come in the
+        same order every step, so the position found once is checked, not searched."""
+        ms = r.metrics
+        key = (r.sensor.sensor_id, name)
+        i = self._where.get(key, -1)
+        if 0 <= i < len(ms) and ms[i].name == name:
+            return ms[i].value
+        value = math.nan
+        for i, m in enumerate(ms):  # the last one of a name, as a dict of the metrics would give
+            if m.name == name:
+                value = m.value
+                self._where[key] = i
+        return value
 
-    def _window(self, sid: str, t_s: float) -> list[tuple[float, float, float, float]]:
-        rows = [h for h in self._hist[sid] if h[0] <= t_s]
-        return rows[-self.window_steps:]
+    def _remember(self, r: StepRecord) -> None:
+        self._hist[r.sensor.sensor_id].append((
+            r.step.ic_s, r.step.contact_ms, self._metric(r, IMPACT_METRIC[r.sensor.placement]),
+            self._metric(r, "stride_length_m")))
+
+    def _medians(self, sid: str, t_s: float) -> tuple[float, float, float] | None:
+        """Medians of contact, impact and stride length over the last ``window_steps`` steps
+        of ``sid`` up to ``t_s`` (None without such a step)."""
+        return self._hist[sid].medians(t_s, self.window_steps)
 
     def _with_si(self, r: StepRecord, reason: str = "") -> StepRecord:
         sid = r.sensor.sensor_id
         vals = {n: (math.nan, reason) for n in NAMES}
         if not reason:
-            mine = self._window(sid, r.step.ic_s)
-            other = self._window(self._partner[sid], r.step.ic_s - self.partner_lag_s)
-            if not other:
+            mine = self._medians(sid, r.step.ic_s)
+            other = self._medians(self._partner[sid], r.step.ic_s - self.partner_lag_s)
+            if other is None:
                 vals = {n: (math.nan, "other_side_silent") for n in NAMES}
             else:
                 lw, rw = (mine, other) if r.sensor.side == "left" else (other, mine)
-                for k, n in enumerate(NAMES, start=1):
-                    si = symmetry_index(_median(h[k] for h in lw), _median(h[k] for h in rw))
+                for k, n in enumerate(NAMES):
+                    si = symmetry_index(lw[k], rw[k])
                     vals[n] = (si, "" if math.isfinite(si) else "not_measurable")
                 if r.sensor.placement != "foot":
                     vals["stride_length_si_pct"] = (math.nan, "wrong_placement")
-        extra = tuple(Metric(name=n, value=v, unit="%", t_s=r.step.ic_s, sensor_id=sid,
-                             reason="" if math.isfinite(v) else why) for n, (v, why) in vals.items())
-        return replace(r, metrics=r.metrics + extra)
+        t_s = r.step.ic_s
+        extra = tuple(Metric(n, v, "%", t_s, sid, "" if math.isfinite(v) else why) for n, (v, why) in vals.items())
+        return StepRecord(r.sensor, r.step, r.metrics + extra)
 
     def update(self, records: list[StepRecord]) -> list[StepRecord]:
         """Records in; the records whose symmetry is now known out (in arrival order of release)."""
