@@ -52,6 +52,7 @@ import numpy as np
 from scipy import signal
 
 from detectors.contract import require
+from detectors.steps_kernels import impact_onset_at, max_rise, push_off
 
 try:  # the compiled kernel behind scipy.signal.sosfilt (see _sosfilt_1d)
     from scipy.signal._sosfilt import _sosfilt as _SOSFILT
@@ -89,46 +90,22 @@ def impact_onset(up_ms2: np.ndarray, lo: int, hi: int, *, rise_n: int) -> tuple[
 
     Returns (sample index, fraction of a sample after it, rise in m/s² within ``rise_n``
     samples) or None; index and fraction are separate so that adding a buffer offset to
-    the index is exact (chunk invariance to the bit). The onset is the first step of that rise reaching ONSET_FRACTION of its
-    largest step, refined to a fraction of a sample where the straight line through the
-    two samples before it meets the line through the two samples after it (exact for a
-    ramp).
+    the index is exact (chunk invariance to the bit). The biggest rise within ``rise_n``
+    samples (:func:`rise_amplitude`) is taken back to the first rise at least
+    FIRST_CONTACT_FRACTION of it within SECOND_LOADING_S before (the first contact: the
+    biggest one is then a second loading, a heel drop after a forefoot strike), then up to
+    that rise's own peak. The onset is the first step of that rise reaching ONSET_FRACTION
+    of its largest step, refined to a fraction of a sample where the straight line through
+    the two samples before it meets the line through the two samples after it (exact for a
+    ramp). Compiled (``detectors.steps_kernels.impact_onset_at``).
     """
     lo = max(lo, 3)
     hi = min(hi, up_ms2.shape[0] - rise_n - 3)
     if hi - lo < 1:
         return None
-    r = rise_amplitude(up_ms2[lo:hi + rise_n], rise_n)
-    k0 = int(np.argmax(r))
-    if r[k0] <= 0.0:
-        return None  # no rise at all
-    # the first contact: a rise nearly as big shortly before the biggest one is the initial
-    # contact and the biggest one a second loading (heel drop after a forefoot strike)
-    back = max(k0 - int(round(SECOND_LOADING_S * rise_n / IMPACT_RISE_S)), 0)
-    k0 = back + int(np.flatnonzero(r[back:k0 + 1] >= FIRST_CONTACT_FRACTION * r[k0])[0])
-    while k0 + 1 < r.size and r[k0 + 1] > r[k0]:
-        k0 += 1  # climb to that rise's own peak
-    n0 = lo + k0
-    w0, w1 = n0 - 1, n0 + rise_n + 1
-    d = up_ms2[w0 + 1:w1 + 1] - up_ms2[w0:w1]
-    k_max = int(np.argmax(d))
-    if d[k_max] <= 0.0:
-        return None
-    k = int(np.flatnonzero(d[:k_max + 1] >= ONSET_FRACTION * d[k_max])[0])
-    n = w0 + k
-    s = up_ms2[n - 2:n + 3]  # s[j] is sample n - 2 + j
-    best, best_score = (n, 0.5), -1.0
-    for m in (n, n - 1):
-        j = m - (n - 2)
-        p = s[j] - s[j - 1]
-        q = s[j + 2] - s[j + 1]
-        if q == p:
-            continue
-        t = (s[j + 1] - s[j] - q) / (p - q)
-        score = min(t, 1.0 - t) if 0.0 <= t <= 1.0 else -abs(t - 0.5)
-        if score > best_score:
-            best, best_score = (m, float(min(max(t, 0.0), 1.0))), score
-    return best[0], best[1], float(r[n0 - lo])
+    back_n = int(round(SECOND_LOADING_S * rise_n / IMPACT_RISE_S))
+    n, frac, rise = impact_onset_at(up_ms2, lo, hi, rise_n, back_n, FIRST_CONTACT_FRACTION, ONSET_FRACTION)
+    return None if n < 0 else (n, frac, rise)
 
 
 def _sosfilt_1d(sos: np.ndarray, x: np.ndarray, zi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -149,18 +126,6 @@ def _median(xs: list[float]) -> float:
     s = sorted(xs)
     n = len(s)
     return float(s[n // 2]) if n % 2 else float((s[n // 2 - 1] + s[n // 2]) / 2.0)
-
-
-def parabolic_min(x: np.ndarray, k: int) -> float:
-    """Offset (in samples, within ±1) of the minimum near sample k from the parabola
-    through k-1, k, k+1."""
-    if k < 1 or k + 1 >= x.size:
-        return 0.0
-    a = x[k - 1] - 2.0 * x[k] + x[k + 1]
-    if a <= 0:
-        return 0.0
-    v = 0.5 * (x[k - 1] - x[k + 1]) / a
-    return float(v) if abs(v) <= 1.0 else 0.0
 
 
 class _Buffer:
@@ -443,29 +408,25 @@ class GyroStepDetector(_StepDetectorBase):
         # deep compared with this runner's recent push-offs (a forefoot strike's
         # terminal-swing rotation before the heel drop is not).
         thr = max(self.push_threshold_dps, PUSH_RELATIVE_DEPTH * self._ref_depth_dps)
-        mins, _ = signal.find_peaks(-wf[i_ws:i_c], height=thr, prominence=0.5 * thr)
-        if mins.size == 0:
+        # the searches are compiled (detectors/steps_kernels.py: per-call numpy/scipy
+        # overhead dominated them); push_off's docstring spells out each one
+        k_to, frac, k_start, ms = push_off(w, wf, i_ws, i_c, thr, 0.5 * thr, self._delay_n)
+        if k_to < 0:
             return None
-        k_f = i_ws + int(mins[-1])
-        nonneg = np.flatnonzero(wf[i_ws:k_f] >= 0.0)
-        k_start = i_ws + (int(nonneg[-1]) + 1 if nonneg.size else 0)  # where that lobe began
-        lo = max(k_f - self._delay_n, k_start)
-        k_to = lo + int(np.argmin(w[lo:k_f + 1]))
-        to = (b.start + k_to) + parabolic_min(w, k_to)
+        to = (b.start + k_to) + frac
         # IC: the impact between the previous mid-swing (the peak of the swing lobe, as in
         # Falbriard's mid-swing to mid-swing cycles) and min_contact_s before TO; searching
         # from mid-swing keeps the lift-off of the previous step out of the window
-        ms = i_ws + int(np.argmax(wf[i_ws:k_start])) if k_start > i_ws else i_ws
         if wf[ms] < max(3.0 * self.swing_threshold_dps, 0.3 * self._ref_depth_dps):
             ms = i_ws  # no swing in the window (first step of a segment)
         ic_hi = int(math.floor(to - self.min_contact_s * fs))
         ic_lo = max(b.start + ms, int(math.ceil(to - self.max_contact_s * fs)))
-        found = impact_onset(b.acc[:, 2], ic_lo - b.start, ic_hi - b.start, rise_n=self._rise_n)
+        up = b.acc[:, 2]
+        found = impact_onset(up, ic_lo - b.start, ic_hi - b.start, rise_n=self._rise_n)
         if found is None or not self._jerk_ok(found[2]):
             return None  # no impact: not a stance (keep the window open)
-        late = b.acc[ic_hi - b.start:i_c + 1, 2]
-        if late.shape[0] > self._rise_n and \
-                rise_amplitude(late, self._rise_n).max() > LATE_IMPACT_RATIO * found[2]:
+        l0, l1, _ = slice(ic_hi - b.start, i_c + 1).indices(up.shape[0])
+        if l1 - l0 > self._rise_n and max_rise(up, l0, l1, self._rise_n) > LATE_IMPACT_RATIO * found[2]:
             # the real impact comes after this "toe-off": it was the terminal-swing rotation
             # before a forefoot landing, and c the heel drop; the window stays open
             return None
