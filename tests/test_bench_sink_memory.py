@@ -80,3 +80,20 @@ def test_memory_is_bounded_by_the_spill_size(tmp_path, monkeypatch):
         sink.close(None)
         assert (tmp_path / str(n) / "steps.csv").read_text().count("\n") == len(recs) + 1
     assert held[1] < 1.5 * held[0] + 64 * 1024, held
+
+
+def test_spilled_alerts_give_the_same_alerts_csv(tmp_path, monkeypatch):
+    """Alert lines also go to a temporary file past SPILL_ROWS: alerts.csv is the same, in raise order."""
+    from pipeline.records import Alert
+
+    alerts = [Alert(rule=f"r{k % 3}", severity="warning" if k % 2 else "cleared", value=k / 7, threshold=1.5,
+                    t_s=0.5 * k, message=f'msg, "quoted" {k}', sensor_id="lf", athlete="ann") for k in range(50)]
+    out = []
+    for i, spill in enumerate((10**9, 3, 1)):
+        monkeypatch.setattr(fs_mod, "SPILL_ROWS", spill)
+        sink = FileSink(tmp_path / str(i), session=SESSION, sensors=[LEFT, RIGHT])
+        for k in range(0, len(alerts), 4):
+            sink.write(alerts[k:k + 4] + [_rec(LEFT, 0.05 + k, k)])
+        sink.close(None)
+        out.append((tmp_path / str(i) / "alerts.csv").read_bytes())
+    assert out[0].count(b"\n") == 51 and out[1] == out[0] and out[2] == out[0]

@@ -65,18 +65,34 @@ def _csv_field(s: str) -> str:
     return s
 
 
+# Where each metric name goes in a row's cells (after the 4 sensor columns, which are one
+# pre-joined string per sensor): the fixed float columns by position and format.
+_FIXED = {name: (i, spec) for i, name in enumerate(BASE_COLUMNS[4:]) if (spec := _FLOAT_FMT.get(name))}
+_FIXED_CELLS = len(BASE_COLUMNS) - 4
+_SKIP = -1  # a text column's name used as a metric: not a metric
+RUN_CHUNK = 128  # rows per pickle in a spilled run: a merge reads a run 128 rows at a time
+
+
 class FileSink:
-    """Writes ``steps.csv`` and ``session.json`` into ``out_dir`` (created if needed)."""
+    """Writes ``steps.csv`` and ``session.json`` into ``out_dir`` (created if needed).
+
+    A row is formatted once, when it arrives, as one CSV line without its trailing empty
+    metric cells (columns only ever get added at the end), so ``close`` only pads and merges.
+    """
 
     def __init__(self, out_dir: str | Path, *, session: SessionInfo, sensors: Sequence[SensorInfo]):
         self.out_dir = Path(out_dir)
         self.session = session
         self._order = {s.sensor_id: i for i, s in enumerate(sensors)}
-        self._rows: list[tuple[tuple, dict[str, str]]] = []  # since the last spill
+        self._rows: list[tuple[tuple, str, int]] = []  # (sort key, line, cells in it) since the last spill
         self._spill_file = None  # anonymous temporary file holding the spilled runs
-        self._runs: list[tuple[int, int]] = []  # byte ranges of sorted runs of pickled (key, row)
+        self._runs: list[tuple[int, int]] = []  # byte ranges of sorted runs of pickled chunks of rows
         self._metric_cols: dict[str, None] = {}  # ordered set
-        self._alerts: list[str] = []
+        self._cell_of: dict[str, tuple[int, str]] = {}  # metric name -> (cell index, format), or _SKIP
+        self._prefix: dict[SensorInfo, str] = {}  # the sensor's 4 columns, quoted and joined
+        self._text: dict[str, str] = {}  # quoted text cells (activity)
+        self._alerts: list[str] = []  # since the last spill of alert lines
+        self._alert_file = None  # anonymous temporary file with the older alert lines (text)
         self._closed = False
         try:
             self.out_dir.mkdir(parents=True, exist_ok=True)
@@ -97,35 +113,68 @@ class FileSink:
     def alerts_path(self) -> Path:
         return self.out_dir / "alerts.csv"
 
+    def _cell(self, name: str) -> tuple[int, str]:
+        """Cell index and format of metric ``name`` (a new name is a new column at the end)."""
+        if name in _FIXED:
+            got = _FIXED[name]
+        elif name in BASE_COLUMNS:
+            got = (_SKIP, "")  # text columns are not metrics
+        else:
+            self._metric_cols[name] = None
+            got = (_FIXED_CELLS + len(self._metric_cols) - 1, METRIC_FMT)
+        self._cell_of[name] = got
+        return got
+
     def write(self, records: Sequence[StepRecord | Alert]) -> None:
         if self._closed:
             raise SinkError("file sink: write after close")
+        cell_of, isfinite = self._cell_of, math.isfinite
         for r in records:
             if isinstance(r, Alert):
-                self._alerts.append(",".join(_csv_field(x) for x in (
-                    _fmt(r.t_s, ".6f"), r.rule, r.severity, r.sensor_id, r.athlete,
-                    _fmt(r.value, ".4f"), _fmt(r.threshold, ".4f"), r.message)))
+                self._write_alert(r)
                 continue
             st, info = r.step, r.sensor
-            row = {
-                "sensor_id": info.sensor_id, "side": info.side, "placement": info.placement,
-                "athlete": info.athlete, "segment": str(st.segment), "activity": st.activity,
-                "ic_s": _fmt(st.ic_s, ".6f"), "to_s": _fmt(st.to_s, ".6f"),
-                "contact_ms": _fmt(st.contact_ms, ".3f"), "flight_ms": _fmt(st.flight_ms, ".3f"),
-                "cadence_spm": _fmt(st.cadence_spm, ".3f"),
-            }
+            prefix = self._prefix.get(info)
+            if prefix is None:
+                prefix = self._prefix[info] = ",".join(_csv_field(x) for x in (
+                    info.sensor_id, info.side, info.placement, info.athlete))
+            act = self._text.get(st.activity)
+            if act is None:
+                act = self._text[st.activity] = _csv_field(st.activity)
+            cells = [str(st.segment), act, _fmt(st.ic_s, ".6f"), _fmt(st.to_s, ".6f"),
+                     _fmt(st.contact_ms, ".3f"), _fmt(st.flight_ms, ".3f"), _fmt(st.cadence_spm, ".3f")]
             for m in r.metrics:
-                if m.name in _FLOAT_FMT:
-                    row[m.name] = _fmt(m.value, _FLOAT_FMT[m.name])
-                elif m.name in BASE_COLUMNS:
-                    continue  # text columns are not metrics
+                where = cell_of.get(m.name) or self._cell(m.name)
+                i = where[0]
+                if i == _SKIP:
+                    continue
+                v = float(m.value)
+                if isfinite(v):
+                    text = format(v, where[1])
+                    if text[0] == "-" and text.startswith("-0") and float(text) == 0:
+                        text = "0" + text[2:]  # no "-0"
                 else:
-                    self._metric_cols.setdefault(m.name, None)
-                    row[m.name] = _fmt(m.value, METRIC_FMT)
+                    text = ""
+                if i >= len(cells):
+                    cells += [""] * (i + 1 - len(cells))
+                cells[i] = text
             key = (st.ic_s, self._order.get(info.sensor_id, len(self._order)), info.sensor_id, st.segment, st.ic_index)
-            self._rows.append((key, row))
+            self._rows.append((key, prefix + "," + ",".join(cells), len(cells)))
             if len(self._rows) >= SPILL_ROWS:
                 self._spill()
+
+    def _write_alert(self, r: Alert) -> None:
+        self._alerts.append(",".join(_csv_field(x) for x in (
+            _fmt(r.t_s, ".6f"), r.rule, r.severity, r.sensor_id, r.athlete,
+            _fmt(r.value, ".4f"), _fmt(r.threshold, ".4f"), r.message)))
+        if len(self._alerts) >= SPILL_ROWS:  # alerts are few; still, memory must not grow with the run
+            try:
+                if self._alert_file is None:
+                    self._alert_file = tempfile.TemporaryFile("w+", encoding="utf-8", newline="\n")
+                self._alert_file.write("".join(a + "\n" for a in self._alerts))
+            except OSError as exc:
+                raise SinkError(f"file sink: cannot spill alerts to a temporary file: {exc.strerror}") from None
+            self._alerts = []
 
     def _spill(self) -> None:
         """Sort the rows in memory and append them as a new run to the temporary file."""
@@ -135,31 +184,34 @@ class FileSink:
             f = self._spill_file
             f.seek(0, os.SEEK_END)
             start = f.tell()
-            for kr in sorted(self._rows, key=lambda kr: kr[0]):
-                pickle.dump(kr, f, protocol=pickle.HIGHEST_PROTOCOL)  # one self-contained pickle per row
+            rows = sorted(self._rows, key=_by_key)
+            for i in range(0, len(rows), RUN_CHUNK):  # self-contained pickles of RUN_CHUNK rows
+                pickle.dump(rows[i:i + RUN_CHUNK], f, protocol=pickle.HIGHEST_PROTOCOL)
             self._runs.append((start, f.tell()))
         except OSError as exc:
             raise SinkError(f"file sink: cannot spill rows to a temporary file: {exc.strerror}") from None
         self._rows = []
 
-    def _read_run(self, start: int, end: int) -> Iterator[tuple[tuple, dict[str, str]]]:
+    def _read_run(self, start: int, end: int) -> Iterator[tuple[tuple, str, int]]:
         f = self._spill_file
         pos = start
         while pos < end:
             f.seek(pos)  # the runs share one file: each reader keeps its own position
-            kr = pickle.load(f)
+            chunk = pickle.load(f)
             pos = f.tell()
-            yield kr
+            yield from chunk
 
-    def _sorted_rows(self) -> Iterator[tuple[tuple, dict[str, str]]]:
+    def _sorted_rows(self) -> Iterator[tuple[tuple, str, int]]:
         """All rows by key; equal keys in arrival order (runs are merged oldest first)."""
-        runs = [self._read_run(a, b) for a, b in self._runs] + [iter(sorted(self._rows, key=lambda kr: kr[0]))]
-        return heapq.merge(*runs, key=lambda kr: kr[0])
+        runs = [self._read_run(a, b) for a, b in self._runs] + [iter(sorted(self._rows, key=_by_key))]
+        return heapq.merge(*runs, key=_by_key)
 
     def _steps_lines(self, cols: list[str]) -> Iterator[str]:
         yield ",".join(cols) + "\n"
-        for _, row in self._sorted_rows():
-            yield ",".join(_csv_field(row.get(c, "")) for c in cols) + "\n"
+        n = len(cols) - 4  # cells after the sensor's 4 columns
+        pads = ["," * k + "\n" for k in range(n + 1)]  # the empty metric cells a row lacks
+        for _, line, cells in self._sorted_rows():
+            yield line + pads[n - cells]
 
     def _atomic_write(self, path: Path, text: str | Iterator[str]) -> None:
         tmp = path.with_name(f".{path.name}.tmp")
@@ -173,6 +225,16 @@ class FileSink:
         except OSError as exc:
             raise SinkError(f"{path}: cannot write: {exc.strerror}") from None
 
+    def _alert_lines(self) -> Iterator[str]:
+        yield ALERT_HEADER + "\n"
+        f, self._alert_file = self._alert_file, None
+        if f is not None:
+            with f:
+                f.seek(0)
+                yield from f
+        for a in self._alerts:
+            yield a + "\n"
+
     def close(self, summary=None) -> None:
         if self._closed:
             return
@@ -185,7 +247,11 @@ class FileSink:
                 self._spill_file.close()
             self._spill_file, self._runs, self._rows = None, [], []
         # alerts in the order they were raised (the engine's order: deterministic)
-        self._atomic_write(self.alerts_path, "\n".join([ALERT_HEADER] + self._alerts) + "\n")
+        self._atomic_write(self.alerts_path, self._alert_lines())
         if summary is not None:
             text = json.dumps(summary.to_dict(), indent=2, allow_nan=False) + "\n"
             self._atomic_write(self.session_path, text)
+
+
+def _by_key(row: tuple) -> tuple:
+    return row[0]
