@@ -72,15 +72,24 @@ class BinnedMedian:
             if len(self._pending) >= FOLD_EVERY:
                 self._fold()
 
+    def extend(self, values) -> None:
+        """Add many values at once (non-finite ones ignored): one numpy pass."""
+        a = np.asarray(values, dtype=np.float64)
+        self._fold_array(a[np.isfinite(a)])
+
     @property
     def count(self) -> int:
         return self._folded + len(self._pending)
 
     def _fold(self) -> None:
-        if not self._pending:
+        if self._pending:
+            self._fold_array(np.asarray(self._pending, dtype=np.float64))
+            self._pending = []
+
+    def _fold_array(self, a: np.ndarray) -> None:
+        if not a.size:
             return
-        k = np.rint(np.clip(np.asarray(self._pending, dtype=np.float64) / self.resolution, -_MAX_BIN, _MAX_BIN))
-        k = k.astype(np.int64)
+        k = np.rint(np.clip(a / self.resolution, -_MAX_BIN, _MAX_BIN)).astype(np.int64)
         page = k // PAGE_BINS
         for p in np.unique(page).tolist():
             sel = k[page == p] - p * PAGE_BINS
@@ -88,8 +97,7 @@ class BinnedMedian:
             if counts is None:
                 counts = self._pages[p] = np.zeros(PAGE_BINS, dtype=np.int64)
             counts += np.bincount(sel, minlength=PAGE_BINS)
-        self._folded += len(self._pending)
-        self._pending = []
+        self._folded += a.size
 
     def _bin_at(self, rank: int) -> int:
         """Bin number of the value of 0-based rank ``rank`` in sorted order."""

@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from functools import cached_property
 
 import numpy as np
 
@@ -47,31 +45,46 @@ def unit_of(name: str) -> str:
     raise ValueError(f"metric name {name!r} has no unit suffix ({', '.join(s for s, _ in UNITS)})")
 
 
-@dataclass
 class StepContext:
-    """What metric groups share for one step (orientation computed once, lazily)."""
+    """What metric groups share for one step (orientation computed once, lazily).
 
-    step: Step
-    sensor: SensorInfo
-    params: dict
-    stride: _stride.StrideSamples | None = None  # samples from the previous step on (MetricsChain)
-    shank_axis_body: np.ndarray | None = None  # from a standing calibration (MetricsChain)
-    sensor_rotation: np.ndarray | None = None  # sensor -> body (alignment), for clipping from the signal
-    _cache: dict = field(default_factory=dict)
+    A plain slotted class with hand-written memos rather than a dataclass with
+    ``functools.cached_property`` (which takes a lock per access in Python 3.11): one is
+    built per step, and the metrics layer's budget is tens of microseconds per step."""
 
-    @cached_property
+    __slots__ = ("step", "sensor", "params", "stride", "shank_axis_body", "sensor_rotation",
+                 "_foot_att", "_shank_att", "_stride_values")
+
+    def __init__(self, step: Step, sensor: SensorInfo, params: dict,
+                 stride: _stride.StrideSamples | None = None, shank_axis_body: np.ndarray | None = None,
+                 sensor_rotation: np.ndarray | None = None):
+        self.step = step
+        self.sensor = sensor
+        self.params = params
+        self.stride = stride  # samples from the previous step on (MetricsChain)
+        self.shank_axis_body = shank_axis_body  # from a standing calibration (MetricsChain)
+        self.sensor_rotation = sensor_rotation  # sensor -> body (alignment), for clipping from the signal
+        self._foot_att = self._shank_att = self._stride_values = None
+
+    @property
     def foot_attitude(self) -> tuple[Attitude | None, str]:
-        return foot_stance_attitude(self.step, self.stride)
+        if self._foot_att is None:
+            self._foot_att = foot_stance_attitude(self.step, self.stride)
+        return self._foot_att
 
-    @cached_property
+    @property
     def shank_attitude(self) -> tuple[Attitude | None, str]:
-        return _overstride.shank_stance_attitude(self.step, self.stride)
+        if self._shank_att is None:
+            self._shank_att = _overstride.shank_stance_attitude(self.step, self.stride)
+        return self._shank_att
 
-    @cached_property
+    @property
     def stride_values(self) -> Values:
         """Foot stride metrics (computed once: impact uses their direction of travel)."""
-        return _stride.stride_metrics(self.step, self.stride, side=self.sensor.side,
-                                      max_stride_s=self.params["max_stride_s"])
+        if self._stride_values is None:
+            self._stride_values = _stride.stride_metrics(self.step, self.stride, side=self.sensor.side,
+                                                         max_stride_s=self.params["max_stride_s"])
+        return self._stride_values
 
     @property
     def travel_heading_rad(self) -> float:
@@ -153,22 +166,27 @@ def _check(params: dict) -> dict:
     return params
 
 
-def _to_metrics(values: Values, step: Step) -> tuple[Metric, ...]:
+_WRONG_PLACEMENT = (math.nan, "wrong_placement")
+
+
+def _plan(enabled) -> tuple:
+    """Per enabled group: its function and its (name, unit) pairs in column order, resolved
+    once (the per-step loop then does no registry or unit-suffix look-ups)."""
+    return tuple((METRICS[g], tuple((name, unit_of(name)) for name in NAMES[g])) for g in dict.fromkeys(enabled))
+
+
+def _run(ctx: StepContext, plan: tuple | None = None) -> tuple[Metric, ...]:
+    step = ctx.step
+    t_s, sid = step.ic_s, step.sensor_id
     out = []
-    for name, (v, reason) in values.items():
-        v = float(v)
-        out.append(Metric(name=name, value=v, unit=unit_of(name), t_s=step.ic_s, sensor_id=step.sensor_id,
-                          reason="" if math.isfinite(v) else (reason or "not_measurable")))
+    for group, names in plan if plan is not None else _plan(ctx.params["enabled"]):
+        got = group(ctx)
+        for name, unit in names:
+            v, reason = got.get(name, _WRONG_PLACEMENT)
+            v = float(v)
+            out.append(Metric(name, v, unit, t_s, sid,
+                              "" if v - v == 0.0 else (reason or "not_measurable")))  # v - v == 0: finite
     return tuple(out)
-
-
-def _run(ctx: StepContext) -> tuple[Metric, ...]:
-    values: Values = {}
-    for group in ctx.params["enabled"]:
-        got = METRICS[group](ctx)
-        for name in NAMES[group]:
-            values[name] = got.get(name, (math.nan, "wrong_placement"))
-    return _to_metrics(values, ctx.step)
 
 
 def compute_metrics(step: Step, sensor: SensorInfo, config: Config | None = None) -> tuple[Metric, ...]:
@@ -194,6 +212,7 @@ class MetricsChain:
         self.sensor = sensor
         self._sensor_rotation = sensor_rotation
         self.params = _check((config or load_config()).section("metrics"))
+        self._plan = _plan(self.params["enabled"])
         self._buffer = _stride.SampleBuffer(buffer_s=self.params["buffer_s"])
         self._pending_reset = False
         self._calibration = _overstride.StandingCalibration(
@@ -211,7 +230,7 @@ class MetricsChain:
         axis = self._calibration.axis_body if self._calibration is not None else None
         rot = self._sensor_rotation() if self._sensor_rotation is not None else None
         out = _run(StepContext(step=step, sensor=self.sensor, params=self.params, stride=stride,
-                               shank_axis_body=axis, sensor_rotation=rot))
+                               shank_axis_body=axis, sensor_rotation=rot), self._plan)
         self._buffer.keep_from_step(step)
         return out
 
@@ -235,48 +254,63 @@ class MetricsChain:
 class MetricsSummary:
     """Per sensor and metric: steps, median of the finite values, NaN count by reason.
 
-    Memory does not grow with the run: per (sensor, metric) a step count, a counter per
-    NaN reason and a fixed-resolution histogram (:class:`pipeline.median.BinnedMedian`,
-    bin width from the metric's unit, :data:`pipeline.median.RESOLUTION`): the median is
-    exact to within half that resolution (e.g. 0.005 deg, 0.0005 g). ``to_dict`` goes into
+    Memory does not grow with the run: per (sensor, metric) a counter per NaN reason and a
+    fixed-resolution histogram (:class:`pipeline.median.BinnedMedian`, bin width from the
+    metric's unit, :data:`pipeline.median.RESOLUTION`): the median is exact to within half
+    that resolution (e.g. 0.005 deg, 0.0005 g). Values wait in a list per metric and go into
+    the histogram every ``FOLD_EVERY`` steps of a sensor. ``to_dict`` goes into
     ``session.json`` (``extra.metrics``).
     """
 
     def __init__(self) -> None:
-        from pipeline.median import BinnedMedian, resolution_of  # records-speed: bounded session medians
+        from pipeline.median import FOLD_EVERY, BinnedMedian, resolution_of  # records-speed: bounded medians
 
+        self._fold_every = FOLD_EVERY
         self._new_median = lambda name: BinnedMedian(resolution_of(self._unit_or_blank(name)))
-        self._values: dict[str, dict[str, list]] = {}  # sid -> name -> [steps, BinnedMedian]
+        self._medians: dict[str, dict[str, BinnedMedian]] = {}  # sid -> name -> histogram
+        self._pending: dict[str, dict[str, list[float]]] = {}  # sid -> name -> values not folded yet
+        self._steps: dict[str, int] = {}
         self._reasons: dict[str, dict[str, dict[str, int]]] = {}
 
     def add(self, record) -> None:
         sid = record.sensor.sensor_id
-        vals = self._values.get(sid)
-        if vals is None:
-            vals = self._values[sid] = {}
-            self._reasons[sid] = {}
+        pending = self._pending.get(sid)
+        if pending is None:
+            pending = self._pending[sid] = {}
+            self._medians[sid], self._reasons[sid], self._steps[sid] = {}, {}, 0
         for m in record.metrics:
-            v = vals.get(m.name)
-            if v is None:
-                v = vals[m.name] = [0, self._new_median(m.name)]
-            v[0] += 1
+            values = pending.get(m.name)
+            if values is None:
+                values = pending[m.name] = []
+                self._medians[sid][m.name] = self._new_median(m.name)
             x = m.value
-            if x - x == 0.0:  # finite
-                v[1].add(x)
-            else:
+            values.append(x)
+            if not x - x == 0.0:  # NaN or infinite: counted by reason
                 r = self._reasons[sid].setdefault(m.name, {})
                 why = m.reason or "not_measurable"
                 r[why] = r.get(why, 0) + 1
+        self._steps[sid] += 1
+        if self._steps[sid] % self._fold_every == 0:
+            self._fold(sid)
+
+    def _fold(self, sid: str) -> None:
+        medians = self._medians[sid]
+        for name, values in self._pending[sid].items():
+            if values:
+                medians[name].extend(values)
+                values.clear()
 
     def to_dict(self) -> dict:
         out: dict = {}
-        for sid, vals in sorted(self._values.items()):
+        for sid, medians in sorted(self._medians.items()):
+            self._fold(sid)
             out[sid] = {}
-            for name, (steps, med) in vals.items():
+            for name, med in medians.items():
+                reasons = self._reasons[sid].get(name, {})
                 out[sid][name] = {
-                    "unit": unit_of(name), "steps": steps, "valid": med.count,
+                    "unit": unit_of(name), "steps": med.count + sum(reasons.values()), "valid": med.count,
                     "median": med.median(),
-                    "nan_reasons": dict(sorted(self._reasons.get(sid, {}).get(name, {}).items())),
+                    "nan_reasons": dict(sorted(reasons.items())),
                 }
         return out
 
