@@ -3,7 +3,8 @@
 Data path (DESIGN.md, "Sources and sinks")::
 
     write(records) -> lines (pipeline.lineprotocol) -> in-memory buffer
-                   -> every 1000 lines / flush_interval_s: Spool.append (write-ahead)
+                   -> every 1000 lines (200 while the worker has nothing to send) /
+                      flush_interval_s: Spool.append (write-ahead)
     worker thread  -> oldest spool batches (joined up to batch_size lines)
                    -> transport.send (its own retries/backoff) -> accepted: removed
 
@@ -45,6 +46,10 @@ from pipeline.window_aggregates import WindowAggregator
 log = logging.getLogger(__name__)
 
 WAL_CHUNK_LINES = 1000
+# While the worker has nothing to send, a buffer of this many lines is spooled right away:
+# the server starts sooner and the last request of a run is short; while it is sending,
+# lines gather up to WAL_CHUNK_LINES (and are joined up to batch_size per request).
+WAL_EAGER_LINES = 200
 ENV_TOKEN = "GAITWATCH_INFLUX_TOKEN"
 ENV_USERNAME = "GAITWATCH_INFLUX_USERNAME"
 ENV_PASSWORD = "GAITWATCH_INFLUX_PASSWORD"
@@ -152,6 +157,7 @@ class InfluxSink:
         # send while the producer encodes; it joins consecutive chunks up to batch_size per
         # request (large requests when catching up after an outage).
         self.chunk_lines = min(self.batch_size, WAL_CHUNK_LINES)
+        self.eager_lines = min(self.chunk_lines, WAL_EAGER_LINES)
         self.flush_interval_s = float(flush_interval_s)
         self.replay_interval_s = float(replay_interval_s)
         self.close_timeout_s = float(close_timeout_s)
@@ -217,7 +223,12 @@ class InfluxSink:
                 elif self._last_t_s >= self._next_health_s:
                     self._buf_health(self._last_t_s)
                     self._next_health_s = self._last_t_s + self.health_interval_s
-            if len(self._buf) >= self.chunk_lines or time.monotonic() - self._last_spool >= self.flush_interval_s:
+            n = len(buf)
+            if (
+                n >= self.chunk_lines
+                or (n >= self.eager_lines and not self._down and self.spool.depth_batches == 0)
+                or time.monotonic() - self._last_spool >= self.flush_interval_s
+            ):
                 try:
                     self._spool_buffer()
                 except SinkError as exc:
