@@ -8,6 +8,8 @@ Layout on the NATS side (all names from the ``[cluster]`` config section)::
     KV      <kv_prefix>_units   unit -> JSON {session_id, athlete, start_wall_ns, gateway, sensors[...], done}
     KV      <kv_prefix>_leases  unit -> JSON {worker}; TTL lease_ttl_s: a worker that stops renewing loses it
     KV      <kv_prefix>_workers worker id -> JSON heartbeat {units, msgs, lag...}; TTL lease_ttl_s
+    KV      <kv_prefix>_checkpoints unit -> JSON {committed, pending, owner}: where the owner's output
+                                reached (pipeline.worker: a new owner resumes there); compare-and-set only
 
 A message body is a run of ``.gwcap`` records (:mod:`firmware_bridge.serial_capture`):
 ``i64 host_ns | u32 length | bytes`` (length 0xFFFFFFFF: the port was lost), i.e. the raw
@@ -80,6 +82,8 @@ class ClusterSettings:
     max_age_s: float = 86400.0
     lease_ttl_s: float = 10.0
     poll_s: float = 0.5
+    checkpoint_s: float = 2.0
+    resume_preroll_s: float = 10.0
     batch_max_s: float = 0.25
     batch_max_bytes: int = 65536
     creds: str = ""
@@ -104,6 +108,9 @@ class ClusterSettings:
         s = cls(urls=list(urls), **c)
         if s.lease_ttl_s < 1.0:
             raise ConfigError(f"cluster: lease_ttl_s must be >= 1 s, got {s.lease_ttl_s}")
+        if not (s.checkpoint_s > 0 and s.resume_preroll_s >= 0):
+            raise ConfigError(f"cluster: checkpoint_s must be > 0 and resume_preroll_s >= 0, got "
+                              f"{s.checkpoint_s}, {s.resume_preroll_s}")
         return s
 
     def bucket(self, what: str) -> str:
@@ -153,7 +160,7 @@ async def ensure_layout(js, s: ClusterSettings) -> dict[str, Any]:
                     raise
                 await asyncio.sleep(0.3 * (attempt + 1))
     kv = {}
-    for what, ttl in (("units", None), ("leases", s.lease_ttl_s), ("workers", s.lease_ttl_s)):
+    for what, ttl in (("units", None), ("leases", s.lease_ttl_s), ("workers", s.lease_ttl_s), ("checkpoints", None)):
         name = s.bucket(what)
         for attempt in range(5):  # gateways and workers may create the buckets at the same time
             try:

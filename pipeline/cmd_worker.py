@@ -26,6 +26,10 @@ def add_cluster_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--replicas", type=int, default=None, help="stream/KV replicas (default: [cluster].replicas)")
     p.add_argument("--lease-ttl-s", type=float, default=None, help="worker lease TTL (default: [cluster].lease_ttl_s)")
     p.add_argument("--poll-s", type=float, default=None, help="lease renewal / work poll period")
+    p.add_argument("--checkpoint-s", type=float, default=None,
+                   help="worker: hand records to the sinks and store the takeover point this often")
+    p.add_argument("--resume-preroll-s", type=float, default=None,
+                   help="worker: a taken-over athlete is re-read from this many seconds before its last output")
     p.add_argument("--config", type=Path, default=None, metavar="FILE", help="TOML config over the defaults")
 
 
@@ -34,7 +38,9 @@ def settings_from_args(args: argparse.Namespace, config):
 
     return ClusterSettings.from_config(config, urls=args.nats, stream=args.stream, subject_prefix=args.subject_prefix,
                                        kv_prefix=args.kv_prefix, replicas=args.replicas,
-                                       lease_ttl_s=args.lease_ttl_s, poll_s=args.poll_s)
+                                       lease_ttl_s=args.lease_ttl_s, poll_s=args.poll_s,
+                                       checkpoint_s=getattr(args, "checkpoint_s", None),
+                                       resume_preroll_s=getattr(args, "resume_preroll_s", None))
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:

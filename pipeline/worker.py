@@ -10,24 +10,52 @@ after at most ``lease_ttl_s``; the other workers look for unowned units every ``
 worker takes at most ``ceil(open units / live workers)`` units (live workers: heartbeats in
 ``<kv_prefix>_workers``, same TTL), and a worker holding more than that (a worker joined)
 gives its newest unit back, at most one per ``lease_ttl_s``; so units spread over the
-workers and adding a worker spreads the load (the moved unit is replayed by its new owner). Every sensor's frames are therefore processed by exactly one worker at
-a time (a worker that loses its lease stops that unit and discards its unfinished output).
+workers and adding a worker spreads the load (the moved unit is resumed by its new owner from
+the last checkpoint, below). Every sensor's frames are therefore processed by exactly one
+worker at a time (a worker that loses its lease stops that unit).
 
-Order and takeover. A unit is read with one pull consumer filtered on the unit's subjects,
-from the unit's first message, in stream order (each sensor's batches in the order the
-gateway sealed them; a repeated ``Gw-Seq`` is dropped, a missing one becomes a lost-port
-marker, i.e. a :class:`~pipeline.records.Gap` in the records). A worker that takes over a
-unit replays it from its first frame through a *fresh* decoder and engine: the detectors
-never mix the state of two workers, and the records come out identical to a single
-process (``gaitwatch live --from-capture`` of the same bytes). Failover time is at most
-``lease_ttl_s + poll_s`` plus the replay, which runs at engine speed (hundreds of times
-real time per sensor).
+Order and takeover. A unit is read with one pull consumer filtered on the unit's subjects, in
+stream order (each sensor's batches in the order the gateway sealed them; a repeated ``Gw-Seq``
+is dropped, a missing one becomes a lost-port marker, i.e. a :class:`~pipeline.records.Gap`).
 
-Delivery is at-least-once: after a takeover the records the dead worker had already
-written are written again, identical (same series, tags and timestamps), and InfluxDB
-overwrites a point with the same measurement, tag set and timestamp, so the stored data
-do not change. File outputs are written to a staging directory and moved to
-``<out>/<session>/<athlete>/`` only when the unit is complete and the lease still held.
+Checkpoints. The records of a unit are *held* (:class:`HeldSinks`) and handed to the sinks
+every ``checkpoint_s``, at a message boundary, in three steps: (1) store in the KV bucket
+``<kv_prefix>_checkpoints`` a *pending* entry: the stream sequence processed so far, the
+*horizon* (per sensor, the IC time of the last step about to be released; the time of the last
+record of any kind), the stream sequence a new owner should start from (the last message at
+least ``resume_preroll_s`` before the horizon) and the segment numbers; (2) write the records
+to the sinks and *commit* them (InfluxDB: spool and wait for the server); (3) store the entry
+as *committed*. Writes are compare-and-set on the key's revision, so a worker that lost the
+unit fails its next checkpoint and stops.
+
+A new owner (the lease expired: at most ``lease_ttl_s + poll_s`` after the owner died) rewrites
+the key (fencing the old owner off), reads the committed entry and starts the consumer at its
+``resume_seq``: fresh decoder and engine, a ``Gap`` before each sensor's first block, segment
+numbers continuing after the previous owner's, and every record at or before the horizon
+dropped (steps by IC time per sensor, with ``RESUME_TOL_S``; alerts by time). The pre-roll
+(default 10 s: the alignment's 2.5 s of activity plus the 10-step symmetry window) warms the
+detectors up again, so the steps after the horizon are the uninterrupted run's steps (IC/TO
+within ms: another clock fit; form metrics within hundredths of a degree: the alignment is
+estimated again). Takeover work is bounded by the pre-roll plus one checkpoint interval, not
+by the length of the run. A worker that is killed loses only what it held (records since its
+last checkpoint, which the new owner recomputes); a worker that gives a unit up (lease lost,
+a worker joined, Ctrl-C) keeps the files of what it committed in
+``<out>/<session>/<athlete>/part-<first seq>-<worker>/``; the run that completes the unit writes
+``<out>/<session>/<athlete>/`` (its ``session.json`` names where it resumed).
+
+What a takeover changes: nothing is written twice and nothing after the horizon is lost, with
+two stated exceptions: (a) a worker killed *while committing* (between steps 1 and 3) leaves
+a pending entry; its batch may be partly in InfluxDB and the new owner writes it again with
+IC times that may differ by ~1 ms (new points next to the old ones); (b) when the checkpoint
+bucket does not answer 5 times in a row (or at the end of the unit), records are released
+without a stored checkpoint (bounded memory and latency); a takeover right then rewrites them.
+Run-level state starts again at the resumed point like a new run: the alert rules' run
+baselines and the fatigue drift baseline, the open alerts, the session summary (of the
+resumed run only), and the InfluxDB ``gait_window`` window that contains the horizon (only the
+new owner's steps).
+
+Delivery is at-least-once, and the InfluxDB writes are idempotent: a point with the same
+measurement, tag set and timestamp overwrites the stored one.
 """
 
 from __future__ import annotations
@@ -41,6 +69,8 @@ import queue
 import shutil
 import threading
 import time
+from collections import deque
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -56,33 +86,221 @@ class _Aborted(Exception):
     pass
 
 
+#: A step recomputed by a new owner lands within a few ms of the previous owner's (another clock
+#: fit, another alignment estimate); the next step of the same foot is >= 0.25 s later.
+RESUME_TOL_S = 0.15
+
+
+class HeldSinks:
+    """The one sink :func:`~pipeline.run.run_session` of a unit sees, in front of the real sinks.
+
+    Records are *held* here and handed to the real sinks only at a checkpoint
+    (:meth:`UnitRun._checkpoint`), which first stores the horizon they reach. On a resumed run,
+    records at or before the previous owner's committed horizon are dropped (the pre-roll
+    recomputes them; they are in the sinks already): per sensor, steps with ``ic_s`` below
+    ``horizon_s[sensor] + RESUME_TOL_S``; alerts with ``t_s <= t_horizon_s``.
+    """
+
+    def __init__(self, sinks, *, horizon_s: dict[str, float] | None = None, t_horizon_s: float | None = None):
+        self.sinks = list(sinks)
+        self.skip_s = {k: float(v) for k, v in (horizon_s or {}).items()}
+        self.skip_t = -math.inf if t_horizon_s is None else float(t_horizon_s)
+        self.horizon_s = dict(self.skip_s)  # per sensor: ic_s of the last step held or released
+        self.t_horizon_s = self.skip_t  # time of the last record of any kind held or released
+        self.held: list = []
+        self.suppressed = 0
+        self.released = 0
+        self.checkpoint = None  # set by the run: called at close (the final checkpoint)
+        self.discard = False  # set by the run when it is aborted: held records are dropped
+
+    def write(self, records) -> None:
+        from pipeline.records import StepRecord
+
+        for r in records:
+            if isinstance(r, StepRecord):
+                sid, t = r.step.sensor_id, r.step.ic_s
+                if t < self.skip_s.get(sid, -math.inf) + RESUME_TOL_S:
+                    self.suppressed += 1
+                    continue
+                if not t <= self.horizon_s.get(sid, -math.inf):
+                    self.horizon_s[sid] = t
+            else:
+                t = r.t_s
+                if t <= self.skip_t:
+                    self.suppressed += 1
+                    continue
+            if t > self.t_horizon_s:
+                self.t_horizon_s = t
+            self.held.append(r)
+
+    def release(self, *, commit_timeout_s: float) -> bool:
+        """Hand the held records to the real sinks and ask them to commit (InfluxDB: spool and
+        wait until the server took them, up to ``commit_timeout_s``). True: every sink with a
+        ``commit`` has them stored."""
+        held, self.held = self.held, []
+        if held:
+            for s in self.sinks:
+                s.write(held)
+            self.released += len(held)
+        ok = True
+        for s in self.sinks:
+            commit = getattr(s, "commit", None)
+            if commit is not None and not commit(timeout_s=commit_timeout_s):
+                ok = False
+        return ok
+
+    def close(self, summary) -> None:
+        from pipeline.run import _close_all
+
+        try:
+            if not self.discard and self.checkpoint is not None:
+                self.checkpoint(final=True)  # stores the final horizon, releases the rest
+        except BaseException:
+            self.discard = True
+            raise
+        finally:
+            if self.discard:
+                self.held = []
+            _close_all(self.sinks, summary, primary_failed=self.discard)
+
+
 class UnitRun:
     """One unit on this worker: a thread running :func:`pipeline.run.run_session` over the
-    decoded frames the fetch task puts in ``q``."""
+    decoded frames the fetch task puts in ``q``.
 
-    def __init__(self, unit: str, spec: dict[str, Any], *, worker: "Worker", lease_rev: int):
+    ``resume``: the committed checkpoint of the previous owner (None: start at the unit's first
+    frame). The run then reads from ``resume["resume_seq"]``, puts a :class:`Gap` before each
+    sensor's first block, numbers segments on from ``resume["segments"]`` and drops the records
+    the previous owner had committed (:class:`HeldSinks`). ``ckpt_rev``: revision of the
+    unit's key in the checkpoints bucket, written by compare-and-set only.
+    """
+
+    def __init__(self, unit: str, spec: dict[str, Any], *, worker: "Worker", lease_rev: int,
+                 resume: dict[str, Any] | None = None, ckpt_rev: int | None = None, overlap: bool = False):
         self.unit, self.spec, self.worker, self.lease_rev = unit, spec, worker, lease_rev
+        self.run_id = f"{worker.worker_id}/{lease_rev}"
         self.q: queue.Queue = queue.Queue()
         self.sensor_ids = [s["sensor_id"] for s in spec["sensors"]]
-        self.last_stream_seq = 0
+        self.resume = resume
+        self.ckpt_rev = ckpt_rev
+        self.overlap = overlap  # the previous owner died while committing: its last batch may be written twice
+        self.last_stream_seq = int(resume["resume_seq"]) - 1 if resume else 0
+        self.last_stream_seq0 = self.last_stream_seq + 1  # where this run starts reading
         self.msgs = 0
         self.duplicates = 0
         self.missing = 0
         self.seen: dict[str, int] = {}
-        self.fetched_end: set[str] = set()
+        self.fetched_end: set[str] = set(resume.get("ended", [])) if resume else set()
         self.aborted = threading.Event()
         self.finished = threading.Event()
         self.ok = False
         self.error = ""
         self.started_s = time.monotonic()
+        self.first_release_s: float | None = None  # monotonic time of the first checkpoint of this run
+        self.checkpoints = 0
+        self.unconfirmed = 0  # releases without a stored checkpoint (the bucket did not answer)
+        self._store_failures = 0
+        self.committed: dict[str, Any] | None = resume
+        self.held: HeldSinks | None = None
+        self._done_seq = 0  # stream seq of the last message whose items the engine has processed
+        self._hist: deque = deque()  # (stream seq, first host_s) of processed messages, for the pre-roll
+        self._segments: dict[str, int] = {}
+        self._ended: set[str] = set(self.fetched_end)
+        self._next_ckpt_s = time.monotonic() + worker.s.checkpoint_s
         self.thread = threading.Thread(target=self._main, name=f"unit-{unit}", daemon=True)
 
     def abort(self) -> None:
         self.aborted.set()
+        if self.held is not None:
+            self.held.discard = True  # records held since the last checkpoint: the next owner recomputes them
         self.q.put(_ABORT)
 
+    # -- checkpoints ---------------------------------------------------------------------------
+    def _resume_seq(self) -> int:
+        """Where a new owner would start: the last processed message at or before
+        ``min(horizon) - resume_preroll_s`` (so the new owner's detectors and alignment are warmed
+        up again when it reaches the horizon)."""
+        h = self.held.horizon_s if self.held is not None else {}
+        if not h:
+            return int(self.resume["resume_seq"]) if self.resume else 1
+        cut = min(h.values()) - self.worker.s.resume_preroll_s
+        hist = self._hist
+        while len(hist) > 1 and hist[1][1] <= cut:
+            hist.popleft()
+        if hist and hist[0][1] <= cut:
+            return hist[0][0]
+        return int(self.committed["resume_seq"]) if self.committed else 1
+
+    def _store(self, value: dict[str, Any]) -> bool:
+        """Write this unit's checkpoint key (compare-and-set). False: no answer (try again at the
+        next checkpoint); :class:`_Aborted`: another worker owns the unit now."""
+        import concurrent.futures
+
+        from nats.js.errors import KeyWrongLastSequenceError
+
+        w = self.worker
+        kv = w._kv["checkpoints"]
+        value = {**value, "owner": self.run_id, "t_wall_s": time.time()}
+        for attempt in range(2):
+            fut = asyncio.run_coroutine_threadsafe(kv.update(self.unit, dumps(value), last=self.ckpt_rev), w._loop)
+            try:
+                self.ckpt_rev = fut.result(timeout=3.0)
+                return True
+            except KeyWrongLastSequenceError:
+                # a write of ours that timed out may have landed: then the key still names this run
+                fut = asyncio.run_coroutine_threadsafe(kv.get(self.unit), w._loop)
+                try:
+                    e = fut.result(timeout=3.0)
+                except Exception:
+                    return False
+                if (loads(e.value) or {}).get("owner") != self.run_id:
+                    log.warning("unit %s: checkpoint taken over by another worker", self.unit)
+                    self.abort()
+                    raise _Aborted(self.unit) from None
+                self.ckpt_rev = e.revision
+            except (concurrent.futures.TimeoutError, Exception) as exc:
+                fut.cancel()
+                log.info("unit %s: storing checkpoint: %r", self.unit, exc)
+                return False
+        return False
+
+    def _checkpoint(self, final: bool = False) -> None:
+        """Store where this run's output will reach, then hand the held records to the sinks,
+        then store that they are committed. A new owner resumes from the last committed entry;
+        a ``pending`` entry tells it that the previous owner died while committing."""
+        held = self.held
+        entry = {"seq": self._done_seq, "resume_seq": self._resume_seq(), "horizon_s": dict(held.horizon_s),
+                 "t_horizon_s": held.t_horizon_s if math.isfinite(held.t_horizon_s) else None,
+                 "segments": dict(self._segments), "ended": sorted(self._ended), "worker": self.worker.worker_id}
+        if self.aborted.is_set():
+            held.discard = True
+            raise _Aborted(self.unit)
+        if not self._store({"committed": self.committed, "pending": entry}):
+            # no answer (leader election): keep holding, try again at the next message boundary;
+            # at the end of the unit, or after 5 failures (bounded latency and memory), release
+            # anyway: a takeover right then would write this span again (at-least-once)
+            self._store_failures += 1
+            if not (final or self._store_failures >= 5):
+                return
+            held.release(commit_timeout_s=min(5.0, max(1.0, self.worker.s.checkpoint_s)))
+            self.unconfirmed += 1
+            self._next_ckpt_s = time.monotonic() + self.worker.s.checkpoint_s
+            return
+        self._store_failures = 0
+        if held.release(commit_timeout_s=min(5.0, max(1.0, self.worker.s.checkpoint_s))):
+            self.committed = entry
+            self._store({"committed": entry, "pending": None})  # no answer: the pending entry stays (safe)
+        # else a sink could not commit (InfluxDB down): the entry stays pending, the committed
+        # horizon does not advance, and a new owner would write this span again (at-least-once)
+        self.checkpoints += 1
+        if self.first_release_s is None:
+            self.first_release_s = time.monotonic()
+        self._next_ckpt_s = time.monotonic() + self.worker.s.checkpoint_s
+
+    # -- items -----------------------------------------------------------------------------------
     def _items(self):
         from firmware_bridge.protocol_stream import PortDecoder
+        from pipeline.records import Gap, SampleBlock
 
         decoders = {}
         for s in self.spec["sensors"]:
@@ -91,21 +309,48 @@ class UnitRun:
                            "clock_window_s", "slip_threshold_samples")}
             decoders[s["sensor_id"]] = PortDecoder(name=f"nats {self.unit}/{s['sensor_id']}",
                                                    sensor_id=s["sensor_id"], host_t0_s=0.0, **kw)
-        ended: set[str] = set()
+        offset = {sid: int(n) for sid, n in (self.resume or {}).get("segments", {}).items()}
+        gap_due = set(decoders) if self.resume else set()  # a resumed run: a Gap before each sensor's first block
+
+        def out(items):
+            for it in items:
+                if isinstance(it, SampleBlock):
+                    sid = it.sensor_id
+                    if sid in gap_due:
+                        gap_due.discard(sid)
+                        t = it.t0_s + it.first_index / it.fs_hz
+                        yield Gap(sid, t, t)
+                    k = offset.get(sid, 0)
+                    if k:
+                        it = replace(it, segment=it.segment + k)
+                    if it.segment + 1 > self._segments.get(sid, 0):
+                        self._segments[sid] = it.segment + 1
+                yield it
+
+        ended: set[str] = set(self._ended)
         while ended != set(decoders):
+            # every item handed out so far went through the engine: a checkpoint may go here
+            if self._done_seq and time.monotonic() >= self._next_ckpt_s:
+                self._checkpoint()
             m = self.q.get()
             if m is _ABORT:
                 raise _Aborted(self.unit)
-            sid, body, end = m
+            sid, body, end, seq = m
             dec = decoders[sid]
+            first = True
             for host_s, data in unpack_records(body):
+                if first and data is not None:
+                    self._hist.append((seq, host_s))
+                    first = False
                 if data is None:
-                    yield from dec.interrupted()
+                    yield from out(dec.interrupted())
                 else:
-                    yield from dec.feed(data, host_s=host_s)
+                    yield from out(dec.feed(data, host_s=host_s))
             if end:
-                yield from dec.flush()
+                yield from out(dec.flush())
                 ended.add(sid)
+                self._ended.add(sid)
+            self._done_seq = seq
         self.health = {sid: d.health() for sid, d in decoders.items()}
 
     def _main(self) -> None:
@@ -131,15 +376,35 @@ class UnitRun:
         try:
             engine = Engine(sensors, config=w.config)
             sinks = build_sinks(args, w.config, session, sensors)
+            r = self.resume or {}
+            self.held = HeldSinks(sinks, horizon_s=r.get("horizon_s"), t_horizon_s=r.get("t_horizon_s"))
+            self.held.checkpoint = self._checkpoint
             extra = {"inputs": [f"nats:{self.unit}"], "config": w.config.source, "worker": w.worker_id}
-            run_session(self._items(), engine, sinks, session=session, extra=extra)
+            if self.resume:
+                extra["resumed"] = {"from_stream_seq": r["resume_seq"], "previous_owner": r.get("worker", ""),
+                                    "horizon_s": r.get("horizon_s", {}), "overlap": self.overlap}
+            try:
+                run_session(self._items(), engine, [self.held], session=session, extra=extra)
+            except BaseException:
+                self.held.discard = True
+                raise
             if not self.aborted.is_set():
                 final.mkdir(parents=True, exist_ok=True)
-                for f in staging.iterdir():
+                for f in staging.iterdir() if staging.exists() else ():
                     os.replace(f, final / f.name)
                 self.ok = True
         except _Aborted:
-            log.warning("unit %s: lease lost, output discarded", self.unit)
+            # the files hold what this run committed (up to its last checkpoint): kept as a part
+            part = final / f"part-{self.last_stream_seq0:09d}-{w.worker_id}"
+            try:
+                if staging.exists() and any(staging.iterdir()):
+                    part.mkdir(parents=True, exist_ok=True)
+                    for f in staging.iterdir():
+                        os.replace(f, part / f.name)
+            except OSError as exc:
+                log.info("unit %s: keeping the partial output: %s", self.unit, exc)
+            log.warning("unit %s: given up (lease lost or handed over); records since the last checkpoint "
+                        "are left to the next owner", self.unit)
         except Exception as exc:
             self.error = f"{type(exc).__name__}: {exc}"
             log.error("unit %s failed: %s", self.unit, self.error)
@@ -214,19 +479,20 @@ class Worker:
                 if sid not in run.sensor_ids:
                     continue
                 gseq = int(hdr.get("Gw-Seq", "0"))
-                expected = run.seen.get(sid, -1) + 1
+                # a resumed run starts mid-stream: each sensor's first batch sets its sequence
+                expected = run.seen.get(sid, gseq - 1 if run.resume else -1) + 1
                 if gseq < expected:
                     run.duplicates += 1
                     continue
                 if gseq > expected:  # batches missing (stream trimmed): the decoder restarts after a gap
                     run.missing += gseq - expected
-                    run.q.put((sid, pack_records([(0, None)]), False))
+                    run.q.put((sid, pack_records([(0, None)]), False, seq))
                 run.seen[sid] = gseq
                 run.msgs += 1
                 end = hdr.get("Gw-End") == "1"
                 if end:
                     run.fetched_end.add(sid)
-                run.q.put((sid, m.data, end))
+                run.q.put((sid, m.data, end, seq))
         if sub is not None:
             try:
                 await sub.unsubscribe()
@@ -274,6 +540,7 @@ class Worker:
                     await nc.close()
                     return
                 await asyncio.sleep(1.0)
+        self._loop, self._kv = asyncio.get_running_loop(), kv
         tasks: dict[str, asyncio.Task] = {}
         watchers = [asyncio.create_task(self._watch(kv, name)) for name in ("units", "workers")]
         try:  # be counted before taking a share
@@ -392,13 +659,45 @@ class Worker:
             except Exception as exc:  # e.g. the key expired between create's checks: next tick
                 log.info("worker %s: claiming %s: %r", self.worker_id, u, exc)
                 continue
-            run = UnitRun(u, spec, worker=self, lease_rev=rev)
+            try:  # where the previous owner's output ended (and fence it off: compare-and-set)
+                resume, ckpt_rev, overlap = await self._take_checkpoint(kv, u, f"{self.worker_id}/{rev}")
+            except Exception as exc:
+                log.info("worker %s: checkpoint of %s: %r; giving the lease back", self.worker_id, u, exc)
+                try:
+                    await kv["leases"].delete(u)
+                except Exception:
+                    pass
+                continue
+            run = UnitRun(u, spec, worker=self, lease_rev=rev, resume=resume, ckpt_rev=ckpt_rev, overlap=overlap)
             self.runs[u] = run
             run.thread.start()
             tasks[u] = asyncio.create_task(self._fetch(js, run))
-            log.info("worker %s: took unit %s", self.worker_id, u)
+            log.info("worker %s: took unit %s%s", self.worker_id, u,
+                     f" (resuming at stream seq {resume['resume_seq']})" if resume else "")
+
+    async def _take_checkpoint(self, kv, unit: str, run_id: str):
+        """The previous owner's committed checkpoint of ``unit`` (None: none yet), the key's new
+        revision and whether the previous owner died while committing. The key is rewritten at
+        once (compare-and-set) so that a previous owner still running fails its next write."""
+        from nats.js.errors import KeyDeletedError, KeyNotFoundError
+
+        b = kv["checkpoints"]
+        try:
+            e = await b.get(unit)
+        except (KeyNotFoundError, KeyDeletedError):
+            e = None
+        if e is None or not e.value:
+            value = {"committed": None, "pending": None, "owner": run_id, "t_wall_s": time.time()}
+            rev = await (b.update(unit, dumps(value), last=e.revision) if e is not None else b.create(unit, dumps(value)))
+            return None, rev, False
+        old = loads(e.value) or {}
+        value = {"committed": old.get("committed"), "pending": None, "owner": run_id, "t_wall_s": time.time()}
+        rev = await b.update(unit, dumps(value), last=e.revision)
+        return old.get("committed"), rev, old.get("pending") is not None
 
     def status(self) -> dict[str, Any]:
         return {"worker": self.worker_id, "t_wall_s": time.time(), "completed": len(self.completed),
                 "units": {u: {"sensors": r.sensor_ids, "msgs": r.msgs, "last_stream_seq": r.last_stream_seq,
-                              "duplicates": r.duplicates, "queued": r.q.qsize()} for u, r in self.runs.items()}}
+                              "duplicates": r.duplicates, "queued": r.q.qsize(), "checkpoints": r.checkpoints,
+                              "resumed_from": (r.resume or {}).get("resume_seq")}
+                          for u, r in self.runs.items()}}

@@ -10,7 +10,9 @@ mid-run (SIGKILL) and a gateway that buffered on disk during an outage and resta
 from __future__ import annotations
 
 import asyncio
+import csv
 import heapq
+import io
 import os
 import signal
 import subprocess
@@ -141,6 +143,28 @@ def unit_steps(out: Path, session: str, athlete: str) -> Path:
     return out / unit_key(session, athlete).replace(".", "/") / "steps.csv"
 
 
+def assert_unit_steps(out: Path, session: str, athlete: str, ref: str) -> None:
+    """The unit's steps equal the single-process ones: byte-identical when one worker did it all;
+    when the lease moved (e.g. renewals unanswered for lease_ttl_s during a node's loss), the
+    given-up run's part (``part-*``: its steps up to its checkpoint) and the resuming run's
+    steps together hold every step once (IC within 3 ms: the new owner's fresh clock fit)."""
+    final = unit_steps(out, session, athlete)
+    parts = sorted(final.parent.glob("part-*/steps.csv"))
+    if not parts:
+        assert final.read_text() == ref
+        return
+    print(f"{athlete}: taken over ({len(parts)} part(s) before the final run)")
+    got: dict[str, list[float]] = {}
+    for p in [*parts, final]:
+        for sid, times in csv_steps(p.read_text()).items():
+            got.setdefault(sid, []).extend(times)
+    want = csv_steps(ref)
+    assert sorted(got) == sorted(want)
+    for sid in want:
+        assert len(got[sid]) == len(want[sid]), sid
+        assert np.abs(np.subtract(sorted(got[sid]), want[sid])).max() < 3e-3, sid
+
+
 async def stream_count(s, subject=None) -> int:
     import nats
 
@@ -177,7 +201,7 @@ def test_two_workers_match_single_process_through_a_nats_node_kill(nats_cluster,
         for n, a in athletes.items():
             # generous: on a loaded machine the JetStream groups can take a while to settle after the kill
             wait_for(lambda: unit_steps(out, "s1", n).exists(), 2 * TIMEOUT_S, what=f"steps.csv of {n}")
-            assert unit_steps(out, "s1", n).read_text() == a["ref"]
+            assert_unit_steps(out, "s1", n, a["ref"])
         # the units were spread over both workers (ceil(2 units / 2 workers) = 1 each)
         wait_for(lambda: sum(len(w.worker.completed) for w in workers) >= 2, 2 * TIMEOUT_S, what="units marked done")
     finally:
@@ -235,11 +259,33 @@ def n_influx_steps(server, db, athlete) -> int:
     return server.count(schema.MEASUREMENT_STEP, "ic_s", db=db, where=f"\"athlete\" = '{athlete}'")
 
 
-def test_killed_worker_units_move_to_the_other_worker(nats_cluster, athletes, tmp_path, influx_server, influx_db):
-    """SIGKILL the worker of one athlete mid-run: the other worker takes the athlete over; steps.csv
-    is the single-process one, and InfluxDB holds each step once although the overlap was written
-    twice (at-least-once delivery, idempotent writes: same series and timestamps overwrite)."""
-    s = settings(nats_cluster, "c", lease_ttl_s=3.0)
+def influx_step_times(server, db, athlete, start_wall_ns) -> dict[str, list[float]]:
+    """Per sensor, the session times (s) of the step points InfluxDB holds for ``athlete``."""
+    rows = server.rows(f'SELECT "ic_s" FROM "{schema.MEASUREMENT_STEP}" WHERE "athlete" = \'{athlete}\' '
+                       f'GROUP BY "{schema.TAG_SENSOR}"', db=db)
+    out: dict[str, list[float]] = {}
+    for r in rows:
+        out.setdefault(r[schema.TAG_SENSOR], []).append((r["time"] - start_wall_ns) * 1e-9)
+    return {k: sorted(v) for k, v in out.items()}
+
+
+def csv_steps(text: str) -> dict[str, list[float]]:
+    out: dict[str, list[float]] = {}
+    for row in csv.DictReader(io.StringIO(text)):
+        out.setdefault(row["sensor_id"], []).append(float(row["ic_s"]))
+    return out
+
+
+def test_killed_worker_units_resume_on_the_other_worker_from_the_checkpoint(nats_cluster, athletes, tmp_path,
+                                                                         influx_server, influx_db):
+    """SIGKILL the worker of one athlete mid-run (between two checkpoints): the other worker takes
+    the athlete over within lease_ttl_s + poll_s and resumes from the dead worker's committed
+    checkpoint (pre-roll, a Gap, records up to the checkpoint's horizon dropped), not from the
+    first frame. InfluxDB then holds every step of the single-process run exactly once: the
+    dead worker's steps up to its horizon unchanged, the new owner's after it (IC within 3 ms:
+    a fresh clock fit). The other athlete is untouched (steps.csv byte-identical)."""
+    ttl, poll, ckpt = 3.0, 0.25, 1.0
+    s = settings(nats_cluster, "c", lease_ttl_s=ttl)
     out = tmp_path / "out"
     procs = {}
     env = dict(os.environ, PYTHONUNBUFFERED="1", GAITWATCH_INFLUX_USERNAME=influx_server.user,
@@ -249,51 +295,109 @@ def test_killed_worker_units_move_to_the_other_worker(nats_cluster, athletes, tm
     for wid in ("wk1", "wk2"):
         argv = [sys.executable, "-m", "pipeline.cli", "-v", "worker", "--worker-id", wid, "--out", str(out),
                 "--stream", s.stream, "--subject-prefix", s.subject_prefix, "--kv-prefix", s.kv_prefix,
-                "--lease-ttl-s", "3", "--poll-s", "0.25", *influx_args]
+                "--lease-ttl-s", str(ttl), "--poll-s", str(poll), "--checkpoint-s", str(ckpt),
+                "--resume-preroll-s", "5", *influx_args]  # (the steps need ~3 s; symmetry indices 10 s)
         for u in s.urls:
             argv += ["--nats", u]
         procs[wid] = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=open(tmp_path / f"{wid}.log", "wb"))
     gws = {n: start_gateway(s, tmp_path / f"buf-{n}", a, session_id="s3") for n, a in athletes.items()}
+    ann_unit = unit_key("s3", "ann")
     try:
         speed = DURATION_S / 16.0  # 16 s of streaming
         feeders = [threading.Thread(target=feed_all, args=(gws[n], a), kwargs={"speed": speed})
                    for n, a in athletes.items()]
         for t in feeders:
             t.start()
-        # wait until both workers own a unit (their heartbeats list it), then kill one mid-run
         # spread: one athlete per worker process (a worker with more than its share gives one back)
         wait_for(lambda: {asyncio.run(_wait_lease_holder(s, unit_key("s3", n))) for n in athletes} == {"wk1", "wk2"},
                  what="one athlete per worker")
-        holder = asyncio.run(_wait_lease_holder(s, unit_key("s3", "ann")))
-        # kill it once some of ann's steps are in InfluxDB (they will be written again by the new owner)
+        holder = asyncio.run(_wait_lease_holder(s, ann_unit))
+        other = ({"wk1", "wk2"} - {holder}).pop()
+        # once a checkpoint with steps past the pre-roll is committed, stop the holder between two
+        # checkpoints (SIGSTOP, check that no commit is in flight) and kill it
         wait_for(lambda: n_influx_steps(influx_server, influx_db, "ann") > 5, what="first steps in InfluxDB")
+        pid = procs[holder].pid
+        for _ in range(200):
+            os.kill(pid, signal.SIGSTOP)
+            ck = asyncio.run(_checkpoint(s, ann_unit))
+            c = (ck or {}).get("committed") or {}
+            if ck and ck.get("pending") is None and c.get("resume_seq", 1) > 1:
+                break
+            os.kill(pid, signal.SIGCONT)
+            time.sleep(0.2)
+        else:
+            raise AssertionError(f"no committed checkpoint past the pre-roll: {ck}")
         procs[holder].send_signal(signal.SIGKILL)
         procs[holder].wait(10)
         killed_at = time.monotonic()
+        horizon = c["horizon_s"]
+        # takeover: the other worker fences the checkpoint key, then commits its own checkpoints
+        wait_for(lambda: ((asyncio.run(_checkpoint(s, ann_unit)) or {}).get("owner") or "").startswith(other + "/"),
+                 what="the other worker took ann over")
+        took_s = time.monotonic() - killed_at
+        wait_for(lambda: (((asyncio.run(_checkpoint(s, ann_unit)) or {}).get("committed") or {}).get("worker") == other),
+                 what="the new owner's first checkpoint")
+        resumed_s = time.monotonic() - killed_at
+        print(f"takeover {took_s:.1f} s after the kill (stated: lease_ttl_s + poll_s = {ttl + poll:.2f} s), "
+              f"output resumed after {resumed_s:.1f} s; horizon {horizon}, resumed at stream seq {c['resume_seq']}")
+        # stated: lease_ttl_s + poll_s until the lease moves (the KV TTL is enforced on a ~1 s tick,
+        # and this machine is shared: 5 s slack), then one checkpoint_s plus the pre-roll's replay
+        assert took_s <= ttl + poll + 5.0
+        assert resumed_s <= ttl + poll + ckpt + 10.0
         for t in feeders:
             t.join()
         for g in gws.values():
             assert g.close(timeout_s=TIMEOUT_S)
-        for n, a in athletes.items():
+        for n in athletes:
             wait_for(lambda: unit_steps(out, "s3", n).exists(), what=f"steps.csv of {n}")
-            assert unit_steps(out, "s3", n).read_text() == a["ref"], n
-        new_holder = asyncio.run(_done_by(s, unit_key("s3", "ann")))
-        assert new_holder != holder
-        for n, a in athletes.items():  # one point per step: the re-written overlap overwrote itself
-            n_ref = a["ref"].count("\n") - 1
-            wait_for(lambda: n_influx_steps(influx_server, influx_db, n) >= n_ref, what=f"{n}'s steps in InfluxDB")
-            time.sleep(1.0)
-            assert n_influx_steps(influx_server, influx_db, n) == n_ref
-        print(f"takeover + replay finished {time.monotonic() - killed_at:.1f} s after the kill")
+        assert unit_steps(out, "s3", "bob").read_text() == athletes["bob"]["ref"]
+        assert asyncio.run(_done_by(s, ann_unit)) == other
+        ref = csv_steps(athletes["ann"]["ref"])
+        # the new owner's own output (steps.csv of its run): only steps after the horizon, all of them
+        mine = csv_steps(unit_steps(out, "s3", "ann").read_text())
+        for sid, times in ref.items():
+            after = [t for t in times if t > horizon[sid] + 1e-3]  # (steps.csv: 6 decimals)
+            assert len(mine[sid]) == len(after) > 3 and np.abs(np.subtract(mine[sid], after)).max() < 3e-3, sid
+        # InfluxDB: every step once (no duplicates, nothing lost)
+        n_ref = {n: a["ref"].count("\n") - 1 for n, a in athletes.items()}
+        for n in athletes:
+            wait_for(lambda: n_influx_steps(influx_server, influx_db, n) >= n_ref[n], what=f"{n}'s steps in InfluxDB")
+        start_ns = gws["ann"].buf.state["start_wall_ns"]
+        got = influx_step_times(influx_server, influx_db, "ann", start_ns)
+        for sid, times in ref.items():
+            assert len(got[sid]) == len(times), (sid, len(got[sid]), len(times))
+            d = np.abs(np.subtract(got[sid], times))
+            before = np.array(times) <= horizon[sid] + 1e-3
+            assert before.sum() > 3 and (~before).sum() > 3
+            assert d[before].max() <= 1e-3  # written by the dead worker: the single-process values (ms precision)
+            assert d[~before].max() < 4e-3  # written by the new owner after the takeover
+        assert n_influx_steps(influx_server, influx_db, "bob") == n_ref["bob"]
     finally:
         for p in procs.values():
             if p.poll() is None:
+                p.send_signal(signal.SIGCONT)
                 p.send_signal(signal.SIGTERM)
         for p in procs.values():
             try:
                 p.wait(20)
             except subprocess.TimeoutExpired:
                 p.kill()
+
+
+async def _checkpoint(s, unit) -> dict | None:
+    import nats
+
+    from pipeline.cluster import loads
+
+    nc = await nats.connect(servers=s.urls)
+    try:
+        kv = await nc.jetstream().key_value(s.bucket("checkpoints"))
+        try:
+            return loads((await kv.get(unit)).value)
+        except Exception:
+            return None
+    finally:
+        await nc.close()
 
 
 async def _wait_lease_holder(s, unit) -> str:
