@@ -26,15 +26,22 @@ PLACEMENTS: tuple[str, ...] = ("foot", "shank")
 SIDES: tuple[str, ...] = ("left", "right")
 
 
+_F64 = np.dtype(np.float64)
+
+
 def _readonly(a: np.ndarray | None, name: str, cols: int | None = 3) -> np.ndarray | None:
+    """``a`` as a read-only float64 array (a view when it is writeable). Every block and
+    step goes through here: a float64 ndarray skips ``np.asarray``."""
     if a is None:
         return None
-    arr = np.asarray(a, dtype=np.float64)
-    if cols is not None and (arr.ndim != 2 or arr.shape[1] != cols):
-        raise ValueError(f"{name}: expected shape (n, {cols}), got {arr.shape}")
+    arr = a if type(a) is np.ndarray and a.dtype is _F64 else np.asarray(a, dtype=np.float64)
+    if cols is not None:
+        shape = arr.shape
+        if len(shape) != 2 or shape[1] != cols:
+            raise ValueError(f"{name}: expected shape (n, {cols}), got {shape}")
     if arr.flags.writeable:
         arr = arr.view()
-        arr.flags.writeable = False
+        arr.setflags(write=False)
     return arr
 
 

@@ -34,6 +34,7 @@ from pipeline.records import Metric, SensorInfo, StepRecord
 
 NAMES = ("contact_si_pct", "impact_si_pct", "stride_length_si_pct")
 IMPACT_METRIC = {"foot": "impact_g", "shank": "pta_g"}
+_NO_MEDIANS = (math.nan, math.nan, math.nan)  # a window without a step
 
 
 def symmetry_index(left: float, right: float) -> float:
@@ -45,7 +46,7 @@ def symmetry_index(left: float, right: float) -> float:
 
 
 def _median(v) -> float:
-    a = sorted(x for x in v if math.isfinite(x))  # a few values: plain Python is faster than numpy
+    a = sorted([x for x in v if x - x == 0.0])  # finite only; a few values: plain Python beats numpy
     n = len(a)
     if not n:
         return math.nan
@@ -162,21 +163,23 @@ class Symmetry:
 
     def _with_si(self, r: StepRecord, reason: str = "") -> StepRecord:
         sid = r.sensor.sensor_id
-        vals = {n: (math.nan, reason) for n in NAMES}
-        if not reason:
-            mine = self._medians(sid, r.step.ic_s)
-            other = self._medians(self._partner[sid], r.step.ic_s - self.partner_lag_s)
+        t_s = r.step.ic_s
+        if reason:
+            vals = [(math.nan, reason)] * 3
+        else:
+            mine = self._medians(sid, t_s) or _NO_MEDIANS
+            other = self._medians(self._partner[sid], t_s - self.partner_lag_s)
             if other is None:
-                vals = {n: (math.nan, "other_side_silent") for n in NAMES}
+                vals = [(math.nan, "other_side_silent")] * 3
             else:
                 lw, rw = (mine, other) if r.sensor.side == "left" else (other, mine)
-                for k, n in enumerate(NAMES):
+                vals = []
+                for k in range(3):
                     si = symmetry_index(lw[k], rw[k])
-                    vals[n] = (si, "" if math.isfinite(si) else "not_measurable")
+                    vals.append((si, "" if math.isfinite(si) else "not_measurable"))
                 if r.sensor.placement != "foot":
-                    vals["stride_length_si_pct"] = (math.nan, "wrong_placement")
-        t_s = r.step.ic_s
-        extra = tuple(Metric(n, v, "%", t_s, sid, "" if math.isfinite(v) else why) for n, (v, why) in vals.items())
+                    vals[2] = (math.nan, "wrong_placement")
+        extra = tuple(Metric(n, v, "%", t_s, sid, "" if math.isfinite(v) else why) for n, (v, why) in zip(NAMES, vals))
         return StepRecord(r.sensor, r.step, r.metrics + extra)
 
     def update(self, records: list[StepRecord]) -> list[StepRecord]:
