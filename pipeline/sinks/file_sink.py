@@ -19,7 +19,8 @@ segment) at ``close``; ``close`` runs also after a failure or Ctrl-C, so a parti
 still leaves its steps. Memory does not grow with the length of the run: every
 ``SPILL_ROWS`` rows are sorted and appended as a run to one anonymous temporary file, and
 ``close`` merges the runs (an external merge sort; ties keep arrival order, as a stable
-sort would) while streaming ``steps.csv`` out. Both files are written to a temporary name
+sort would) while streaming ``steps.csv`` out; alert lines past ``SPILL_ROWS`` wait in a
+second temporary file. Both files are written to a temporary name
 and renamed, so a reader never sees half a file.
 
 ``session.json`` is :meth:`pipeline.summary.SessionSummary.to_dict` (NaN as ``null``).
@@ -70,7 +71,7 @@ def _csv_field(s: str) -> str:
 _FIXED = {name: (i, spec) for i, name in enumerate(BASE_COLUMNS[4:]) if (spec := _FLOAT_FMT.get(name))}
 _FIXED_CELLS = len(BASE_COLUMNS) - 4
 _SKIP = -1  # a text column's name used as a metric: not a metric
-RUN_CHUNK = 128  # rows per pickle in a spilled run: a merge reads a run 128 rows at a time
+RUN_CHUNK = 32  # rows per pickle in a spilled run: the merge holds 32 rows (~10 KB) per run
 
 
 class FileSink:
