@@ -1,19 +1,24 @@
 """InfluxDB write throughput: the raw ceiling vs gaitwatch's sink, on one machine, one run.
 
-    .venv/bin/python bench/bench_influx.py [--sim-s 300] [--extra-metrics 8] [--repeat 3]
+    .venv/bin/python bench/bench_influx.py [--sim-s 300] [--extra-metrics 8] [--repeat 5]
 
 1. Starts a real ``influxd`` (Debian's 1.6.7; tests/influx_fixtures.py) on a free loopback port.
 2. Replays a simulated 2-sensor run of ``--sim-s`` seconds through the real engine (no sinks)
    and times it: the replay time. Its records are tiled in time to one hour (a 1-hour,
    2-sensor session); ``--extra-metrics`` metrics per step stand in for the per-step metric
    set (impact, strike angle, ...), so lines are as wide as in a full run.
-3. Raw ceiling: the same session pre-built as line protocol, POSTed to ``/write`` in
+3. Raw ceiling: the same session's steps pre-built as line protocol, POSTed to ``/write`` in
    batches of 5,000 lines over one keep-alive connection (points/s).
 4. gaitwatch's sink (v1 transport, default [influx] config, spool in a temp dir) writing
    the session's records in the chunks the replay delivers them, from the first write()
    until close() returns with every point acknowledged (points/s).
 5. Same for the v2 transport (influxdb-client batching WriteApi) through the tests'
    compatibility front (a Python proxy, so this figure is a lower bound).
+
+Each round runs raw, v1, raw, v2, raw; a sink run is compared with the mean time of the raw
+runs just before and after it, so load from other work that comes and goes within seconds
+hits both sides alike (the CPUs may be shared); the median of ``--repeat`` rounds is reported,
+with every round's ratio, the load average and the CPU seconds influxd used for each side.
 
 Prints: both rates, their ratio (target >= 70 %), and the time to write the 1-hour
 session vs the replay time of that hour (target < 10 %), extrapolated from the measured
@@ -94,6 +99,7 @@ def hour_of(records, sim_s: float, extra_metrics: int):
 
 
 def raw_ceiling(srv: InfluxServer, db: str, lines: list[str], batch: int = 5000) -> float:
+    """Seconds to POST these pre-built lines in batches of ``batch`` over one connection."""
     import base64
 
     auth = "Basic " + base64.b64encode(f"{srv.user}:{srv.password}".encode()).decode()
@@ -107,10 +113,17 @@ def raw_ceiling(srv: InfluxServer, db: str, lines: list[str], batch: int = 5000)
         assert resp.status == 204, resp.status
     dt = time.perf_counter() - t0
     conn.close()
-    return len(lines) / dt
+    return dt
+
+
+def server_cpu_s(srv: InfluxServer) -> float:
+    """CPU seconds influxd has used so far (user + system, from /proc)."""
+    fields = Path(f"/proc/{srv.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def sink_rate(section: dict, session, records, chunk: int) -> tuple[float, float, int, float]:
+    """(points/s, wall s, points, CPU s of this process) from the first write() to close()."""
     c0 = time.process_time()
     t0 = time.perf_counter()
     sink = sink_from_config(section, session=session, sensors=[])
@@ -141,18 +154,25 @@ def main() -> int:
         lines = lp.record_lines(hour, session=session, precision="ms")
         print(f"replay of {args.sim_s:.0f} s x 2 sensors through the engine: {replay_s:.2f} s "
               f"({len(records)} steps, ~{chunk} records per write call)")
+        fields_per_line = sorted(len(ln.split(" ")[1].split(",")) for ln in lines)[len(lines) // 2]
         print(f"1-hour session: {len(hour)} step records, {len(lines)} step lines, "
-              f"~{len(lines[len(lines) // 2].split(' ')[1].split(','))} fields per step line")
+              f"{fields_per_line} fields per step line (median), {sum(map(len, lines)) / len(lines):.0f} bytes")
 
         base = load_config().section("influx")
         base.update(username=srv.user, password=srv.password, close_timeout_s=120.0)
-        # Interleaved rounds (raw, v1, v2) so each ratio compares runs made under the same load
-        # (2 CPUs shared with other work); the median round is reported.
+        load0 = os.getloadavg()[0]
+        # Rounds of raw, v1, raw, v2, raw: each sink run is compared with the mean of the raw
+        # runs just before and after it (the CPUs are shared with other work, whose load
+        # comes and goes within seconds); the median round is reported.
+        def raw_run(tag: str) -> tuple[float, float]:
+            db = f"raw_{tag}"
+            srv.create_database(db)
+            c = server_cpu_s(srv)
+            return raw_ceiling(srv, db, lines), server_cpu_s(srv) - c
+
         rounds = []
         for i in range(args.repeat):
-            db = f"raw{i}"
-            srv.create_database(db)
-            raw = raw_ceiling(srv, db, lines)
+            raws = [raw_run(f"{i}a")]
             res = {}
             for transport in ("v1", "v2"):
                 db = f"{transport}_{i}"
@@ -161,26 +181,35 @@ def main() -> int:
                            url=srv.url if transport == "v1" else front.url)
                 if transport == "v2":
                     sec.update(token=front.token, username="", password="")
-                res[transport] = sink_rate(sec, session, hour, chunk)
+                c = server_cpu_s(srv)
+                res[transport] = (*sink_rate(sec, session, hour, chunk), server_cpu_s(srv) - c)
                 got = srv.count("gait_step", "contact_ms", db=db)
                 assert got == len(hour), (got, len(hour))
-            rounds.append((res["v1"][0] / raw, raw, res))
-            print(f"round {i + 1}: raw {raw:8.0f} points/s, sink v1 {res['v1'][0]:8.0f} ({100 * res['v1'][0] / raw:.0f} %), "
-                  f"v2 {res['v2'][0]:8.0f} ({100 * res['v2'][0] / raw:.0f} %)")
-        rounds.sort(key=lambda r: r[0])
-        _, best_raw, res = rounds[len(rounds) // 2]
+                raws.append(raw_run(f"{i}{'bc'[len(raws) - 1]}"))
+            ceil_v1 = 2 * len(lines) / (raws[0][0] + raws[1][0])
+            ceil_v2 = 2 * len(lines) / (raws[1][0] + raws[2][0])
+            rounds.append((res["v1"][0] / ceil_v1, ceil_v1, res["v2"][0] / ceil_v2, raws, res))
+            print(f"round {i + 1}: raw {', '.join(f'{len(lines) / t:6.0f}' for t, _ in raws)} points/s; "
+                  f"sink v1 {res['v1'][0]:6.0f} = {100 * rounds[-1][0]:3.0f} % of the raw runs around it, "
+                  f"v2 {res['v2'][0]:6.0f} = {100 * rounds[-1][2]:3.0f} %")
+        v1_ratios = sorted(r[0] for r in rounds)
+        v2_ratios = sorted(r[2] for r in rounds)
+        _, ceil_v1, _, raws, res = sorted(rounds, key=lambda r: r[0])[len(rounds) // 2]
 
         hour_replay_s = replay_s * 3600.0 / args.sim_s
-        print(f"load average after the timed runs: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs; median round:")
-        v1_rate, v1_s, v1_pts, v1_cpu = res["v1"]
-        print(f"raw ceiling  (pre-built lines, 5000/batch, /write): {best_raw:10.0f} points/s")
+        print(f"load average (1 min) before/after the timed runs: {load0:.2f} / {os.getloadavg()[0]:.2f} "
+              f"on {os.cpu_count()} CPUs; median round:")
+        v1_rate, v1_s, v1_pts, v1_cpu, v1_srv = res["v1"]
+        raw_srv = sum(c for _, c in raws) / len(raws)
+        print(f"raw ceiling  (pre-built lines, 5000/batch, /write): {ceil_v1:10.0f} points/s "
+              f"(influxd CPU {raw_srv:.2f} s for {len(lines)} points)")
         print(f"gaitwatch sink v1 (encode + spool + /write)       : {v1_rate:10.0f} points/s "
-              f"= {100 * v1_rate / best_raw:.0f} % of the ceiling "
-              f"(gaitwatch's own CPU: {v1_cpu:.2f} s of {v1_s:.2f} s wall; the server needs "
-              f"{v1_pts / best_raw:.2f} s of its own)")
-        v2_rate, v2_s, _, _ = res["v2"]
-        print(f"gaitwatch sink v2 (influxdb-client via test front): {v2_rate:10.0f} points/s "
-              f"= {100 * v2_rate / best_raw:.0f} % (the front is a Python proxy: lower bound)")
+              f"= {100 * v1_rate / ceil_v1:.0f} % of the ceiling (gaitwatch's own CPU: {v1_cpu:.2f} s, "
+              f"influxd CPU {v1_srv:.2f} s, in {v1_s:.2f} s wall for {v1_pts} points)")
+        print(f"   v1 ratio of every round, sorted: {', '.join(f'{100 * r:.0f} %' for r in v1_ratios)}")
+        v2_rate = sorted(r[4]["v2"][0] for r in rounds)[len(rounds) // 2]
+        print(f"gaitwatch sink v2 (influxdb-client via test front): {v2_rate:10.0f} points/s (median) "
+              f"= median {100 * v2_ratios[len(v2_ratios) // 2]:.0f} % (the front is a Python proxy: lower bound)")
         print(f"1-hour 2-sensor session ({v1_pts} points incl. windows/health): written in {v1_s:.2f} s "
               f"= {100 * v1_s / hour_replay_s:.1f} % of its replay time ({hour_replay_s:.0f} s, extrapolated "
               f"from {replay_s:.1f} s for {args.sim_s:.0f} s) and {100 * v1_s / 3600:.2f} % of its duration")
