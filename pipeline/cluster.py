@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import struct
 from collections.abc import Iterator
@@ -90,12 +91,19 @@ class ClusterSettings:
     user: str = ""
     password: str = ""
     token: str = ""
+    tls_ca: str = ""
+    tls_cert: str = ""
+    tls_key: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_config(cls, config, **over) -> "ClusterSettings":
         c = config.section("cluster")
         c.update({k: v for k, v in over.items() if v not in (None, [], "")})
+        for k in ("creds", "user", "password", "token"):  # secrets from the environment rather than a file
+            v = os.environ.get(f"GAITWATCH_NATS_{k.upper()}")
+            if v:
+                c[k] = v
         urls = c.pop("urls")
         if isinstance(urls, str):
             urls = [u for u in urls.split(",") if u]
@@ -128,6 +136,13 @@ class ClusterSettings:
             kw["user"], kw["password"] = self.user, self.password
         if self.token:
             kw["token"] = self.token
+        if self.tls_ca or self.tls_cert:  # (tls:// URLs without these: the system's CAs)
+            import ssl
+
+            ctx = ssl.create_default_context(cafile=self.tls_ca or None)
+            if self.tls_cert:  # client certificate (servers with `verify: true`)
+                ctx.load_cert_chain(self.tls_cert, self.tls_key or None)
+            kw["tls"] = ctx
         return kw
 
 

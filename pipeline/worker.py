@@ -248,12 +248,19 @@ class UnitRun:
                 return True
             except KeyWrongLastSequenceError:
                 # a write of ours that timed out may have landed: then the key still names this run
-                fut = asyncio.run_coroutine_threadsafe(kv.get(self.unit), w._loop)
-                try:
-                    e = fut.result(timeout=3.0)
-                except Exception:
-                    return False
-                if (loads(e.value) or {}).get("owner") != self.run_id:
+                # (read a few times: a KV read may be answered by a replica that is behind)
+                e = None
+                for _ in range(3):
+                    fut = asyncio.run_coroutine_threadsafe(kv.get(self.unit), w._loop)
+                    try:
+                        got = fut.result(timeout=3.0)
+                    except Exception:
+                        return False
+                    if (loads(got.value) or {}).get("owner") == self.run_id:
+                        e = got
+                        break
+                    time.sleep(0.2)
+                if e is None:
                     log.warning("unit %s: checkpoint taken over by another worker", self.unit)
                     self.abort()
                     raise _Aborted(self.unit) from None
@@ -681,19 +688,28 @@ class Worker:
         once (compare-and-set) so that a previous owner still running fails its next write."""
         from nats.js.errors import KeyDeletedError, KeyNotFoundError
 
+        from nats.js.errors import KeyWrongLastSequenceError
+
         b = kv["checkpoints"]
-        try:
-            e = await b.get(unit)
-        except (KeyNotFoundError, KeyDeletedError):
-            e = None
-        if e is None or not e.value:
-            value = {"committed": None, "pending": None, "owner": run_id, "t_wall_s": time.time()}
-            rev = await (b.update(unit, dumps(value), last=e.revision) if e is not None else b.create(unit, dumps(value)))
-            return None, rev, False
-        old = loads(e.value) or {}
-        value = {"committed": old.get("committed"), "pending": None, "owner": run_id, "t_wall_s": time.time()}
-        rev = await b.update(unit, dumps(value), last=e.revision)
-        return old.get("committed"), rev, old.get("pending") is not None
+        for attempt in range(3):  # a read answered by a replica that is behind: read again
+            try:
+                e = await b.get(unit)
+            except (KeyNotFoundError, KeyDeletedError):
+                e = None
+            old = (loads(e.value) or {}) if e is not None and e.value else {}
+            value = {"committed": old.get("committed"), "pending": None, "owner": run_id, "t_wall_s": time.time()}
+            try:
+                if e is None:
+                    rev = await b.create(unit, dumps(value))
+                else:
+                    rev = await b.update(unit, dumps(value), last=e.revision)
+            except KeyWrongLastSequenceError:
+                if attempt == 2:
+                    raise
+                await asyncio.sleep(0.2)
+                continue
+            return old.get("committed"), rev, old.get("pending") is not None
+        raise AssertionError("unreachable")
 
     def status(self) -> dict[str, Any]:
         return {"worker": self.worker_id, "t_wall_s": time.time(), "completed": len(self.completed),

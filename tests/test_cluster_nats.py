@@ -332,8 +332,12 @@ def test_killed_worker_units_resume_on_the_other_worker_from_the_checkpoint(nats
         killed_at = time.monotonic()
         horizon = c["horizon_s"]
         # takeover: the other worker fences the checkpoint key, then commits its own checkpoints
-        wait_for(lambda: ((asyncio.run(_checkpoint(s, ann_unit)) or {}).get("owner") or "").startswith(other + "/"),
-                 what="the other worker took ann over")
+        try:
+            wait_for(lambda: ((asyncio.run(_checkpoint(s, ann_unit)) or {}).get("owner") or "").startswith(other + "/"),
+                     what="the other worker took ann over")
+        except AssertionError as exc:  # say why (the workers' logs)
+            logs = "\n".join(f"--- {w}\n" + (tmp_path / f"{w}.log").read_text()[-3000:] for w in procs)
+            raise AssertionError(f"{exc}; checkpoint {asyncio.run(_checkpoint(s, ann_unit))}\n{logs}") from None
         took_s = time.monotonic() - killed_at
         wait_for(lambda: (((asyncio.run(_checkpoint(s, ann_unit)) or {}).get("committed") or {}).get("worker") == other),
                  what="the new owner's first checkpoint")
