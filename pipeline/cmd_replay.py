@@ -3,7 +3,11 @@
     gaitwatch replay REC.csv [REC2.csv ...] [--out DIR] [--speed X] [--config FILE]
                      [--placement foot|shank] [--side left|right] [--athlete NAME] [--block-s S]
 
-All recordings are validated (header and sidecar) before anything is written. Output:
+All recordings are validated (header and sidecar) before anything is written. Block size:
+``--block-s`` if given; else ``[ingest].block_s`` for a paced replay (``--speed``), and at
+least ``OFFLINE_BLOCK_S`` for an unpaced one: steps.csv is bit-identical for any block size
+(tests/test_cli_replay.py, the Hypothesis chunk-invariance tests), and fewer, larger blocks
+cost less per sample. Output:
 ``DIR/steps.csv`` and ``DIR/session.json`` (see ``pipeline.sinks.file_sink``) and the
 summary table on stdout. A progress bar is shown on stderr only when stderr is a terminal.
 """
@@ -25,6 +29,11 @@ log = logging.getLogger(__name__)
 
 from pipeline.cli_types import positive_float as _positive
 
+# Seconds per block of an unpaced replay unless --block-s says otherwise: per-block costs
+# (engine, alignment, step detector, form samples) then amortise over 10x more samples;
+# well below [metrics].asymmetry_max_hold_s (30 s), the longest a step waits for the other side.
+OFFLINE_BLOCK_S = 10.0
+
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     from pipeline.sinks import add_sink_arguments
@@ -45,7 +54,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--side", choices=SIDES, default=None, help="override the sidecar's side")
     p.add_argument("--athlete", default=None, help="override the sidecar's athlete")
     p.add_argument("--block-s", type=_positive, default=None, metavar="S",
-                   help="seconds of signal per block handed to the engine (default: config [ingest].block_s)")
+                   help="seconds of signal per block handed to the engine (default: config [ingest].block_s "
+                   f"with --speed, else at least {OFFLINE_BLOCK_S:g} s; the output does not depend on it)")
     return p
 
 
@@ -91,8 +101,11 @@ def run(args: argparse.Namespace) -> int:
     from pipeline.config import load_config
 
     config = load_config(args.config)
+    block_s = args.block_s
+    if block_s is None and args.speed is None:
+        block_s = max(config.get("ingest", "block_s"), OFFLINE_BLOCK_S)
     recordings = open_recordings(args.recordings, config=config, placement=args.placement, side=args.side,
-                                 athlete=args.athlete, block_s=args.block_s)
+                                 athlete=args.athlete, block_s=block_s)
     for r in recordings:
         log.info("%s: sensor %s (%s, %s), %.6g Hz grid, %s, block %d samples", r.path.name, r.info.sensor_id,
                  r.info.placement, r.info.side, r.fs_hz, "acc+gyro" if r.has_gyro else "acc only", r.block_n)
