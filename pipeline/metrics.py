@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from functools import cached_property
 
 import numpy as np
 
@@ -47,31 +45,46 @@ def unit_of(name: str) -> str:
     raise ValueError(f"metric name {name!r} has no unit suffix ({', '.join(s for s, _ in UNITS)})")
 
 
-@dataclass
 class StepContext:
-    """What metric groups share for one step (orientation computed once, lazily)."""
+    """What metric groups share for one step (orientation computed once, lazily).
 
-    step: Step
-    sensor: SensorInfo
-    params: dict
-    stride: _stride.StrideSamples | None = None  # samples from the previous step on (MetricsChain)
-    shank_axis_body: np.ndarray | None = None  # from a standing calibration (MetricsChain)
-    sensor_rotation: np.ndarray | None = None  # sensor -> body (alignment), for clipping from the signal
-    _cache: dict = field(default_factory=dict)
+    A plain slotted class with hand-written memos rather than a dataclass with
+    ``functools.cached_property`` (which takes a lock per access in Python 3.11): one is
+    built per step, and the metrics layer's budget is tens of microseconds per step."""
 
-    @cached_property
+    __slots__ = ("step", "sensor", "params", "stride", "shank_axis_body", "sensor_rotation",
+                 "_foot_att", "_shank_att", "_stride_values")
+
+    def __init__(self, step: Step, sensor: SensorInfo, params: dict,
+                 stride: _stride.StrideSamples | None = None, shank_axis_body: np.ndarray | None = None,
+                 sensor_rotation: np.ndarray | None = None):
+        self.step = step
+        self.sensor = sensor
+        self.params = params
+        self.stride = stride  # samples from the previous step on (MetricsChain)
+        self.shank_axis_body = shank_axis_body  # from a standing calibration (MetricsChain)
+        self.sensor_rotation = sensor_rotation  # sensor -> body (alignment), for clipping from the signal
+        self._foot_att = self._shank_att = self._stride_values = None
+
+    @property
     def foot_attitude(self) -> tuple[Attitude | None, str]:
-        return foot_stance_attitude(self.step, self.stride)
+        if self._foot_att is None:
+            self._foot_att = foot_stance_attitude(self.step, self.stride)
+        return self._foot_att
 
-    @cached_property
+    @property
     def shank_attitude(self) -> tuple[Attitude | None, str]:
-        return _overstride.shank_stance_attitude(self.step, self.stride)
+        if self._shank_att is None:
+            self._shank_att = _overstride.shank_stance_attitude(self.step, self.stride)
+        return self._shank_att
 
-    @cached_property
+    @property
     def stride_values(self) -> Values:
         """Foot stride metrics (computed once: impact uses their direction of travel)."""
-        return _stride.stride_metrics(self.step, self.stride, side=self.sensor.side,
-                                      max_stride_s=self.params["max_stride_s"])
+        if self._stride_values is None:
+            self._stride_values = _stride.stride_metrics(self.step, self.stride, side=self.sensor.side,
+                                                         max_stride_s=self.params["max_stride_s"])
+        return self._stride_values
 
     @property
     def travel_heading_rad(self) -> float:
@@ -153,22 +166,27 @@ def _check(params: dict) -> dict:
     return params
 
 
-def _to_metrics(values: Values, step: Step) -> tuple[Metric, ...]:
+_WRONG_PLACEMENT = (math.nan, "wrong_placement")
+
+
+def _plan(enabled) -> tuple:
+    """Per enabled group: its function and its (name, unit) pairs in column order, resolved
+    once (the per-step loop then does no registry or unit-suffix look-ups)."""
+    return tuple((METRICS[g], tuple((name, unit_of(name)) for name in NAMES[g])) for g in dict.fromkeys(enabled))
+
+
+def _run(ctx: StepContext, plan: tuple | None = None) -> tuple[Metric, ...]:
+    step = ctx.step
+    t_s, sid = step.ic_s, step.sensor_id
     out = []
-    for name, (v, reason) in values.items():
-        v = float(v)
-        out.append(Metric(name=name, value=v, unit=unit_of(name), t_s=step.ic_s, sensor_id=step.sensor_id,
-                          reason="" if math.isfinite(v) else (reason or "not_measurable")))
+    for group, names in plan if plan is not None else _plan(ctx.params["enabled"]):
+        got = group(ctx)
+        for name, unit in names:
+            v, reason = got.get(name, _WRONG_PLACEMENT)
+            v = float(v)
+            out.append(Metric(name, v, unit, t_s, sid,
+                              "" if v - v == 0.0 else (reason or "not_measurable")))  # v - v == 0: finite
     return tuple(out)
-
-
-def _run(ctx: StepContext) -> tuple[Metric, ...]:
-    values: Values = {}
-    for group in ctx.params["enabled"]:
-        got = METRICS[group](ctx)
-        for name in NAMES[group]:
-            values[name] = got.get(name, (math.nan, "wrong_placement"))
-    return _to_metrics(values, ctx.step)
 
 
 def compute_metrics(step: Step, sensor: SensorInfo, config: Config | None = None) -> tuple[Metric, ...]:
@@ -194,6 +212,7 @@ class MetricsChain:
         self.sensor = sensor
         self._sensor_rotation = sensor_rotation
         self.params = _check((config or load_config()).section("metrics"))
+        self._plan = _plan(self.params["enabled"])
         self._buffer = _stride.SampleBuffer(buffer_s=self.params["buffer_s"])
         self._pending_reset = False
         self._calibration = _overstride.StandingCalibration(
@@ -211,7 +230,7 @@ class MetricsChain:
         axis = self._calibration.axis_body if self._calibration is not None else None
         rot = self._sensor_rotation() if self._sensor_rotation is not None else None
         out = _run(StepContext(step=step, sensor=self.sensor, params=self.params, stride=stride,
-                               shank_axis_body=axis, sensor_rotation=rot))
+                               shank_axis_body=axis, sensor_rotation=rot), self._plan)
         self._buffer.keep_from_step(step)
         return out
 

@@ -32,6 +32,7 @@ and by the accuracy tests (angles within 0.5 deg of the simulator, which uses sc
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -85,9 +86,10 @@ def level_matrix(up_body: np.ndarray) -> np.ndarray:
     return _sk.level_matrix(float(up_body[0]), float(up_body[1]), float(up_body[2]))
 
 
+@functools.lru_cache(maxsize=64)
 def quiet_window_len(fs_hz: float) -> int:
     """Samples of the foot-flat window: ``QUIET_WINDOW_S``, at least 3."""
-    return max(3, int(round(QUIET_WINDOW_S * fs_hz)))
+    return max(3, int(round(QUIET_WINDOW_S * float(fs_hz))))
 
 
 def _bounds(n: int, fs_hz: float, lo: int, hi: int) -> tuple[int, int, int]:
@@ -110,11 +112,11 @@ def quiet_anchor(gyr_dps: np.ndarray, fs_hz: float, lo: int, hi: int) -> tuple[i
 
 def foot_flat(gyr_dps: np.ndarray, acc_ms2: np.ndarray, fs_hz: float, lo: int, hi: int):
     """The foot-flat candidate of [lo, hi) (:func:`quiet_anchor`): its middle sample, the
-    mean specific force there (body frame, m/s^2) and its norm, the mean angular rate
-    (deg/s)."""
+    mean specific force there (body frame, m/s^2, a tuple) and its norm, the mean angular
+    rate (deg/s)."""
     w, lo, hi = _bounds(gyr_dps.shape[0], fs_hz, lo, hi)
-    a0, a1, rate, up, norm = _sk.foot_flat(gyr_dps, acc_ms2, w, lo, hi)
-    return (a0 + a1) // 2, up, norm, rate
+    a0, a1, rate, ux, uy, uz, norm = _sk.foot_flat(gyr_dps, acc_ms2, w, lo, hi)
+    return (a0 + a1) // 2, (ux, uy, uz), norm, rate
 
 
 @dataclass(frozen=True)
@@ -137,6 +139,14 @@ class Attitude:
         """Roll about the body x axis (ZYX Euler roll): positive when the body y (left) rises."""
         return _pk.roll_series(self.matrices)
 
+    def pitch_at_deg(self, rel_index: float) -> float:
+        """:meth:`pitch_deg` interpolated at a fractional window index (as :func:`interp`)."""
+        return _pk.pitch_at(self.matrices, float(rel_index))
+
+    def axis_pitch_at_deg(self, axis_body: np.ndarray, rel_index: float) -> float:
+        """:meth:`axis_pitch_deg` interpolated at a fractional window index."""
+        return _pk.axis_pitch_at(self.matrices, np.asarray(axis_body, dtype=float), float(rel_index))
+
     def axis_pitch_deg(self, axis_body: np.ndarray) -> np.ndarray:
         """Sagittal inclination of a body-fixed axis from the vertical, positive when its
         *lower* end is ahead (forward, level x) of its upper end: ``atan2(-x, z)``."""
@@ -148,7 +158,7 @@ def attitude(gyr_dps: np.ndarray, fs_hz: float, *, anchor: int, up_body: np.ndar
     """Integrate from ``anchor`` (where gravity points along ``up_body``) over the window;
     ``quats`` (from :func:`integrate`) reuses an integration already done."""
     q = integrate(gyr_dps, fs_hz) if quats is None else quats
-    m = _sk.level_matrices(q, _sk.anchored_matrix(q, anchor, level_matrix(up_body)), 0, q.shape[0])
+    m = _sk.level_matrices(q, anchor, float(up_body[0]), float(up_body[1]), float(up_body[2]), 0, q.shape[0])
     return Attitude(matrices=m, anchor=anchor, fs_hz=fs_hz)
 
 
@@ -167,10 +177,10 @@ FLAT_MAX_DPS = 90.0
 FLAT_MAX_ACC_DEV_MS2 = 0.4 * 9.80665
 
 
-def stride_mean_up(quats: np.ndarray, f0: np.ndarray, *, start: int, anchor: int,
-                   gravity_ms2: float) -> np.ndarray | None:
+def stride_mean_up(quats: np.ndarray, acc_ms2: np.ndarray, *, start: int, anchor: int,
+                   gravity_ms2: float) -> tuple[float, float, float] | None:
     """Gravity (up) in the body frame of sample ``anchor`` from the mean specific force over
-    ``[start, anchor)`` (``f0``: specific force in the body frame of sample 0;
+    ``[start, anchor)`` (``acc_ms2``: specific force of each sample in its own body frame;
     ``quats``: body_k -> body_0), when the segment has the same velocity at
     ``start`` and ``anchor`` (two foot-flats; two initial contacts of a steady stride): the
     mean acceleration over the interval is then zero, so the mean specific force is gravity,
@@ -178,10 +188,10 @@ def stride_mean_up(quats: np.ndarray, f0: np.ndarray, *, start: int, anchor: int
     periodicity/zero-velocity levelling of foot-mounted INS, Foxlin 2005)."""
     if anchor - start < 3:
         return None
-    up, norm = _sk.stride_mean_up(quats, f0, start, anchor)
+    ux, uy, uz, norm = _sk.stride_mean_up(quats, acc_ms2, start, anchor)
     if abs(norm - gravity_ms2) > 0.15 * gravity_ms2:
         return None
-    return up
+    return ux, uy, uz
 
 
 def stance_bounds(ic: float, to: float) -> tuple[int, int]:

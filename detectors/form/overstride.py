@@ -31,7 +31,7 @@ import math
 import numpy as np
 
 from detectors.form import Values, nan_all
-from detectors.form.orientation import Attitude, interp
+from detectors.form.orientation import Attitude
 from pipeline.records import SampleBlock
 
 NAMES = ("shank_angle_ic_deg",)
@@ -62,7 +62,7 @@ def shank_angle(step, att: Attitude | None, reason: str, *, axis_body: np.ndarra
         return nan_all(NAMES, reason)
     if axis_body is None:
         return nan_all(NAMES, "no_standing_calibration")
-    return {"shank_angle_ic_deg": (interp(att.axis_pitch_deg(axis_body), step.rel(step.ic_index)), "")}
+    return {"shank_angle_ic_deg": (att.axis_pitch_at_deg(axis_body, step.rel(step.ic_index)), "")}
 
 
 class StandingCalibration:

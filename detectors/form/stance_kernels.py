@@ -109,7 +109,7 @@ def pitch_series(mats):
     n = mats.shape[0]
     out = np.empty(n)
     for k in range(n):
-        out[k] = math.asin(min(max(mats[k, 2, 0], -1.0), 1.0)) * RAD_TO_DEG
+        out[k] = _pitch(mats, k)
     return out
 
 
@@ -129,10 +129,68 @@ def axis_pitch_series(mats, axis):
     n = mats.shape[0]
     out = np.empty(n)
     for k in range(n):
-        ax = mats[k, 0, 0] * axis[0] + mats[k, 0, 1] * axis[1] + mats[k, 0, 2] * axis[2]
-        az = mats[k, 2, 0] * axis[0] + mats[k, 2, 1] * axis[1] + mats[k, 2, 2] * axis[2]
-        out[k] = math.atan2(-ax, az) * RAD_TO_DEG
+        out[k] = _axis_pitch(mats, axis, k)
     return out
+
+
+@njit
+def _pitch(mats, k):
+    return math.asin(min(max(mats[k, 2, 0], -1.0), 1.0)) * RAD_TO_DEG
+
+
+@njit
+def _axis_pitch(mats, axis, k):
+    ax = mats[k, 0, 0] * axis[0] + mats[k, 0, 1] * axis[1] + mats[k, 0, 2] * axis[2]
+    az = mats[k, 2, 0] * axis[0] + mats[k, 2, 1] * axis[1] + mats[k, 2, 2] * axis[2]
+    return math.atan2(-ax, az) * RAD_TO_DEG
+
+
+@njit
+def _interp_index(n, x):
+    """Where ``np.interp(x, arange(n), y)`` reads: (j, fraction) with fraction 0 when it
+    returns ``y[j]`` itself, or (-1, nan) for NaN."""
+    if x != x:
+        return -1, math.nan
+    if x <= 0.0:
+        return 0, 0.0
+    if x >= n - 1:
+        return n - 1, 0.0
+    j = int(math.floor(x))
+    return j, x - j
+
+
+@njit
+def _interp2(y0, y1, j, x):
+    slope = y1 - y0
+    r = slope * (x - j) + y0
+    if r != r:
+        r = slope * (x - (j + 1)) + y1
+        if r != r and y0 == y1:
+            r = y0
+    return r
+
+
+@njit
+def pitch_at(mats, x):
+    """:func:`pitch_series` interpolated at the fractional index ``x`` (``np.interp``),
+    computed from the one or two samples it needs."""
+    j, f = _interp_index(mats.shape[0], x)
+    if j < 0:
+        return math.nan
+    if f == 0.0:
+        return _pitch(mats, j)
+    return _interp2(_pitch(mats, j), _pitch(mats, j + 1), j, x)
+
+
+@njit
+def axis_pitch_at(mats, axis, x):
+    """:func:`axis_pitch_series` interpolated at the fractional index ``x``."""
+    j, f = _interp_index(mats.shape[0], x)
+    if j < 0:
+        return math.nan
+    if f == 0.0:
+        return _axis_pitch(mats, axis, j)
+    return _interp2(_axis_pitch(mats, axis, j), _axis_pitch(mats, axis, j + 1), j, x)
 
 
 @njit
@@ -157,11 +215,20 @@ def impact_peaks(mats, acc_ms2, gravity_ms2, i0, i1, ic, cos_h, sin_h, axis, mod
     fractional index ``ic``, the refined first peak of the magnitude (the resultant), and
     the refined largest deceleration along the heading ``(cos_h, sin_h)`` (m/s^2)."""
     n = acc_ms2.shape[0]
-    lin = level_rows(mats, acc_ms2)
+    # the samples the searches in [i0, i1), the cubic refinement (2 either side) and the
+    # interpolation at ic read; the others stay unset
+    j = int(math.floor(ic)) if ic == ic else i0
+    lo = max(min(i0, j) - 2, 0)
+    hi = min(max(i1, j + 2) + 2, n)
+    if ic >= n - 1:
+        hi = n
+    lin = np.empty((n, 3))
     res = np.empty(n)
     main = np.empty(n)
     back = np.empty(n)
-    for k in range(n):
+    for k in range(lo, hi):
+        for i in range(3):
+            lin[k, i] = mats[k, i, 0] * acc_ms2[k, 0] + mats[k, i, 1] * acc_ms2[k, 1] + mats[k, i, 2] * acc_ms2[k, 2]
         lin[k, 2] -= gravity_ms2
         x, y, z = lin[k, 0], lin[k, 1], lin[k, 2]
         res[k] = math.sqrt(x * x + y * y + z * z)
@@ -252,7 +319,13 @@ def eversion(mats, sign, ic, i0, i1, dt_s):
     (0: NaN)."""
     n = mats.shape[0]
     ev = np.empty(n)
-    for k in range(n):
+    # the samples read: the interpolation at ic, [i0, i1] and one either side (gradient)
+    j = int(math.floor(ic)) if ic == ic else i0
+    lo = max(min(i0, j) - 1, 0)
+    hi = min(max(i1, j + 1) + 2, n)
+    if ic >= n - 1:
+        hi = n
+    for k in range(lo, hi):
         ev[k] = math.atan2(mats[k, 2, 1], mats[k, 2, 2]) * RAD_TO_DEG * sign
     ev_ic = interp_at(ev, ic)
     hi = min(i1 + 1, n)

@@ -43,27 +43,18 @@ def quiet_window(gyr_dps, w, lo, hi):
 
 
 @njit
-def mean_rows(v, lo, hi):
-    """Mean of rows ``[lo, hi)`` of an (n, 3) array and its norm."""
-    sx = sy = sz = 0.0
-    for i in range(lo, hi):
-        sx += v[i, 0]
-        sy += v[i, 1]
-        sz += v[i, 2]
-    n = hi - lo
-    out = np.empty(3)
-    out[0], out[1], out[2] = sx / n, sy / n, sz / n
-    return out, math.sqrt(out[0] * out[0] + out[1] * out[1] + out[2] * out[2])
-
-
-@njit
 def foot_flat(gyr_dps, acc_ms2, w, lo, hi):
     """The quietest ``w``-sample window of ``[lo, hi)`` (:func:`quiet_window`): start, end
-    (exclusive), mean angular rate (deg/s), mean specific force there (body frame, m/s^2)
-    and its norm."""
+    (exclusive), mean angular rate (deg/s), mean specific force there (body frame, m/s^2,
+    three scalars: no array crosses back into Python) and its norm."""
     a0, rate = quiet_window(gyr_dps, w, lo, hi)
-    up, norm = mean_rows(acc_ms2, a0, a0 + w)
-    return a0, a0 + w, rate, up, norm
+    sx = sy = sz = 0.0
+    for i in range(a0, a0 + w):
+        sx += acc_ms2[i, 0]
+        sy += acc_ms2[i, 1]
+        sz += acc_ms2[i, 2]
+    ux, uy, uz = sx / w, sy / w, sz / w
+    return a0, a0 + w, rate, ux, uy, uz, math.sqrt(ux * ux + uy * uy + uz * uz)
 
 
 @njit
@@ -82,6 +73,24 @@ def quat_matrix(q, k, m):
 
 
 @njit
+def _rotate(m, v0, v1, v2, out):
+    out[0] = m[0, 0] * v0 + m[0, 1] * v1 + m[0, 2] * v2
+    out[1] = m[1, 0] * v0 + m[1, 1] * v1 + m[1, 2] * v2
+    out[2] = m[2, 0] * v0 + m[2, 1] * v1 + m[2, 2] * v2
+
+
+# Below this squared rotation angle per sample (rad^2; 0.2 rad = 11 deg per sample, i.e.
+# 5700 deg/s at 500 Hz) the half-angle sine and cosine come from their Taylor series in
+# x = (angle/2)^2 < 0.01 (Horner form): truncated after the x^6 (sine) and x^7 (cosine)
+# terms, the remainders (< 1e-20 relative) are far below double precision (measured: within
+# 1 ulp of libm), and the loop avoids two libm calls per sample (most of its cost).
+SERIES_MAX_ANGLE2 = 0.04
+_S1, _S2, _S3, _S4, _S5, _S6 = -1 / 6, 1 / 120, -1 / 5040, 1 / 362880, -1 / 39916800, 1 / 6227020800
+_C1, _C2, _C3, _C4, _C5, _C6, _C7 = (-1 / 2, 1 / 24, -1 / 720, 1 / 40320, -1 / 3628800, 1 / 479001600,
+                                     -1 / 87178291200)
+
+
+@njit
 def integrate_gyro(gyr_dps, fs_hz):
     """Orientation of every sample relative to sample 0, (n, 4) quaternions body_k -> body_0.
 
@@ -93,71 +102,26 @@ def integrate_gyro(gyr_dps, fs_hz):
     x, y, z, w = 0.0, 0.0, 0.0, 1.0
     if n > 0:
         q[0, 0], q[0, 1], q[0, 2], q[0, 3] = x, y, z, w
+    scale = 0.5 * DEG / fs_hz  # mean of two samples, deg/s -> rad per sample
     for k in range(n - 1):
-        rx = (0.5 * (gyr_dps[k + 1, 0] + gyr_dps[k, 0])) * DEG / fs_hz
-        ry = (0.5 * (gyr_dps[k + 1, 1] + gyr_dps[k, 1])) * DEG / fs_hz
-        rz = (0.5 * (gyr_dps[k + 1, 2] + gyr_dps[k, 2])) * DEG / fs_hz
-        ang = math.sqrt(rx * rx + ry * ry + rz * rz)
-        half = 0.5 * ang
-        s = math.sin(half) / ang if ang > 1e-12 else 0.5
-        bx, by, bz, bw = rx * s, ry * s, rz * s, math.cos(half)
+        rx = (gyr_dps[k + 1, 0] + gyr_dps[k, 0]) * scale
+        ry = (gyr_dps[k + 1, 1] + gyr_dps[k, 1]) * scale
+        rz = (gyr_dps[k + 1, 2] + gyr_dps[k, 2]) * scale
+        a2 = rx * rx + ry * ry + rz * rz
+        if a2 < SERIES_MAX_ANGLE2:  # sin(h) / (2 h) and cos(h), h = angle / 2
+            h = 0.25 * a2
+            s = 0.5 * (1.0 + h * (_S1 + h * (_S2 + h * (_S3 + h * (_S4 + h * (_S5 + h * _S6))))))
+            c = 1.0 + h * (_C1 + h * (_C2 + h * (_C3 + h * (_C4 + h * (_C5 + h * (_C6 + h * _C7))))))
+        else:
+            ang = math.sqrt(a2)
+            s, c = math.sin(0.5 * ang) / ang, math.cos(0.5 * ang)
+        bx, by, bz, bw = rx * s, ry * s, rz * s, c
         x, y, z, w = (w * bx + x * bw + y * bz - z * by,
                       w * by - x * bz + y * bw + z * bx,
                       w * bz + x * by - y * bx + z * bw,
                       w * bw - x * bx - y * by - z * bz)
         q[k + 1, 0], q[k + 1, 1], q[k + 1, 2], q[k + 1, 3] = x, y, z, w
     return q
-
-
-@njit
-def rotate_to_body0(q, acc_ms2):
-    """Specific force of every sample in the body frame of sample 0, (n, 3)."""
-    n = q.shape[0]
-    f0 = np.empty((n, 3))
-    m = np.empty((3, 3))
-    for k in range(n):
-        quat_matrix(q, k, m)
-        for i in range(3):
-            f0[k, i] = m[i, 0] * acc_ms2[k, 0] + m[i, 1] * acc_ms2[k, 1] + m[i, 2] * acc_ms2[k, 2]
-    return f0
-
-
-@njit
-def anchored_matrix(q, anchor, level):
-    """``level @ R(q[anchor]).T``: body_0 -> level frame of the anchor sample."""
-    ra = np.empty((3, 3))
-    quat_matrix(q, anchor, ra)
-    out = np.empty((3, 3))
-    for i in range(3):
-        for j in range(3):
-            out[i, j] = level[i, 0] * ra[j, 0] + level[i, 1] * ra[j, 1] + level[i, 2] * ra[j, 2]
-    return out
-
-
-@njit
-def level_matrices(q, to_level, lo, hi):
-    """Body_k -> level matrices ``to_level @ R(q[k])`` of samples ``[lo, hi)``, (hi-lo, 3, 3)."""
-    out = np.empty((hi - lo, 3, 3))
-    m = np.empty((3, 3))
-    for k in range(lo, hi):
-        quat_matrix(q, k, m)
-        for i in range(3):
-            for j in range(3):
-                out[k - lo, i, j] = to_level[i, 0] * m[0, j] + to_level[i, 1] * m[1, j] + to_level[i, 2] * m[2, j]
-    return out
-
-
-@njit
-def stride_mean_up(q, f0, start, anchor):
-    """Mean specific force over ``[start, anchor)`` (body_0 frame) expressed in the body
-    frame of ``anchor`` (``R(q[anchor]).T @ mean``), and its norm in m/s^2."""
-    mean, _ = mean_rows(f0, start, anchor)
-    ra = np.empty((3, 3))
-    quat_matrix(q, anchor, ra)
-    up = np.empty(3)
-    for i in range(3):
-        up[i] = ra[0, i] * mean[0] + ra[1, i] * mean[1] + ra[2, i] * mean[2]
-    return up, math.sqrt(up[0] * up[0] + up[1] * up[1] + up[2] * up[2])
 
 
 @njit
@@ -190,19 +154,78 @@ def level_matrix(ux, uy, uz):
 
 
 @njit
-def zupt_stride(f0, to_level, k0, k1, gravity_ms2, fs_hz, x_land):
-    """Zero-velocity-aided integration between two foot-flats ``k0 < k1`` (Skog 2010).
+def level_frame(q, anchor, ux, uy, uz):
+    """3x3 taking body_0 vectors into the level frame of sample ``anchor``, where gravity
+    points along ``(ux, uy, uz)`` (body frame of the anchor): ``level_matrix(up) @
+    R(q[anchor]).T``."""
+    level = level_matrix(ux, uy, uz)
+    ra = np.empty((3, 3))
+    quat_matrix(q, anchor, ra)
+    out = np.empty((3, 3))
+    for i in range(3):
+        for j in range(3):
+            out[i, j] = level[i, 0] * ra[j, 0] + level[i, 1] * ra[j, 1] + level[i, 2] * ra[j, 2]
+    return out
 
-    Gravity-free acceleration in the level frame (``to_level @ f0[k] - g z``), trapezoidal
-    integration to velocity, the velocity's end value removed linearly (zero at both flats:
-    ``v -= linspace(0, 1) * v[-1]``), trapezoidal integration to position. Returns the
-    displacement ``(dx, dy, dz)`` in m, the highest point above the chord joining the two
-    flats' heights (m), and the forward velocity along the horizontal displacement (m/s)
-    interpolated at ``x_land`` samples after ``k0`` (NaN when ``x_land`` is NaN)."""
+
+@njit
+def level_matrices(q, anchor, ux, uy, uz, lo, hi):
+    """Body_k -> level matrices (level frame of ``anchor``, up ``(ux, uy, uz)``) of samples
+    ``[lo, hi)``: ``level_frame(...) @ R(q[k])``, (hi-lo, 3, 3)."""
+    to_level = level_frame(q, anchor, ux, uy, uz)
+    out = np.empty((hi - lo, 3, 3))
+    m = np.empty((3, 3))
+    for k in range(lo, hi):
+        quat_matrix(q, k, m)
+        for i in range(3):
+            for j in range(3):
+                out[k - lo, i, j] = to_level[i, 0] * m[0, j] + to_level[i, 1] * m[1, j] + to_level[i, 2] * m[2, j]
+    return out
+
+
+@njit
+def stride_mean_up(q, acc_ms2, start, anchor):
+    """Mean specific force over ``[start, anchor)``, each sample rotated into the body frame
+    of sample 0 (``R(q[k]) acc[k]``), expressed in the body frame of ``anchor``
+    (``R(q[anchor]).T @ mean``): three scalars and the norm, in m/s^2."""
+    m = np.empty((3, 3))
+    f = np.empty(3)
+    sx = sy = sz = 0.0
+    for k in range(start, anchor):
+        quat_matrix(q, k, m)
+        _rotate(m, acc_ms2[k, 0], acc_ms2[k, 1], acc_ms2[k, 2], f)
+        sx += f[0]
+        sy += f[1]
+        sz += f[2]
+    n = anchor - start
+    sx, sy, sz = sx / n, sy / n, sz / n
+    quat_matrix(q, anchor, m)
+    ux = m[0, 0] * sx + m[1, 0] * sy + m[2, 0] * sz
+    uy = m[0, 1] * sx + m[1, 1] * sy + m[2, 1] * sz
+    uz = m[0, 2] * sx + m[1, 2] * sy + m[2, 2] * sz
+    return ux, uy, uz, math.sqrt(ux * ux + uy * uy + uz * uz)
+
+
+@njit
+def zupt_stride(q, acc_ms2, ux, uy, uz, k0, k1, gravity_ms2, fs_hz, x_land):
+    """Zero-velocity-aided integration between two foot-flats ``k0 < k1`` (Skog 2010), in
+    the level frame of ``k1`` (up ``(ux, uy, uz)`` in its body frame).
+
+    Gravity-free acceleration in the level frame (``level_frame @ R(q[k]) acc[k] - g z``),
+    trapezoidal integration to velocity, the velocity's end value removed linearly (zero at
+    both flats: ``v -= linspace(0, 1) * v[-1]``), trapezoidal integration to position.
+    Returns the displacement ``(dx, dy, dz)`` in m, the highest point above the chord
+    joining the two flats' heights (m), and the forward velocity along the horizontal
+    displacement (m/s) interpolated at ``x_land`` samples after ``k0`` (NaN when
+    ``x_land`` is NaN)."""
+    to_level = level_frame(q, k1, ux, uy, uz)
     n = k1 - k0 + 1
     a = np.empty((n, 3))
+    m = np.empty((3, 3))
+    f = np.empty(3)
     for i in range(n):
-        f = f0[k0 + i]
+        quat_matrix(q, k0 + i, m)
+        _rotate(m, acc_ms2[k0 + i, 0], acc_ms2[k0 + i, 1], acc_ms2[k0 + i, 2], f)
         for j in range(3):
             a[i, j] = to_level[j, 0] * f[0] + to_level[j, 1] * f[1] + to_level[j, 2] * f[2]
         a[i, 2] -= gravity_ms2
@@ -251,8 +274,9 @@ def zupt_stride(f0, to_level, k0, k1, gravity_ms2, fs_hz, x_land):
 
 
 @njit
-def foot_heading(swing_gyr_dps, min_dps, up_x, up_y, up_z, q, to_level, k0, k1):
-    """Heading (rad, level frame) of the foot's long axis, mean over the flats ``k0``/``k1``.
+def foot_heading(swing_gyr_dps, min_dps, q, ux, uy, uz, k0, k1):
+    """Heading (rad) of the foot's long axis in the level frame of ``k1`` (up ``(ux, uy,
+    uz)`` in its body frame), mean over the flats ``k0`` and ``k1``.
 
     The long axis (body frame) is perpendicular to the vertical ``up`` and to the axis the
     foot pitches about in swing: the principal eigenvector of ``sum w w^T`` over the swing
@@ -274,20 +298,20 @@ def foot_heading(swing_gyr_dps, min_dps, up_x, up_y, up_z, q, to_level, k0, k1):
         ml = np.linalg.eigh(s)[1][:, 2].copy()
         if ml[1] < 0:
             ml = -ml
-        fx = ml[1] * up_z - ml[2] * up_y
-        fy = ml[2] * up_x - ml[0] * up_z
-        fz = ml[0] * up_y - ml[1] * up_x
+        fx = ml[1] * uz - ml[2] * uy
+        fy = ml[2] * ux - ml[0] * uz
+        fz = ml[0] * uy - ml[1] * ux
         fn = math.sqrt(fx * fx + fy * fy + fz * fz)
         if fn == 0.0:
             return math.nan
         ax[0], ax[1], ax[2] = fx / fn, fy / fn, fz / fn
+    to_level = level_frame(q, k1, ux, uy, uz)
     hx = hy = 0.0
     m = np.empty((3, 3))
+    b = np.empty(3)
     for k in (k0, k1):
         quat_matrix(q, k, m)
-        b0 = m[0, 0] * ax[0] + m[0, 1] * ax[1] + m[0, 2] * ax[2]
-        b1 = m[1, 0] * ax[0] + m[1, 1] * ax[1] + m[1, 2] * ax[2]
-        b2 = m[2, 0] * ax[0] + m[2, 1] * ax[1] + m[2, 2] * ax[2]
-        hx += to_level[0, 0] * b0 + to_level[0, 1] * b1 + to_level[0, 2] * b2
-        hy += to_level[1, 0] * b0 + to_level[1, 1] * b1 + to_level[1, 2] * b2
+        _rotate(m, ax[0], ax[1], ax[2], b)
+        hx += to_level[0, 0] * b[0] + to_level[0, 1] * b[1] + to_level[0, 2] * b[2]
+        hy += to_level[1, 0] * b[0] + to_level[1, 1] * b[1] + to_level[1, 2] * b[2]
     return math.atan2(hy, hx)

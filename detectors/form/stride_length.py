@@ -46,7 +46,7 @@ import numpy as np
 
 from detectors.form import Values, nan_all
 from detectors.form import strapdown_kernels as _sk
-from detectors.form.orientation import (FLAT_MAX_ACC_DEV_MS2, FLAT_MAX_DPS, foot_flat, level_matrix,
+from detectors.form.orientation import (FLAT_MAX_ACC_DEV_MS2, FLAT_MAX_DPS, foot_flat, integrate,
                                        previous_stance_bounds, stance_bounds, stride_mean_up)
 from pipeline.records import SampleBlock, Step
 
@@ -74,52 +74,37 @@ class StrideSamples:
     def rel(self, index: float) -> float:
         return index - self.start_index
 
-    def _integrate(self) -> None:
-        q = _sk.integrate_gyro(self.gyr_dps, self.fs_hz)
-        self._memo["q"] = q
-        self._memo["f"] = _sk.rotate_to_body0(q, self.acc_ms2)
-
     @property
     def quats(self) -> np.ndarray:
         """Gyro integrated once over the stride (body_k -> body_0), shared by all metrics."""
-        if "q" not in self._memo:
-            self._integrate()
-        return self._memo["q"]
+        q = self._memo.get("q")
+        if q is None:
+            q = self._memo["q"] = integrate(self.gyr_dps, self.fs_hz)
+        return q
 
-    @property
-    def f0(self) -> np.ndarray:
-        """Specific force of every sample in the body frame of sample 0, (n, 3): any other
-        frame is one 3x3 product away, so no per-anchor rotation of the whole stride."""
-        if "f" not in self._memo:
-            self._integrate()
-        return self._memo["f"]
-
-    def flat(self, lo: int, hi: int) -> tuple[int, np.ndarray, float, float]:
+    def flat(self, lo: int, hi: int) -> tuple[int, tuple[float, float, float], float, float]:
         """Foot-flat candidate in [lo, hi) (:func:`detectors.form.orientation.foot_flat`),
         computed once per range (stance attitude and stride metrics share the previous one)."""
         key = ("flat", lo, hi)
-        if key not in self._memo:
-            self._memo[key] = foot_flat(self.gyr_dps, self.acc_ms2, self.fs_hz, lo, hi)
-        return self._memo[key]
+        got = self._memo.get(key)
+        if got is None:
+            got = self._memo[key] = foot_flat(self.gyr_dps, self.acc_ms2, self.fs_hz, lo, hi)
+        return got
 
-    def up_at(self, anchor: int, *, start: int, gravity_ms2: float) -> np.ndarray | None:
+    def up_at(self, anchor: int, *, start: int, gravity_ms2: float) -> tuple[float, float, float] | None:
         """Gravity in the body frame of ``anchor`` from the mean specific force over
         ``[start, anchor)`` (:func:`detectors.form.orientation.stride_mean_up`)."""
         key = ("up", anchor, start, gravity_ms2)
         if key not in self._memo:
-            self._memo[key] = stride_mean_up(self.quats, self.f0, start=start, anchor=anchor, gravity_ms2=gravity_ms2)
+            self._memo[key] = stride_mean_up(self.quats, self.acc_ms2, start=start, anchor=anchor,
+                                             gravity_ms2=gravity_ms2)
         return self._memo[key]
 
-    def level_mats(self, anchor: int, up_body: np.ndarray, lo: int, hi: int) -> np.ndarray:
-        """Body -> level matrices of samples [lo, hi) for the level frame of ``anchor``."""
-        return _sk.level_matrices(self.quats, self.to_level(anchor, up_body), lo, hi)
-
-    def to_level(self, anchor: int, up_body: np.ndarray) -> np.ndarray:
-        """3x3 taking body_0 vectors into the level frame of ``anchor``."""
-        key = ("lv", anchor, up_body.tobytes())
-        if key not in self._memo:
-            self._memo[key] = _sk.anchored_matrix(self.quats, anchor, level_matrix(up_body))
-        return self._memo[key]
+    def level_mats(self, anchor: int, up_body, lo: int, hi: int) -> np.ndarray:
+        """Body -> level matrices of samples [lo, hi) for the level frame of ``anchor``
+        (gravity along ``up_body`` in its body frame)."""
+        return _sk.level_matrices(self.quats, anchor, float(up_body[0]), float(up_body[1]), float(up_body[2]),
+                                  lo, hi)
 
 
 class SampleBuffer:
@@ -166,13 +151,23 @@ class SampleBuffer:
         first = self._blocks[0]
         if lo < first.first_index or hi > self._blocks[-1].end_index or first.segment != step.segment:
             return None
-        acc = np.concatenate([b.acc_ms2 for b in self._blocks])
-        s0 = lo - first.first_index
-        gyr = None
-        if first.gyr_dps is not None:
-            gyr = np.concatenate([b.gyr_dps for b in self._blocks])[s0:s0 + hi - lo]
-        return StrideSamples(acc_ms2=acc[s0:s0 + hi - lo], gyr_dps=gyr, start_index=lo, fs_hz=fs,
-                             prev_ic_index=prev_ic)
+        # only the rows [lo, hi) of the blocks that hold them (a view when one block does)
+        acc, gyr = [], []
+        for b in self._blocks:
+            b0 = b.first_index
+            b1 = b0 + b.acc_ms2.shape[0]
+            if b1 <= lo:
+                continue
+            if b0 >= hi:
+                break
+            s0, s1 = max(lo, b0) - b0, min(hi, b1) - b0
+            acc.append(b.acc_ms2[s0:s1])
+            if b.gyr_dps is not None:
+                gyr.append(b.gyr_dps[s0:s1])
+        has_gyr = first.gyr_dps is not None
+        return StrideSamples(acc_ms2=acc[0] if len(acc) == 1 else np.concatenate(acc),
+                             gyr_dps=(gyr[0] if len(gyr) == 1 else np.concatenate(gyr)) if has_gyr else None,
+                             start_index=lo, fs_hz=fs, prev_ic_index=prev_ic)
 
 
 def stride_metrics(step: Step, stride: StrideSamples | None, *, side: str, max_stride_s: float = 2.5) -> Values:
@@ -196,16 +191,15 @@ def stride_metrics(step: Step, stride: StrideSamples | None, *, side: str, max_s
     up = stride.up_at(k1, start=k0, gravity_ms2=g)  # this flat's frame, levelled by the stride mean
     if up is None:
         return nan_all(NAMES, "stride_not_periodic")
-    to_level = stride.to_level(k1, up)
+    ux, uy, uz = up
     # zero-velocity-aided integration from flat to flat (compiled: detectors/_jit.py)
-    dx, dy, _, swing_height, landing = _sk.zupt_stride(stride.f0, to_level, k0, k1, g, fs,
+    dx, dy, _, swing_height, landing = _sk.zupt_stride(stride.quats, stride.acc_ms2, ux, uy, uz, k0, k1, g, fs,
                                                        ic - k0 if k0 < ic < k1 else math.nan)
     length = math.hypot(dx, dy)
     # foot's long axis (perpendicular to the swing's pitch axis, previous TO - about one
     # contact after its IC - to IC) at both flats: its mean heading (the chord of a curve)
     swing = stride.gyr_dps[int(math.ceil(pic + contact)):int(ic)]
-    heading_foot = _sk.foot_heading(swing, SWING_MIN_DPS, float(up[0]), float(up[1]), float(up[2]),
-                                    stride.quats, to_level, k0, k1)
+    heading_foot = _sk.foot_heading(swing, SWING_MIN_DPS, stride.quats, ux, uy, uz, k0, k1)
     travel = math.atan2(dy, dx)
     diff = (travel - heading_foot + math.pi) % (2 * math.pi) - math.pi
     fpa = math.degrees(diff) * (1.0 if side == "right" else -1.0)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 
 from detectors.form import Values, nan_all
-from detectors.form.orientation import Attitude, interp
+from detectors.form.orientation import Attitude
 
 NAMES = ("strike_angle_deg", "strike_pattern_code")
 
@@ -36,8 +36,7 @@ def strike(step, att: Attitude | None, reason: str, *, rearfoot_min_deg: float =
            forefoot_max_deg: float = -1.6) -> Values:
     if att is None:
         return nan_all(NAMES, reason)
-    pitch = att.pitch_deg()
-    angle = interp(pitch, step.rel(step.ic_index)) - float(pitch[att.anchor])
+    angle = att.pitch_at_deg(step.rel(step.ic_index)) - att.pitch_at_deg(att.anchor)
     return {"strike_angle_deg": (angle, ""),
             "strike_pattern_code": (pattern_code(angle, rearfoot_min_deg=rearfoot_min_deg,
                                                  forefoot_max_deg=forefoot_max_deg), "")}
