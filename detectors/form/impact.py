@@ -83,11 +83,9 @@ def clipped(step, acc_range_g: float | None, *, i0: int, i1: int, clip_fraction:
         return 1.0 if _pk.max_norm(step.acc_ms2, i0, i1) >= limit else 0.0
     if sensor_rotation is None or i1 - i0 < FLAT_TOP_SAMPLES:
         return math.nan
-    # body = R sensor -> sensor = R^T body
-    a = _pk.sensor_frame_abs(step.acc_ms2, np.asarray(sensor_rotation, dtype=float), i0, i1)
-    if acc_range_g is not None:  # each sensor axis against the range: exact
-        return 1.0 if _pk.max_abs(a) >= limit else 0.0
-    return 1.0 if _pk.flat_top(a, FLAT_TOP_MIN_G * step.gravity_ms2, FLAT_TOP_SAMPLES) else 0.0
+    # each sensor axis against the range (exact), else the flat tops
+    return 1.0 if _pk.clipped_in_sensor_frame(step.acc_ms2, np.asarray(sensor_rotation, dtype=float), i0, i1, limit,
+                                              FLAT_TOP_MIN_G * step.gravity_ms2, FLAT_TOP_SAMPLES) else 0.0
 
 
 def _axial_without_gyro(step, axis_body: np.ndarray, i0: int, i1: int, ic: float, clip_v) -> Values:

@@ -114,8 +114,7 @@ def foot_flat(gyr_dps: np.ndarray, acc_ms2: np.ndarray, fs_hz: float, lo: int, h
     """The foot-flat candidate of [lo, hi) (:func:`quiet_anchor`): its middle sample, the
     mean specific force there (body frame, m/s^2, a tuple) and its norm, the mean angular
     rate (deg/s)."""
-    w, lo, hi = _bounds(gyr_dps.shape[0], fs_hz, lo, hi)
-    a0, a1, rate, ux, uy, uz, norm = _sk.foot_flat(gyr_dps, acc_ms2, w, lo, hi)
+    a0, a1, rate, ux, uy, uz, norm = _sk.foot_flat(gyr_dps, acc_ms2, quiet_window_len(fs_hz), lo, hi)
     return (a0 + a1) // 2, (ux, uy, uz), norm, rate
 
 
@@ -217,20 +216,26 @@ def foot_stance_attitude(step, stride=None) -> tuple[Attitude | None, str]:
         return None, "no_gyro"
     if not math.isfinite(step.to_index):
         return None, "no_toe_off"
-    fs = step.fs_hz
+    fs, g = step.fs_hz, step.gravity_ms2
+    if stride is not None and stride.gyr_dps is not None:
+        # in the stride's samples (which hold the window): the flats are shared with stride_metrics
+        off = step.window_start_index - stride.start_index
+        ic, to = stride.rel(step.ic_index), stride.rel(step.to_index)
+        lo, hi = stance_bounds(ic, to)
+        if hi - lo < 3:
+            return None, "contact_too_short"
+        k, up, norm, rate = stride.flat(lo, hi)
+        if rate > FLAT_MAX_DPS or abs(norm - g) > FLAT_MAX_ACC_DEV_MS2:
+            return None, "no_foot_flat"
+        p, _, _, prate = stride.flat(*previous_stance_bounds(stride.rel(stride.prev_ic_index), to - ic))
+        up_s = stride.up_at(k, start=p, gravity_ms2=g) if prate <= FLAT_MAX_DPS else None
+        m = stride.level_mats(k, up if up_s is None else up_s, off, off + step.acc_ms2.shape[0])
+        return Attitude(matrices=m, anchor=k - off, fs_hz=fs), ""
     ic, to = step.rel(step.ic_index), step.rel(step.to_index)
     lo, hi = stance_bounds(ic, to)
     if hi - lo < 3:
         return None, "contact_too_short"
     anchor, up, norm, rate = foot_flat(step.gyr_dps, step.acc_ms2, fs, lo, hi)
-    if rate > FLAT_MAX_DPS or abs(norm - step.gravity_ms2) > FLAT_MAX_ACC_DEV_MS2:
+    if rate > FLAT_MAX_DPS or abs(norm - g) > FLAT_MAX_ACC_DEV_MS2:
         return None, "no_foot_flat"
-    if stride is not None and stride.gyr_dps is not None:
-        off = step.window_start_index - stride.start_index
-        p, _, _, prate = stride.flat(*previous_stance_bounds(stride.rel(stride.prev_ic_index), to - ic))
-        up_s = stride.up_at(anchor + off, start=p, gravity_ms2=step.gravity_ms2) if prate <= FLAT_MAX_DPS else None
-        if up_s is not None:
-            up = up_s
-        m = stride.level_mats(anchor + off, up, off, off + step.acc_ms2.shape[0])
-        return Attitude(matrices=m, anchor=anchor, fs_hz=fs), ""
     return attitude(step.gyr_dps, fs, anchor=anchor, up_body=up), ""

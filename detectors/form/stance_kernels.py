@@ -268,36 +268,30 @@ def max_norm(acc_ms2, i0, i1):
 
 
 @njit
-def sensor_frame_abs(acc_ms2, rotation, i0, i1):
-    """|f| per sensor axis of rows ``[i0, i1)``: ``abs(acc_body @ rotation)`` (rotation:
-    sensor -> body, so ``R^T f_body`` is the sensor-frame sample)."""
-    out = np.empty((i1 - i0, 3))
-    for k in range(i0, i1):
+def clipped_in_sensor_frame(acc_ms2, rotation, i0, i1, limit_ms2, min_top_ms2, n_flat):
+    """Saturation in rows ``[i0, i1)`` back in the sensor frame (``rotation``: sensor ->
+    body, so ``R^T f_body``, i.e. ``acc_body @ rotation``, is the sensor-frame sample).
+
+    With ``limit_ms2`` finite: any axis with ``|f| >= limit_ms2``. Else a flat top: a sensor
+    axis whose largest ``|f|`` reaches ``min_top_ms2`` stays at that extreme (within 1e-6
+    relative) for ``n_flat`` consecutive samples."""
+    n = i1 - i0
+    a = np.empty((n, 3))
+    for k in range(n):
         for j in range(3):
-            out[k - i0, j] = abs(acc_ms2[k, 0] * rotation[0, j] + acc_ms2[k, 1] * rotation[1, j]
-                                 + acc_ms2[k, 2] * rotation[2, j])
-    return out
-
-
-@njit
-def max_abs(a):
-    top = -math.inf
-    for k in range(a.shape[0]):
-        for j in range(3):
-            top = _max_nan(top, a[k, j])
-    return top
-
-
-@njit
-def flat_top(a, min_top, n_flat):
-    """True when a sensor axis whose largest |f| reaches ``min_top`` stays at that extreme
-    (within 1e-6 relative) for ``n_flat`` consecutive samples: a saturated accelerometer."""
-    n = a.shape[0]
+            a[k, j] = abs(acc_ms2[i0 + k, 0] * rotation[0, j] + acc_ms2[i0 + k, 1] * rotation[1, j]
+                          + acc_ms2[i0 + k, 2] * rotation[2, j])
+    if limit_ms2 == limit_ms2:
+        top = -math.inf
+        for k in range(n):
+            for j in range(3):
+                top = _max_nan(top, a[k, j])
+        return top >= limit_ms2
     for j in range(3):
         top = -math.inf
         for k in range(n):
             top = _max_nan(top, a[k, j])
-        if top < min_top:
+        if top < min_top_ms2:
             continue
         lim = top - (1e-6 * top + 1e-9)
         run = 0

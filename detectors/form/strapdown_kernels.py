@@ -44,9 +44,14 @@ def quiet_window(gyr_dps, w, lo, hi):
 
 @njit
 def foot_flat(gyr_dps, acc_ms2, w, lo, hi):
-    """The quietest ``w``-sample window of ``[lo, hi)`` (:func:`quiet_window`): start, end
-    (exclusive), mean angular rate (deg/s), mean specific force there (body frame, m/s^2,
+    """The quietest ``w``-sample window of ``[lo, hi)`` (:func:`quiet_window`; the range
+    clipped to the array, ``w`` to the range): start, end (exclusive), mean angular rate (deg/s), mean specific force there (body frame, m/s^2,
     three scalars: no array crosses back into Python) and its norm."""
+    lo, hi = max(lo, 0), min(hi, gyr_dps.shape[0])
+    if hi - lo < w:
+        w = max(1, hi - lo)
+    if hi - lo < w:
+        raise ValueError("foot_flat: empty sample range")
     a0, rate = quiet_window(gyr_dps, w, lo, hi)
     sx = sy = sz = 0.0
     for i in range(a0, a0 + w):
