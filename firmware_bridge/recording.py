@@ -317,66 +317,69 @@ def _parse_plain_lines(buf, pos, end, n_fields, out_col, out, row0, pow10):
     while True:
         if row0 + rows >= cap:
             return rows, pos, 2
-        # a line is only parsed when its end is in the buffer
-        q = pos
-        while q < end and buf[q] != 10:
-            q += 1
-        if q >= end:
+        if pos >= end:
             return rows, pos, 0
-        line_end = q
-        if line_end > pos and buf[line_end - 1] == 13:
-            line_end -= 1
-        i = pos
+        i = pos  # one pass over the line; running out of bytes means "no complete line left"
         r = row0 + rows
         for f in range(n_fields):
             col = out_col[f]
             if col >= 0:
                 neg = False
-                if i < line_end and buf[i] == 45:  # '-'
+                if i < end and buf[i] == 45:  # '-'
                     neg = True
                     i += 1
                 m = 0
                 nd = 0
-                ok = True
-                while i < line_end and 48 <= buf[i] <= 57:
+                while i < end and 48 <= buf[i] <= 57:
                     if m >= _MANTISSA_LIMIT:
-                        ok = False
-                        break
+                        return rows, pos, 1
                     m = m * 10 + (buf[i] - 48)
                     nd += 1
                     i += 1
-                if not ok or nd == 0:
+                if i >= end:
+                    return rows, pos, 0
+                if nd == 0:
                     return rows, pos, 1
                 dec = 0
-                if i < line_end and buf[i] == 46:  # '.'
+                if buf[i] == 46:  # '.'
                     i += 1
-                    while i < line_end and 48 <= buf[i] <= 57:
+                    while i < end and 48 <= buf[i] <= 57:
                         if m >= _MANTISSA_LIMIT or dec >= 22:
-                            ok = False
-                            break
+                            return rows, pos, 1
                         m = m * 10 + (buf[i] - 48)
                         dec += 1
                         i += 1
-                    if not ok or dec == 0:
+                    if i >= end:
+                        return rows, pos, 0
+                    if dec == 0:
                         return rows, pos, 1
                 elif neg and m == 0:
                     return rows, pos, 1  # "-0": pandas' int64 column would give +0.0
                 x = m / pow10[dec]
                 out[r, col] = -x if neg else x
             else:
-                while i < line_end and buf[i] != 44:
+                while i < end:
                     c = buf[i]
+                    if c == 44 or c == 10 or c == 13:
+                        break
                     if c < 32 or c > 126 or c == 34:
                         return rows, pos, 1
                     i += 1
+                if i >= end:
+                    return rows, pos, 0
             if f < n_fields - 1:
-                if i >= line_end or buf[i] != 44:  # ','
+                if buf[i] != 44:  # ','
                     return rows, pos, 1
                 i += 1
-            elif i != line_end:
-                return rows, pos, 1
+        # the line ends here: "\n" or "\r\n"
+        if buf[i] == 13:
+            i += 1
+            if i >= end:
+                return rows, pos, 0
+        if buf[i] != 10:
+            return rows, pos, 1
         rows += 1
-        pos = q + 1
+        pos = i + 1
 
 
 @njit
