@@ -11,7 +11,10 @@ Each module holds one concept and exposes pure functions of a :class:`pipeline.r
 * :mod:`.pronation` - eversion excursion and velocity,
 * :mod:`.stride_length` - zero-velocity-aided stride length, speed, foot progression and
   swing height (needs the samples between two steps: a small streaming buffer),
-* :mod:`.asymmetry` - left/right symmetry indices over a rolling window (streaming).
+* :mod:`.asymmetry` - left/right symmetry indices over a rolling window (streaming),
+* :mod:`.strapdown_kernels`, :mod:`.stance_kernels` - the per-sample loops behind them,
+  compiled with numba (a step's few hundred samples are too few for numpy's per-call
+  overhead; :mod:`detectors._jit`).
 
 Every function returns ``{metric_name: (value, reason)}``: ``value`` is NaN exactly when
 ``reason`` (a short snake_case word) says why the metric cannot be measured on this step.
