@@ -35,6 +35,7 @@ from math import isfinite as _isfinite
 from operator import attrgetter, itemgetter
 
 from pipeline import schema
+from pipeline.lineprotocol_floats import reprs as float_reprs
 from pipeline.records import Alert, SensorInfo, SessionInfo, StepRecord
 from pipeline.window_aggregates import WindowAggregate
 
@@ -236,20 +237,22 @@ class _StepShape:
         self.templates: dict[tuple[bool, ...], tuple[str, int]] = {}
         self.keys: list[str] | None = None  # None: a metric named like another field (general path)
         if len(set(self.numeric)) == len(self.numeric):
-            self.keys = [_pct(escape_key(k)) + "=%r" for k in self.numeric]
+            self.keys = [_pct(escape_key(k)) + "=%s" for k in self.numeric]
             # the string field, after the core fields as in schema.step_fields (never dropped)
             self.keys.insert(len(STEP_NUMERIC_CORE), _pct(escape_key(schema.FIELD_ACTIVITY)) + "="
                              + _pct(escape_string_value(str(activity))))
 
-    def template(self, finite: tuple[bool, ...]) -> tuple[str, int]:
-        """The template for points whose numeric fields are finite where ``finite`` says,
-        and how many values such a point leaves out."""
+    def template(self, finite: tuple[bool, ...]) -> tuple[str, int, int]:
+        """The template for points whose numeric fields are finite where ``finite`` says
+        (``%s`` slots for the values' reprs, ``%d`` for the timestamp), how many values
+        such a point leaves out and how many it carries."""
         n_core = len(STEP_NUMERIC_CORE)
         mask = (*finite[:n_core], True, *finite[n_core:])
         keys = ",".join(compress(self.keys, mask))
         if len(self.templates) >= _CACHE_LIMIT:
             self.templates.clear()
-        t = self.templates[finite] = (f"{_pct(self.head)} {keys} %d", finite.count(False))
+        dropped = finite.count(False)
+        t = self.templates[finite] = (f"{_pct(self.head)} {keys} %d", dropped, len(finite) - dropped)
         return t
 
 
@@ -309,7 +312,10 @@ class SessionEncoder:
         start = self.session.start_wall_ns
         div = self._div
         half = div // 2
-        append = out.append
+        flat: list[float] = []  # the finite values of all points, in order
+        extend = flat.extend
+        parts: list[tuple] = []  # per point: (template, n values, timestamp) or (None, line, 0)
+        part = parts.append
         points = dropped = 0
         latest = float("-inf")
         for r in records:
@@ -328,8 +334,9 @@ class SessionEncoder:
                 tmpl = shape.templates.get(finite)
                 if tmpl is None:
                     tmpl = shape.template(finite)
+                extend(compress(vals, finite))
                 t = start + int(round(ic * 1e9))
-                append(tmpl[0] % (*compress(vals, finite), (t + half) // div if div > 1 else t))
+                part((tmpl[0], tmpl[2], (t + half) // div if div > 1 else t))
                 points += 1
                 dropped += tmpl[1]
                 if rows is not None:
@@ -338,12 +345,13 @@ class SessionEncoder:
                 fields = schema.step_fields(r)
                 line = _encode_fields(shape.head, fields, self.session.wall_ns(ic), self.precision, stats)
                 if line is not None:
-                    append(line)
+                    part((None, line, 0))
                 if rows is not None:
                     items = [(k, v) for k, v in fields.items() if type(v) is float]
                     rows.append((tuple(k for k, _ in items), tuple(v for _, v in items)))
             if ic > latest:  # (NaN compares False)
                 latest = ic
+        _fill(parts, flat, out)
         if stats is not None:
             stats.points += points
             stats.nonfinite_dropped += dropped
@@ -355,6 +363,8 @@ class SessionEncoder:
         start = self.session.start_wall_ns
         div = self._div
         half = div // 2
+        flat: list[float] = []
+        parts: list[tuple] = []
         points = 0
         for w in windows:
             sensor = w.sensor
@@ -366,7 +376,7 @@ class SessionEncoder:
                 keys += [schema.window_field(n, st) for n in names for st in schema.WINDOW_STATS]
                 template = None  # two fields of one name: general path (a dict keeps the last)
                 if len(set(keys)) == len(keys):
-                    template = f"{_pct(head)} {','.join(_pct(escape_key(k)) + '=%r' for k in keys)} %d"
+                    template = f"{_pct(head)} {','.join(_pct(escape_key(k)) + '=%s' for k in keys)} %d"
                 if len(shapes) >= _CACHE_LIMIT:
                     shapes.clear()
                 shape = shapes[(id(sensor), names)] = (template, sensor)
@@ -374,15 +384,30 @@ class SessionEncoder:
             vals = tuple(map(float, (w.steps, w.window_s, *chain.from_iterable(map(_STAT_VALUES, w.stats)))))
             total = sum(vals)
             if template is not None and total - total == 0.0:
+                flat += vals
                 t = start + int(round(w.start_s * 1e9))
-                out.append(template % (*vals, (t + half) // div if div > 1 else t))
+                parts.append((template, len(vals), (t + half) // div if div > 1 else t))
                 points += 1
             else:
                 line = window_line(w, session=self.session, precision=self.precision, stats=stats)
                 if line is not None:
-                    out.append(line)
+                    parts.append((None, line, 0))
+        _fill(parts, flat, out)
         if stats is not None:
             stats.points += points
+
+
+def _fill(parts: list[tuple], flat: list[float], out: list[str]) -> None:
+    """Lines from templates and the values' reprs (all of a call formatted at once)."""
+    strs = float_reprs(flat) if flat else []
+    append = out.append
+    i = 0
+    for template, n, t in parts:
+        if template is None:
+            append(n)  # a line made by the general path
+        else:
+            append(template % (*strs[i : i + n], t))
+            i += n
 
 
 def alert_line(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from influx_fixtures import make_step_records
@@ -170,6 +170,7 @@ _value = st.one_of(
 )
 
 
+@settings(deadline=None)  # (the first call loads the compiled float formatter)
 @given(
     athlete=_odd_text,
     session_id=_odd_text,
@@ -215,6 +216,7 @@ def test_session_encoder_refuses_bad_metric_names_like_step_fields():
             enc.steps([StepRecord(LEFT, base.step, (Metric(bad, 1.0, "", 0.0, "L"),))], [])
 
 
+@settings(deadline=None)
 @given(
     names=st.lists(st.sampled_from(["contact_ms", "impact_g", "odd,key =%"]), unique=True, max_size=3),
     values=st.lists(st.floats(allow_nan=True, allow_infinity=True), min_size=9, max_size=9),
