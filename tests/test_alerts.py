@@ -77,6 +77,23 @@ def test_relative_rule_uses_run_baseline():
     assert len(got) == 1 and "usual 6.0 g" in got[0][1].message
 
 
+def test_run_baseline_follows_values_that_arrive_after_it_was_first_used():
+    """The baseline median is computed once when complete, and again if a value still joins it
+    (a pair rule: the other sensor's steps from inside the baseline window can arrive later)."""
+    rule = dict(name="lr_rel", metric="contact_si_pct", magnitude=True, relative_to="run", threshold=1.5,
+                clear=1.2, min_steps=1, message="{value:.2f} vs {baseline:.2f}")
+    fc = FormCues(rules=parse_rules([rule]), window_steps=3, baseline_skip_s=0.0, baseline_s=10.0)
+    out = []
+    for i in range(20):  # left: 2.0, 15 steps inside the 10 s baseline, then past it (baseline used: 2.0)
+        out += fc.update(rec(LEFT, 0.7 * i, contact_si_pct=2.0))
+    for i in range(20):  # right, late: 20 steps from inside the baseline window at 4.0 (median -> 4.0)
+        out += fc.update(rec(RIGHT, 0.35 + 0.45 * i, contact_si_pct=4.0))
+    assert out == []
+    for i in range(3):  # 6.5 = 1.625 x 4.0: fires only when the 3-step average passes 1.5 x 4.0
+        out += fc.update(rec(LEFT, 14.0 + 0.7 * i, contact_si_pct=6.5))
+    assert [(a.severity, a.message) for a in out] == [("warning", "6.50 vs 4.00")]
+
+
 def test_placement_filter_and_non_running_steps_are_ignored():
     fc = cues(dict(RULE, placement="shank"))
     assert feed(fc, [20.0] * 10, sensor=RIGHT) == []
