@@ -218,19 +218,15 @@ def foot_stance_attitude(step, stride=None) -> tuple[Attitude | None, str]:
         return None, "no_toe_off"
     fs, g = step.fs_hz, step.gravity_ms2
     if stride is not None and stride.gyr_dps is not None:
-        # in the stride's samples (which hold the window): the flats are shared with stride_metrics
-        off = step.window_start_index - stride.start_index
-        ic, to = stride.rel(step.ic_index), stride.rel(step.to_index)
-        lo, hi = stance_bounds(ic, to)
+        # in the stride's samples (which hold the window), one compiled pass shared with the
+        # stride metrics (stride_length.StrideSamples.foot)
+        lo, hi = stance_bounds(stride.rel(step.ic_index), stride.rel(step.to_index))
         if hi - lo < 3:
             return None, "contact_too_short"
-        k, up, norm, rate = stride.flat(lo, hi)
-        if rate > FLAT_MAX_DPS or abs(norm - g) > FLAT_MAX_ACC_DEV_MS2:
+        att_ok, k, m = stride.foot(step)[:3]
+        if not att_ok:
             return None, "no_foot_flat"
-        p, _, _, prate = stride.flat(*previous_stance_bounds(stride.rel(stride.prev_ic_index), to - ic))
-        up_s = stride.up_at(k, start=p, gravity_ms2=g) if prate <= FLAT_MAX_DPS else None
-        m = stride.level_mats(k, up if up_s is None else up_s, off, off + step.acc_ms2.shape[0])
-        return Attitude(matrices=m, anchor=k - off, fs_hz=fs), ""
+        return Attitude(matrices=m, anchor=k - (step.window_start_index - stride.start_index), fs_hz=fs), ""
     ic, to = step.rel(step.ic_index), step.rel(step.to_index)
     lo, hi = stance_bounds(ic, to)
     if hi - lo < 3:

@@ -320,3 +320,59 @@ def foot_heading(swing_gyr_dps, min_dps, q, ux, uy, uz, k0, k1):
         hx += to_level[0, 0] * b[0] + to_level[0, 1] * b[1] + to_level[0, 2] * b[2]
         hy += to_level[1, 0] * b[0] + to_level[1, 1] * b[1] + to_level[1, 2] * b[2]
     return math.atan2(hy, hx)
+
+
+@njit
+def foot_stride(gyr_dps, acc_ms2, fs_hz, gravity_ms2, w, lo1, hi1, lo0, hi0, win_lo, win_hi, swing_lo, swing_hi,
+                ic, flat_max_dps, flat_max_dev_ms2, swing_min_dps):
+    """The foot's whole per-step pass over its stride samples, in one call (each call and
+    each array handed back to Python costs about a microsecond; a step needs all of these).
+
+    The gyro integrated once (:func:`integrate_gyro`); this step's foot-flat in
+    ``[lo1, hi1)`` and the previous one in ``[lo0, hi0)`` (:func:`foot_flat`); the
+    stride-mean up at this flat (:func:`stride_mean_up` from the previous flat, valid when
+    they are >= 3 samples apart and its norm is within 15 % of g). Returns:
+
+    * ``att_ok`` and the body -> level matrices of the step window ``[win_lo, win_hi)``
+      (:func:`level_matrices`, anchored at this flat; levelled by the stride-mean up when
+      the previous flat's rate is at most ``flat_max_dps`` and that up is valid, else by
+      this flat's mean specific force); ``att_ok`` is False (and the matrices empty) when
+      this flat is not flat (rate above ``flat_max_dps`` or | |f| - g | above
+      ``flat_max_dev_ms2``): the stance attitude of :mod:`.orientation`;
+    * ``stride_code`` (0 ok, 1 a flat missing or the flats < 3 samples apart, 2 the
+      stride-mean up invalid) and, when 0, :func:`zupt_stride`'s displacement, swing
+      height and landing velocity (at ``ic``, the step's IC in stride samples, when it
+      lies between the flats), and :func:`foot_heading` of the swing ``[swing_lo,
+      swing_hi)``: the stride metrics of :mod:`.stride_length`.
+    """
+    q = integrate_gyro(gyr_dps, fs_hz)
+    a0, a1, rate1, u1x, u1y, u1z, norm1 = foot_flat(gyr_dps, acc_ms2, w, lo1, hi1)
+    k1 = (a0 + a1) // 2
+    b0, b1, rate0, _, _, _, norm0 = foot_flat(gyr_dps, acc_ms2, w, lo0, hi0)
+    k0 = (b0 + b1) // 2
+    up_ok = False
+    ux = uy = uz = 0.0
+    if k1 - k0 >= 3:
+        ux, uy, uz, norm = stride_mean_up(q, acc_ms2, k0, k1)
+        up_ok = not (abs(norm - gravity_ms2) > 0.15 * gravity_ms2)
+    att_ok = not (rate1 > flat_max_dps or abs(norm1 - gravity_ms2) > flat_max_dev_ms2)
+    if att_ok:
+        if rate0 <= flat_max_dps and up_ok:
+            mats = level_matrices(q, k1, ux, uy, uz, win_lo, win_hi)
+        else:
+            mats = level_matrices(q, k1, u1x, u1y, u1z, win_lo, win_hi)
+    else:
+        mats = np.empty((0, 3, 3))
+    nan = math.nan
+    ok0 = rate0 <= flat_max_dps and abs(norm0 - gravity_ms2) <= flat_max_dev_ms2
+    ok1 = rate1 <= flat_max_dps and abs(norm1 - gravity_ms2) <= flat_max_dev_ms2
+    if not (ok0 and ok1) or k1 - k0 < 3:
+        return att_ok, k1, mats, 1, nan, nan, nan, nan, nan
+    if not up_ok:
+        return att_ok, k1, mats, 2, nan, nan, nan, nan, nan
+    x_land = ic - k0 if k0 < ic < k1 else nan
+    dx, dy, _, swing_height, landing = zupt_stride(q, acc_ms2, ux, uy, uz, k0, k1, gravity_ms2, fs_hz, x_land)
+    n = gyr_dps.shape[0]
+    swing_lo, swing_hi = min(max(swing_lo, 0), n), min(max(swing_hi, 0), n)
+    heading = foot_heading(gyr_dps[swing_lo:max(swing_lo, swing_hi)], swing_min_dps, q, ux, uy, uz, k0, k1)
+    return att_ok, k1, mats, 0, dx, dy, swing_height, landing, heading

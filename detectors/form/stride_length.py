@@ -46,8 +46,8 @@ import numpy as np
 
 from detectors.form import Values, nan_all
 from detectors.form import strapdown_kernels as _sk
-from detectors.form.orientation import (FLAT_MAX_ACC_DEV_MS2, FLAT_MAX_DPS, foot_flat, integrate,
-                                       previous_stance_bounds, stance_bounds, stride_mean_up)
+from detectors.form.orientation import (FLAT_MAX_ACC_DEV_MS2, FLAT_MAX_DPS, integrate,
+                                       previous_stance_bounds, quiet_window_len, stance_bounds, stride_mean_up)
 from pipeline.records import SampleBlock, Step
 
 NAMES = ("stride_length_m", "speed_mps", "foot_progression_deg", "swing_height_m", "landing_velocity_mps")
@@ -82,13 +82,24 @@ class StrideSamples:
             q = self._memo["q"] = integrate(self.gyr_dps, self.fs_hz)
         return q
 
-    def flat(self, lo: int, hi: int) -> tuple[int, tuple[float, float, float], float, float]:
-        """Foot-flat candidate in [lo, hi) (:func:`detectors.form.orientation.foot_flat`),
-        computed once per range (stance attitude and stride metrics share the previous one)."""
-        key = ("flat", lo, hi)
+    def foot(self, step: Step) -> tuple:
+        """The foot's per-step pass over these samples, once for the stance attitude and the
+        stride metrics (:func:`.strapdown_kernels.foot_stride`): ``(att_ok, anchor, mats,
+        stride_code, dx, dy, swing_height_m, landing_mps, heading_foot_rad)``, ``anchor`` in
+        stride samples, ``mats`` over the step's window."""
+        key = ("foot", step.ic_index, step.to_index, step.window_start_index)
         got = self._memo.get(key)
         if got is None:
-            got = self._memo[key] = foot_flat(self.gyr_dps, self.acc_ms2, self.fs_hz, lo, hi)
+            ic, to, pic = self.rel(step.ic_index), self.rel(step.to_index), self.rel(self.prev_ic_index)
+            contact = to - ic
+            lo1, hi1 = stance_bounds(ic, to)
+            lo0, hi0 = previous_stance_bounds(pic, contact)
+            off = step.window_start_index - self.start_index
+            got = self._memo[key] = _sk.foot_stride(
+                self.gyr_dps, self.acc_ms2, float(self.fs_hz), float(step.gravity_ms2), quiet_window_len(self.fs_hz),
+                lo1, hi1, lo0, hi0, off, off + step.acc_ms2.shape[0],
+                # the swing: from the previous TO (about one contact after its IC) to IC
+                int(math.ceil(pic + contact)), int(ic), float(ic), FLAT_MAX_DPS, FLAT_MAX_ACC_DEV_MS2, SWING_MIN_DPS)
         return got
 
     def up_at(self, anchor: int, *, start: int, gravity_ms2: float) -> tuple[float, float, float] | None:
@@ -178,28 +189,12 @@ def stride_metrics(step: Step, stride: StrideSamples | None, *, side: str, max_s
         return nan_all(NAMES, "no_gyro")
     if not math.isfinite(step.to_index):
         return nan_all(NAMES, "no_toe_off")
-    fs, g = stride.fs_hz, step.gravity_ms2
-    ic, to, pic = stride.rel(step.ic_index), stride.rel(step.to_index), stride.rel(stride.prev_ic_index)
-    contact = to - ic
-    # previous flat: within a contact time after the previous IC (its TO is not in the Step)
-    k0, _, n0, r0 = stride.flat(*previous_stance_bounds(pic, contact))
-    k1, _, n1, r1 = stride.flat(*stance_bounds(ic, to))
-    ok0 = r0 <= FLAT_MAX_DPS and abs(n0 - g) <= FLAT_MAX_ACC_DEV_MS2
-    ok1 = r1 <= FLAT_MAX_DPS and abs(n1 - g) <= FLAT_MAX_ACC_DEV_MS2
-    if not (ok0 and ok1) or k1 - k0 < 3:
-        return nan_all(NAMES, "no_foot_flat")
-    up = stride.up_at(k1, start=k0, gravity_ms2=g)  # this flat's frame, levelled by the stride mean
-    if up is None:
-        return nan_all(NAMES, "stride_not_periodic")
-    ux, uy, uz = up
-    # zero-velocity-aided integration from flat to flat (compiled: detectors/_jit.py)
-    dx, dy, _, swing_height, landing = _sk.zupt_stride(stride.quats, stride.acc_ms2, ux, uy, uz, k0, k1, g, fs,
-                                                       ic - k0 if k0 < ic < k1 else math.nan)
+    # flats, stride-mean levelling, zero-velocity-aided integration from flat to flat and the
+    # foot's long axis in one compiled pass (detectors/_jit.py), shared with the stance attitude
+    _, _, _, code, dx, dy, swing_height, landing, heading_foot = stride.foot(step)
+    if code:
+        return nan_all(NAMES, "no_foot_flat" if code == 1 else "stride_not_periodic")
     length = math.hypot(dx, dy)
-    # foot's long axis (perpendicular to the swing's pitch axis, previous TO - about one
-    # contact after its IC - to IC) at both flats: its mean heading (the chord of a curve)
-    swing = stride.gyr_dps[int(math.ceil(pic + contact)):int(ic)]
-    heading_foot = _sk.foot_heading(swing, SWING_MIN_DPS, stride.quats, ux, uy, uz, k0, k1)
     travel = math.atan2(dy, dx)
     diff = (travel - heading_foot + math.pi) % (2 * math.pi) - math.pi
     fpa = math.degrees(diff) * (1.0 if side == "right" else -1.0)
