@@ -84,15 +84,22 @@ def _rotate(m, v0, v1, v2, out):
     out[2] = m[2, 0] * v0 + m[2, 1] * v1 + m[2, 2] * v2
 
 
-# Below this squared rotation angle per sample (rad^2; 0.2 rad = 11 deg per sample, i.e.
-# 5700 deg/s at 500 Hz) the half-angle sine and cosine come from their Taylor series in
-# x = (angle/2)^2 < 0.01 (Horner form): truncated after the x^6 (sine) and x^7 (cosine)
-# terms, the remainders (< 1e-20 relative) are far below double precision (measured: within
-# 1 ulp of libm), and the loop avoids two libm calls per sample (most of its cost).
-SERIES_MAX_ANGLE2 = 0.04
-_S1, _S2, _S3, _S4, _S5, _S6 = -1 / 6, 1 / 120, -1 / 5040, 1 / 362880, -1 / 39916800, 1 / 6227020800
-_C1, _C2, _C3, _C4, _C5, _C6, _C7 = (-1 / 2, 1 / 24, -1 / 720, 1 / 40320, -1 / 3628800, 1 / 479001600,
-                                     -1 / 87178291200)
+# Below this squared rotation angle per sample (rad^2; 0.074 rad = 4.2 deg per sample, i.e.
+# 2100 deg/s at 500 Hz, 850 deg/s at 200 Hz) the half-angle sine and cosine come from their
+# Taylor series in x = (angle/2)^2 < 1.4e-3: sin(h)/h to x^3 and cos(h) to x^4, whose
+# remainders (x^4/9! and x^5/10!, < 1e-17) are below half an ulp (measured: within 1 ulp of
+# libm). The loop then avoids two libm calls per sample (most of its cost); Estrin's
+# grouping keeps the dependency chain short. Faster samples use sin/cos.
+SERIES_MAX_ANGLE2 = 0.074 ** 2
+_S1, _S2, _S3 = -1 / 6, 1 / 120, -1 / 5040
+_C1, _C2, _C3, _C4 = -1 / 2, 1 / 24, -1 / 720, 1 / 40320
+
+
+@njit
+def half_angle_series(x):
+    """``sin(h) / (2 h)`` and ``cos(h)`` for ``x = h^2 < SERIES_MAX_ANGLE2 / 4``."""
+    x2 = x * x
+    return 0.5 * ((1.0 + x * _S1) + x2 * (_S2 + x * _S3)), (1.0 + x * _C1) + x2 * ((_C2 + x * _C3) + x2 * _C4)
 
 
 @njit
@@ -114,9 +121,7 @@ def integrate_gyro(gyr_dps, fs_hz):
         rz = (gyr_dps[k + 1, 2] + gyr_dps[k, 2]) * scale
         a2 = rx * rx + ry * ry + rz * rz
         if a2 < SERIES_MAX_ANGLE2:  # sin(h) / (2 h) and cos(h), h = angle / 2
-            h = 0.25 * a2
-            s = 0.5 * (1.0 + h * (_S1 + h * (_S2 + h * (_S3 + h * (_S4 + h * (_S5 + h * _S6))))))
-            c = 1.0 + h * (_C1 + h * (_C2 + h * (_C3 + h * (_C4 + h * (_C5 + h * (_C6 + h * _C7))))))
+            s, c = half_angle_series(0.25 * a2)
         else:
             ang = math.sqrt(a2)
             s, c = math.sin(0.5 * ang) / ang, math.cos(0.5 * ang)
@@ -212,70 +217,86 @@ def stride_mean_up(q, acc_ms2, start, anchor):
 
 
 @njit
-def zupt_stride(q, acc_ms2, ux, uy, uz, k0, k1, gravity_ms2, fs_hz, x_land):
-    """Zero-velocity-aided integration between two foot-flats ``k0 < k1`` (Skog 2010), in
-    the level frame of ``k1`` (up ``(ux, uy, uz)`` in its body frame).
-
-    Gravity-free acceleration in the level frame (``level_frame @ R(q[k]) acc[k] - g z``),
-    trapezoidal integration to velocity, the velocity's end value removed linearly (zero at
-    both flats: ``v -= linspace(0, 1) * v[-1]``), trapezoidal integration to position.
-    Returns the displacement ``(dx, dy, dz)`` in m, the highest point above the chord
-    joining the two flats' heights (m), and the forward velocity along the horizontal
-    displacement (m/s) interpolated at ``x_land`` samples after ``k0`` (NaN when
-    ``x_land`` is NaN)."""
-    to_level = level_frame(q, k1, ux, uy, uz)
+def body0_rows(q, acc_ms2, k0, k1):
+    """Specific force of samples ``[k0, k1]`` rotated into the body frame of sample 0,
+    ``R(q[k]) acc[k]``, (k1 - k0 + 1, 3) (the levelling and the ZUPT share them)."""
     n = k1 - k0 + 1
-    a = np.empty((n, 3))
-    m = np.empty((3, 3))
-    f = np.empty(3)
+    f = np.empty((n, 3))
     for i in range(n):
-        quat_matrix(q, k0 + i, m)
-        _rotate(m, acc_ms2[k0 + i, 0], acc_ms2[k0 + i, 1], acc_ms2[k0 + i, 2], f)
-        for j in range(3):
-            a[i, j] = to_level[j, 0] * f[0] + to_level[j, 1] * f[1] + to_level[j, 2] * f[2]
-        a[i, 2] -= gravity_ms2
+        k = k0 + i
+        x, y, z, w = q[k, 0], q[k, 1], q[k, 2], q[k, 3]
+        a0, a1, a2 = acc_ms2[k, 0], acc_ms2[k, 1], acc_ms2[k, 2]
+        f[i, 0] = (1 - 2 * (y * y + z * z)) * a0 + (2 * (x * y - z * w)) * a1 + (2 * (x * z + y * w)) * a2
+        f[i, 1] = (2 * (x * y + z * w)) * a0 + (1 - 2 * (x * x + z * z)) * a1 + (2 * (y * z - x * w)) * a2
+        f[i, 2] = (2 * (x * z - y * w)) * a0 + (2 * (y * z + x * w)) * a1 + (1 - 2 * (x * x + y * y)) * a2
+    return f
+
+
+@njit
+def zupt(f0, to_level, gravity_ms2, fs_hz, x_land):
+    """Zero-velocity-aided integration between two foot-flats, the first and last rows of
+    ``f0`` (specific force in the body frame of sample 0; Skog et al. 2010).
+
+    Gravity-free acceleration in the level frame (``to_level @ f0[i] - g z``), trapezoidal
+    integration to velocity, the velocity's end value removed linearly (zero at both flats:
+    ``v -= linspace(0, 1) * v[-1]``), trapezoidal integration to position. Returns the
+    displacement ``(dx, dy, dz)`` in m, the highest point above the chord joining the two
+    flats' heights (m), and the forward velocity along the horizontal displacement (m/s)
+    interpolated at ``x_land`` samples after the first flat (NaN when ``x_land`` is NaN).
+    Each column's sums run in sample order (as ``np.cumsum``)."""
+    n = f0.shape[0]
     dt = 1.0 / fs_hz
     step = 1.0 / (n - 1)  # np.linspace(0, 1, n): k * step, the last exactly 1
+    l00, l01, l02 = to_level[0, 0], to_level[0, 1], to_level[0, 2]
+    l10, l11, l12 = to_level[1, 0], to_level[1, 1], to_level[1, 2]
+    l20, l21, l22 = to_level[2, 0], to_level[2, 1], to_level[2, 2]
     v = np.empty((n, 3))
     v[0, 0] = v[0, 1] = v[0, 2] = 0.0
-    for j in range(3):
-        s = 0.0
-        for i in range(1, n):
-            s += 0.5 * (a[i, j] + a[i - 1, j])
-            v[i, j] = s * dt
+    s0 = s1 = s2 = 0.0
+    p0 = l00 * f0[0, 0] + l01 * f0[0, 1] + l02 * f0[0, 2]
+    p1 = l10 * f0[0, 0] + l11 * f0[0, 1] + l12 * f0[0, 2]
+    p2 = (l20 * f0[0, 0] + l21 * f0[0, 1] + l22 * f0[0, 2]) - gravity_ms2
+    for i in range(1, n):
+        c0 = l00 * f0[i, 0] + l01 * f0[i, 1] + l02 * f0[i, 2]
+        c1 = l10 * f0[i, 0] + l11 * f0[i, 1] + l12 * f0[i, 2]
+        c2 = (l20 * f0[i, 0] + l21 * f0[i, 1] + l22 * f0[i, 2]) - gravity_ms2
+        s0 += 0.5 * (c0 + p0)
+        s1 += 0.5 * (c1 + p1)
+        s2 += 0.5 * (c2 + p2)
+        v[i, 0], v[i, 1], v[i, 2] = s0 * dt, s1 * dt, s2 * dt
+        p0, p1, p2 = c0, c1, c2
     e0, e1, e2 = v[n - 1, 0], v[n - 1, 1], v[n - 1, 2]
-    for i in range(n):
-        t = 1.0 if i == n - 1 else i * step
-        v[i, 0] -= t * e0
-        v[i, 1] -= t * e1
-        v[i, 2] -= t * e2
-    d = np.zeros(3)
     z = np.empty(n)
     z[0] = 0.0
-    for j in range(3):
-        s = 0.0
-        for i in range(1, n):
-            s += 0.5 * (v[i, j] + v[i - 1, j])
-            if j == 2:
-                z[i] = s * dt
-        d[j] = s * dt
+    s0 = s1 = s2 = 0.0
+    q0, q1, q2 = v[0, 0], v[0, 1], v[0, 2]  # t = 0: unchanged
+    for i in range(1, n):
+        t = 1.0 if i == n - 1 else i * step
+        c0, c1, c2 = v[i, 0] - t * e0, v[i, 1] - t * e1, v[i, 2] - t * e2
+        v[i, 0], v[i, 1], v[i, 2] = c0, c1, c2
+        s0 += 0.5 * (c0 + q0)
+        s1 += 0.5 * (c1 + q1)
+        s2 += 0.5 * (c2 + q2)
+        z[i] = s2 * dt
+        q0, q1, q2 = c0, c1, c2
+    d0, d1, d2 = s0 * dt, s1 * dt, s2 * dt
     top = -math.inf
     for i in range(n):
         t = 1.0 if i == n - 1 else i * step
-        h = z[i] - t * d[2]
+        h = z[i] - t * d2
         if h > top or h != h:
             top = h
-    length = math.hypot(d[0], d[1])
+    length = math.hypot(d0, d1)
     land = math.nan
     if x_land == x_land and length > 0:
         j = min(int(math.floor(x_land)), n - 1)
-        a0 = (v[j, 0] * d[0] + v[j, 1] * d[1]) / length
+        a0 = (v[j, 0] * d0 + v[j, 1] * d1) / length
         if x_land >= n - 1 or x_land == j:
             land = a0
         else:
-            a1 = (v[j + 1, 0] * d[0] + v[j + 1, 1] * d[1]) / length
+            a1 = (v[j + 1, 0] * d0 + v[j + 1, 1] * d1) / length
             land = (a1 - a0) * (x_land - j) + a0
-    return d[0], d[1], d[2], top, land
+    return d0, d1, d2, top, land
 
 
 @njit
@@ -340,7 +361,7 @@ def foot_stride(gyr_dps, acc_ms2, fs_hz, gravity_ms2, w, lo1, hi1, lo0, hi0, win
       this flat is not flat (rate above ``flat_max_dps`` or | |f| - g | above
       ``flat_max_dev_ms2``): the stance attitude of :mod:`.orientation`;
     * ``stride_code`` (0 ok, 1 a flat missing or the flats < 3 samples apart, 2 the
-      stride-mean up invalid) and, when 0, :func:`zupt_stride`'s displacement, swing
+      stride-mean up invalid) and, when 0, :func:`zupt`'s displacement, swing
       height and landing velocity (at ``ic``, the step's IC in stride samples, when it
       lies between the flats), and :func:`foot_heading` of the swing ``[swing_lo,
       swing_hi)``: the stride metrics of :mod:`.stride_length`.
@@ -352,9 +373,21 @@ def foot_stride(gyr_dps, acc_ms2, fs_hz, gravity_ms2, w, lo1, hi1, lo0, hi0, win
     k0 = (b0 + b1) // 2
     up_ok = False
     ux = uy = uz = 0.0
+    f0 = np.empty((0, 3))
     if k1 - k0 >= 3:
-        ux, uy, uz, norm = stride_mean_up(q, acc_ms2, k0, k1)
-        up_ok = not (abs(norm - gravity_ms2) > 0.15 * gravity_ms2)
+        f0 = body0_rows(q, acc_ms2, k0, k1)  # flat to flat, both included
+        sx = sy = sz = 0.0
+        for i in range(k1 - k0):  # stride-mean up: the mean over [k0, k1) in the frame of k1
+            sx += f0[i, 0]
+            sy += f0[i, 1]
+            sz += f0[i, 2]
+        nk = k1 - k0
+        sx, sy, sz = sx / nk, sy / nk, sz / nk
+        x, y, z, w = q[k1, 0], q[k1, 1], q[k1, 2], q[k1, 3]  # R(q[k1]).T @ mean
+        ux = (1 - 2 * (y * y + z * z)) * sx + (2 * (x * y + z * w)) * sy + (2 * (x * z - y * w)) * sz
+        uy = (2 * (x * y - z * w)) * sx + (1 - 2 * (x * x + z * z)) * sy + (2 * (y * z + x * w)) * sz
+        uz = (2 * (x * z + y * w)) * sx + (2 * (y * z - x * w)) * sy + (1 - 2 * (x * x + y * y)) * sz
+        up_ok = not (abs(math.sqrt(ux * ux + uy * uy + uz * uz) - gravity_ms2) > 0.15 * gravity_ms2)
     att_ok = not (rate1 > flat_max_dps or abs(norm1 - gravity_ms2) > flat_max_dev_ms2)
     if att_ok:
         if rate0 <= flat_max_dps and up_ok:
@@ -371,7 +404,7 @@ def foot_stride(gyr_dps, acc_ms2, fs_hz, gravity_ms2, w, lo1, hi1, lo0, hi0, win
     if not up_ok:
         return att_ok, k1, mats, 2, nan, nan, nan, nan, nan
     x_land = ic - k0 if k0 < ic < k1 else nan
-    dx, dy, _, swing_height, landing = zupt_stride(q, acc_ms2, ux, uy, uz, k0, k1, gravity_ms2, fs_hz, x_land)
+    dx, dy, _, swing_height, landing = zupt(f0, level_frame(q, k1, ux, uy, uz), gravity_ms2, fs_hz, x_land)
     n = gyr_dps.shape[0]
     swing_lo, swing_hi = min(max(swing_lo, 0), n), min(max(swing_hi, 0), n)
     heading = foot_heading(gyr_dps[swing_lo:max(swing_lo, swing_hi)], swing_min_dps, q, ux, uy, uz, k0, k1)
