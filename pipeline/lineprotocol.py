@@ -306,7 +306,8 @@ class SessionEncoder:
 
         ``rows`` (optional) receives one ``(numeric field names, values)`` per record, the
         record's numeric fields as :func:`pipeline.schema.step_fields` has them (values may be
-        NaN/inf), for :class:`pipeline.window_aggregates.WindowAggregator`.
+        NaN/inf, and ints or numpy scalars where the record has those), for
+        :class:`pipeline.window_aggregates.WindowAggregator`.
         """
         shapes = self._steps
         start = self.session.start_wall_ns
@@ -327,8 +328,8 @@ class SessionEncoder:
             if shape is None or shape.sensor is not sensor:
                 shape = self._step_shape(sensor, s.activity, names)
             ic = s.ic_s
-            vals = tuple(map(float, (ic, s.to_s, s.contact_ms, s.flight_ms, s.cadence_spm, s.segment,
-                                     *map(_VALUE_OF, ms))))
+            # (numbers as they come: the formatter reads them as float64, i.e. float(v))
+            vals = (ic, s.to_s, s.contact_ms, s.flight_ms, s.cadence_spm, s.segment, *map(_VALUE_OF, ms))
             if shape.keys is not None:
                 finite = tuple(map(_isfinite, vals))  # which fields the point carries
                 tmpl = shape.templates.get(finite)

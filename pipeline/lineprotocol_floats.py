@@ -271,15 +271,17 @@ def _format_into(values, out):
     return pos
 
 
+_PYTHON_ONLY = bool(numba.config.DISABLE_JIT)  # (debugging the kernels as Python: repr instead)
+
+
 def reprs(values) -> list[str]:
     """``[repr(float(v)) for v in values]`` for finite values, computed in one compiled call."""
-    arr = np.asarray(values, dtype=np.float64)
-    if arr.ndim != 1:
-        arr = arr.ravel()
-    if not arr.size:
+    n = len(values)
+    if not n:
         return []
-    if numba.config.DISABLE_JIT:  # (debugging the kernels as Python: the reference instead)
+    arr = np.fromiter(values, np.float64, n)
+    if _PYTHON_ONLY:
         return [repr(v) for v in arr.tolist()]
-    out = np.empty(25 * arr.size, dtype=np.uint8)  # sign + 17 digits + '.' + 'e-308' + ','
-    n = _format_into(arr, out)
-    return out[: n - 1].tobytes().decode("ascii").split(",")
+    out = np.empty(25 * n, dtype=np.uint8)  # sign + 17 digits + '.' + 'e-308' + ','
+    used = _format_into(arr, out)
+    return out[: used - 1].tobytes().decode("ascii").split(",")

@@ -145,9 +145,26 @@ class WindowAggregator:
         ``(names, values)`` (what :meth:`pipeline.lineprotocol.SessionEncoder.steps` gives),
         if the caller computed them already."""
         out: list[WindowAggregate] = []
+        window_s = self.window_s
+        if rows is not None and fields is None:  # the sink's path, kept lean (every step of a run)
+            open_ = self._open
+            for r, (names, values) in zip(records, rows, strict=True):
+                if not isinstance(r, StepRecord):
+                    continue
+                k = math.floor(r.step.ic_s / window_s)
+                acc = open_.get(r.sensor.sensor_id)
+                if acc is None or acc.k != k:
+                    if acc is not None:
+                        out.append(acc.finish(window_s))
+                    acc = open_[r.sensor.sensor_id] = _Acc(k, r.sensor)
+                acc.steps += 1
+                if names is not acc._names:
+                    acc._names = names
+                    acc._rows = acc.groups.setdefault(names, [])
+                acc._rows.append(values)
+            return out
         fields_it = iter(fields) if fields is not None else None
         rows_it = iter(rows) if rows is not None else None
-        window_s = self.window_s
         for r in records:
             f = next(fields_it) if fields_it is not None else None
             row = next(rows_it) if rows_it is not None else None

@@ -204,7 +204,7 @@ def test_session_encoder_steps_equal_step_line(athlete, session_id, sensor_id, a
     assert got_stats.nonfinite_dropped == 2 * want_stats.nonfinite_dropped
     assert got_stats.points_empty == 2 * want_stats.points_empty
     numeric = repr({k: v for k, v in schema.step_fields(rec).items() if not isinstance(v, str)})
-    assert [repr(dict(zip(*row))) for row in rows] == [numeric, numeric]  # (repr: NaN == NaN)
+    assert [repr(dict(zip(row[0], map(float, row[1])))) for row in rows] == [numeric, numeric]  # (repr: NaN == NaN)
     assert latest == ic
 
 
