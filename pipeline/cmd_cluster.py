@@ -36,10 +36,16 @@ async def collect(s) -> dict:
         kv = await ensure_layout(js, s)
 
         async def entries(bucket):
-            try:
-                keys = await kv[bucket].keys()
-            except NoKeysError:
-                return {}
+            for attempt in range(3):  # keys() can wait forever when an entry expires (TTL) while it is listed
+                try:
+                    keys = await asyncio.wait_for(kv[bucket].keys(), timeout=5.0)
+                    break
+                except NoKeysError:
+                    return {}
+                except asyncio.TimeoutError:
+                    if attempt == 2:
+                        raise
+
             out = {}
             for k in keys:
                 try:

@@ -45,10 +45,12 @@ a worker joined, Ctrl-C) keeps the files of what it committed in
 
 What a takeover changes: nothing is written twice and nothing after the horizon is lost, with
 two stated exceptions: (a) a worker killed *while committing* (between steps 1 and 3) leaves
-a pending entry; its batch may be partly in InfluxDB and the new owner writes it again with
-IC times that may differ by ~1 ms (new points next to the old ones); (b) when the checkpoint
-bucket does not answer 5 times in a row (or at the end of the unit), records are released
-without a stored checkpoint (bounded memory and latency); a takeover right then rewrites them.
+a pending entry; the new owner resumes after the pending horizon (its records were handed to
+the sinks; whatever InfluxDB had not acknowledged yet is in the dead worker's spool directory,
+``gaitwatch spool flush`` sends it), so that batch is at-most-once, never duplicated; (b) when
+the checkpoint bucket does not answer 5 times in a row (or at the end of the unit), records
+are released without a stored checkpoint (bounded memory and latency); a takeover right then
+writes them again, with IC times that may differ by ~1 ms (points next to the old ones).
 Run-level state starts again at the resumed point like a new run: the alert rules' run
 baselines and the fatigue drift baseline, the open alerts, the session summary (of the
 resumed run only), and the InfluxDB ``gait_window`` window that contains the horizon (only the
@@ -176,14 +178,16 @@ class UnitRun:
     """
 
     def __init__(self, unit: str, spec: dict[str, Any], *, worker: "Worker", lease_rev: int,
-                 resume: dict[str, Any] | None = None, ckpt_rev: int | None = None, overlap: bool = False):
+                 resume: dict[str, Any] | None = None, ckpt_rev: int | None = None, unconfirmed: bool = False):
         self.unit, self.spec, self.worker, self.lease_rev = unit, spec, worker, lease_rev
         self.run_id = f"{worker.worker_id}/{lease_rev}"
         self.q: queue.Queue = queue.Queue()
         self.sensor_ids = [s["sensor_id"] for s in spec["sensors"]]
         self.resume = resume
         self.ckpt_rev = ckpt_rev
-        self.overlap = overlap  # the previous owner died while committing: its last batch may be written twice
+        # the previous owner died while committing: ``resume`` is its pending entry, whose records
+        # may not all have reached the sinks (they are in its InfluxDB spool directory)
+        self.unconfirmed = unconfirmed
         self.last_stream_seq = int(resume["resume_seq"]) - 1 if resume else 0
         self.last_stream_seq0 = self.last_stream_seq + 1  # where this run starts reading
         self.msgs = 0
@@ -198,7 +202,7 @@ class UnitRun:
         self.started_s = time.monotonic()
         self.first_release_s: float | None = None  # monotonic time of the first checkpoint of this run
         self.checkpoints = 0
-        self.unconfirmed = 0  # releases without a stored checkpoint (the bucket did not answer)
+        self.released_unstored = 0  # releases without a stored checkpoint (the bucket did not answer)
         self._store_failures = 0
         self.committed: dict[str, Any] | None = resume
         self.held: HeldSinks | None = None
@@ -290,7 +294,7 @@ class UnitRun:
             if not (final or self._store_failures >= 5):
                 return
             held.release(commit_timeout_s=min(5.0, max(1.0, self.worker.s.checkpoint_s)))
-            self.unconfirmed += 1
+            self.released_unstored += 1
             self._next_ckpt_s = time.monotonic() + self.worker.s.checkpoint_s
             return
         self._store_failures = 0
@@ -389,7 +393,7 @@ class UnitRun:
             extra = {"inputs": [f"nats:{self.unit}"], "config": w.config.source, "worker": w.worker_id}
             if self.resume:
                 extra["resumed"] = {"from_stream_seq": r["resume_seq"], "previous_owner": r.get("worker", ""),
-                                    "horizon_s": r.get("horizon_s", {}), "overlap": self.overlap}
+                                    "horizon_s": r.get("horizon_s", {}), "unconfirmed": self.unconfirmed}
             try:
                 run_session(self._items(), engine, [self.held], session=session, extra=extra)
             except BaseException:
@@ -667,7 +671,7 @@ class Worker:
                 log.info("worker %s: claiming %s: %r", self.worker_id, u, exc)
                 continue
             try:  # where the previous owner's output ended (and fence it off: compare-and-set)
-                resume, ckpt_rev, overlap = await self._take_checkpoint(kv, u, f"{self.worker_id}/{rev}")
+                resume, ckpt_rev, unconfirmed = await self._take_checkpoint(kv, u, f"{self.worker_id}/{rev}")
             except Exception as exc:
                 log.info("worker %s: checkpoint of %s: %r; giving the lease back", self.worker_id, u, exc)
                 try:
@@ -675,7 +679,8 @@ class Worker:
                 except Exception:
                     pass
                 continue
-            run = UnitRun(u, spec, worker=self, lease_rev=rev, resume=resume, ckpt_rev=ckpt_rev, overlap=overlap)
+            run = UnitRun(u, spec, worker=self, lease_rev=rev, resume=resume, ckpt_rev=ckpt_rev,
+                          unconfirmed=unconfirmed)
             self.runs[u] = run
             run.thread.start()
             tasks[u] = asyncio.create_task(self._fetch(js, run))
@@ -683,9 +688,10 @@ class Worker:
                      f" (resuming at stream seq {resume['resume_seq']})" if resume else "")
 
     async def _take_checkpoint(self, kv, unit: str, run_id: str):
-        """The previous owner's committed checkpoint of ``unit`` (None: none yet), the key's new
-        revision and whether the previous owner died while committing. The key is rewritten at
-        once (compare-and-set) so that a previous owner still running fails its next write."""
+        """Where to resume ``unit``: the previous owner's pending checkpoint if it died while
+        committing, else its committed one (None: none yet); the key's new revision; whether the
+        last batch is unconfirmed (pending). The key is rewritten at once (compare-and-set) so
+        that a previous owner still running fails its next write."""
         from nats.js.errors import KeyDeletedError, KeyNotFoundError
 
         from nats.js.errors import KeyWrongLastSequenceError
@@ -697,7 +703,10 @@ class Worker:
             except (KeyNotFoundError, KeyDeletedError):
                 e = None
             old = (loads(e.value) or {}) if e is not None and e.value else {}
-            value = {"committed": old.get("committed"), "pending": None, "owner": run_id, "t_wall_s": time.time()}
+            # died while committing: its pending batch was handed to the sinks (most likely sent, else
+            # in its spool directory): resume after it, so that nothing is written twice
+            start = old.get("pending") or old.get("committed")
+            value = {"committed": start, "pending": None, "owner": run_id, "t_wall_s": time.time()}
             try:
                 if e is None:
                     rev = await b.create(unit, dumps(value))
@@ -708,7 +717,7 @@ class Worker:
                     raise
                 await asyncio.sleep(0.2)
                 continue
-            return old.get("committed"), rev, old.get("pending") is not None
+            return start, rev, old.get("pending") is not None
         raise AssertionError("unreachable")
 
     def status(self) -> dict[str, Any]:

@@ -5,11 +5,14 @@ work on a shared machine): gateway publishes, worker CPU per sensor-second and p
     .venv/bin/python tests/cluster_capacity.py [N_ATHLETES]
 
 Not a test (pytest does not collect it); figures in docs/CLUSTER.md. Per process CPU comes from
-/proc/<pid>/stat (user + system), so other processes' load does not count; a worker's start-up
-(imports) and its idle polling are measured on a worker with no work and subtracted.
+/proc/<pid>/stat (user + system), so other processes' load does not count. Each worker first processes one
+warm-up athlete (imports, compiled kernels loaded), its idle CPU (polling) is measured and
+subtracted; the workers are paused (SIGSTOP) while the gateway publishes, so each side is
+measured alone, then resumed and timed until every athlete is done.
 """
 import asyncio
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -23,7 +26,8 @@ from nats_fixtures import NatsCluster  # noqa: E402
 
 from pipeline.cluster import ClusterSettings, loads  # noqa: E402
 
-N_ATH = int(sys.argv[1]) if len(sys.argv) > 1 else 16
+N_ATH = int(sys.argv[1]) if len(sys.argv) > 1 and sys.argv[1].isdigit() else 16
+FLOOD_ONLY = "--flood-only" in sys.argv
 TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -71,7 +75,7 @@ async def wait_done(s, n_units):
     try:
         while True:
             try:
-                keys = await kv.keys()
+                keys = await asyncio.wait_for(kv.keys(), timeout=5.0)
                 specs = [loads((await kv.get(k)).value) for k in keys]
                 if len(specs) == n_units and all(x.get("done") for x in specs):
                     return
@@ -82,27 +86,27 @@ async def wait_done(s, n_units):
         await nc.close()
 
 
+BATCH_BYTES = 1700  # ~0.25 s of one sensor's frames: what a live gateway seals (batch_max_s); captures are fed faster
+
+
 def settings(c, tag):
     return ClusterSettings(urls=c.urls, stream=f"B_{tag}", subject_prefix=f"b{tag}.f", kv_prefix=f"b{tag}",
-                           replicas=3, lease_ttl_s=6.0, poll_s=0.25, batch_max_s=0.25, batch_max_bytes=65536)
+                           replicas=3, lease_ttl_s=6.0, poll_s=0.25, batch_max_s=0.25, batch_max_bytes=BATCH_BYTES)
+
+
+def publish(s, athletes, tag, session):
+    n = 0
+    for name, a in athletes.items():
+        gw = T.start_gateway(s, d / f"buf-{tag}-{session}-{name}", a, session_id=session)
+        T.feed_all(gw, a)
+        assert gw.close(timeout_s=300)
+        n += gw.published
+    return n
 
 
 d = Path(tempfile.mkdtemp())
 c = NatsCluster(d / "nats").start()
 try:
-    # a worker with nothing to do: start-up CPU (imports, connect) and idle CPU per second
-    s0 = settings(c, "idle")
-    p = subprocess.Popen(worker_argv(s0, "idle", d / "out-idle"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    t0 = time.monotonic()
-    asyncio.run(wait_heartbeats(s0, 1))
-    time.sleep(1.0)
-    startup_cpu, startup_wall = cpu_s(p.pid), time.monotonic() - t0
-    time.sleep(5.0)
-    idle_cpu_per_s = (cpu_s(p.pid) - startup_cpu) / 5.0
-    p.terminate()
-    p.wait(20)
-    print(f"worker start-up: {startup_cpu:.2f} CPU-s ({startup_wall:.1f} s wall); idle: {idle_cpu_per_s * 1e3:.1f} CPU-ms/s")
-
     caps = {}
     for k in range(N_ATH):
         name = f"a{k}"
@@ -113,41 +117,73 @@ try:
             sensors.append(T.SensorInfo(sensor_id=sid, placement="foot", side=side, athlete=name))
         caps[name] = {"sensors": sensors, "caps": cl}
     sensor_s = N_ATH * 2 * T.DURATION_S
-    for tag, nworkers in (("one", 1), ("two", 2)):
+    nbytes = sum(sum(len(x) for _, x in T.read_capture(cp)[1] if x) for a in caps.values() for cp in a["caps"])
+    print(f"{N_ATH} athletes x 2 foot sensors x {T.DURATION_S:.0f} s at 500 Hz: {nbytes / sensor_s:.0f} B per sensor-second "
+          f"of device frames; gateway batches ~0.25 s ({BATCH_BYTES} B)")
+    for tag, nworkers in () if FLOOD_ONLY else (("one", 1), ("two", 2)):
         s = settings(c, tag)
-        # gateway (this process): publish everything, serial PubAcks on the R3 stream
-        g_cpu0, n_cpu0, t0 = self_cpu(), nats_cpu(c), time.monotonic()
-        n = nbytes = 0
-        for name, a in caps.items():
-            gw = T.start_gateway(s, d / f"buf-{tag}-{name}", a, session_id="cap")
-            T.feed_all(gw, a)
-            assert gw.close(timeout_s=300)
-            n += gw.published
-        dt, g_cpu, n_cpu = time.monotonic() - t0, self_cpu() - g_cpu0, nats_cpu(c) - n_cpu0
-        nbytes = sum(sum(len(x) for _, x in T.read_capture(cp)[1] if x) for a in caps.values() for cp in a["caps"])
-        print(f"[{tag}] gateway: {n} batches ({nbytes / n / 1e3:.1f} kB avg) in {dt:.2f} s wall -> {n / dt:.0f} msg/s; "
-              f"gateway CPU {g_cpu:.2f} s (incl. reading the captures); NATS 3 nodes CPU {n_cpu:.2f} s "
-              f"-> {n / n_cpu:.0f} R3 publishes per NATS CPU-second")
-        n_cpu0, t0 = nats_cpu(c), time.monotonic()
         procs = [subprocess.Popen(worker_argv(s, f"{tag}{w}", d / f"out-{tag}"), stdout=subprocess.DEVNULL,
                                   stderr=subprocess.DEVNULL) for w in range(nworkers)]
-        asyncio.run(wait_done(s, N_ATH))
+        # warm-up: one athlete per worker (imports, compiled kernels from the cache), then idle CPU
+        warm = {f"w{k}": caps[f"a{k}"] for k in range(nworkers)}
+        publish(s, warm, tag, "warm")
+        asyncio.run(wait_done(s, nworkers))
+        time.sleep(1.0)
+        base = [cpu_s(p.pid) for p in procs]
+        time.sleep(4.0)
+        idle = sum(cpu_s(p.pid) - b for p, b in zip(procs, base)) / (4.0 * nworkers)
+        for p in procs:  # paused while the gateway publishes: each side measured alone
+            os.kill(p.pid, signal.SIGSTOP)
+        base = [cpu_s(p.pid) for p in procs]
+        g_cpu0, n_cpu0, t0 = self_cpu(), nats_cpu(c), time.monotonic()
+        n = publish(s, caps, tag, "cap")
+        dt, g_cpu, n_cpu = time.monotonic() - t0, self_cpu() - g_cpu0, nats_cpu(c) - n_cpu0
+        print(f"[{tag}] gateway: {n} batches ({nbytes / n / 1e3:.2f} kB avg) in {dt:.2f} s wall -> {n / dt:.0f} msg/s "
+              f"(serial PubAcks, R3); gateway process CPU {g_cpu:.2f} s (incl. reading the captures and sealing to "
+              f"disk) -> {n / g_cpu:.0f} msg per CPU-s; NATS 3 nodes CPU {n_cpu:.2f} s -> {n / n_cpu:.0f} R3 publishes "
+              f"per NATS CPU-second (all 3 replicas' work)")
+        n_cpu0 = nats_cpu(c)
+        for p in procs:
+            os.kill(p.pid, signal.SIGCONT)
+        t0 = time.monotonic()
+        asyncio.run(wait_done(s, N_ATH + nworkers))
         dt = time.monotonic() - t0
-        cpus = [cpu_s(p.pid) for p in procs]
+        cpus = [cpu_s(p.pid) - b for p, b in zip(procs, base)]
         n_cpu = nats_cpu(c) - n_cpu0
         for p in procs:
             p.terminate()
         for p in procs:
             p.wait(20)
-        work = [x - startup_cpu - idle_cpu_per_s * max(0.0, dt - startup_wall) for x in cpus]
-        w = sum(work)
-        print(f"[{tag}] {nworkers} worker(s): {N_ATH} athletes x 2 sensors x {T.DURATION_S:.0f} s = {sensor_s:.0f} "
-              f"sensor-s, {n} msgs, in {dt:.2f} s wall (incl. ~{startup_wall:.1f} s start) -> {sensor_s / dt:.0f} sensor-s/s, "
-              f"{n / dt:.0f} msg/s")
-        print(f"[{tag}]   worker CPU per process {', '.join(f'{x:.2f}' for x in cpus)} s; minus start-up and idle: "
-              f"{w:.2f} CPU-s -> {sensor_s / w:.0f} sensor-s per CPU-s, {n / w:.0f} msg per CPU-s, "
-              f"{w / sensor_s * 1e3:.2f} CPU-ms per sensor-second")
-        print(f"[{tag}]   NATS CPU while the workers consumed: {n_cpu:.2f} s ({n / n_cpu:.0f} delivered msgs per NATS "
-              f"CPU-s, incl. KV leases/checkpoints/heartbeats); load average {os.getloadavg()[0]:.1f}")
+        w = sum(cpus) - idle * dt * nworkers
+        print(f"[{tag}] {nworkers} worker(s): {sensor_s:.0f} sensor-s, {n} msgs in {dt:.2f} s wall -> "
+              f"{sensor_s / dt:.0f} sensor-s/s, {n / dt:.0f} msg/s (wall: shared with 3 NATS nodes and other work)")
+        print(f"[{tag}]   worker CPU per process {', '.join(f'{x:.2f}' for x in cpus)} s (idle {idle * 1e3:.1f} "
+              f"CPU-ms/s each, subtracted): {w:.2f} CPU-s -> {sensor_s / w:.0f} sensor-s per CPU-s, {n / w:.0f} msg "
+              f"per CPU-s, {w / sensor_s * 1e3:.2f} CPU-ms per sensor-second")
+        print(f"[{tag}]   NATS CPU while the workers consumed: {n_cpu:.2f} s -> {n / n_cpu:.0f} delivered msgs per NATS "
+              f"CPU-s (incl. leases, checkpoints, heartbeats); load average {os.getloadavg()[0]:.1f}")
+    # NATS alone: R3 publishes of gateway-sized messages with 64 in flight (what pipelined
+    # publishing would cost the servers; the gateway sends one at a time for its ordering)
+    async def flood(n_msgs=6000, window=64):
+        nc = await nats.connect(servers=c.urls)
+        js = nc.jetstream(timeout=10)
+        from nats.js.api import StreamConfig
+
+        await js.add_stream(StreamConfig(name="FLOOD", subjects=["flood.>"], num_replicas=3))
+        body = os.urandom(BATCH_BYTES)
+        sem = asyncio.Semaphore(window)
+
+        async def one(i):
+            async with sem:
+                await js.publish(f"flood.s{i % 32}", body)
+
+        n0, t0 = nats_cpu(c), time.monotonic()
+        await asyncio.gather(*(one(i) for i in range(n_msgs)))
+        dt, ncpu = time.monotonic() - t0, nats_cpu(c) - n0
+        await nc.close()
+        print(f"NATS R3, {window} publishes in flight: {n_msgs} x {BATCH_BYTES} B in {dt:.2f} s wall -> {n_msgs / dt:.0f} "
+              f"msg/s; NATS CPU {ncpu:.2f} s -> {n_msgs / ncpu:.0f} R3 publishes per NATS CPU-second")
+
+    asyncio.run(flood())
 finally:
     c.stop()

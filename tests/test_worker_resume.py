@@ -30,7 +30,7 @@ from pipeline.cluster import ClusterSettings, dumps, loads, pack_records
 from pipeline.config import load_config
 from pipeline.records import Alert, StepRecord
 from pipeline.sinks.memory_sink import MemorySink
-from pipeline.worker import RESUME_TOL_S, UnitRun, _ABORT
+from pipeline.worker import RESUME_TOL_S, UnitRun, Worker, _ABORT
 
 from test_cluster_nats import DURATION_S, make_capture
 
@@ -43,6 +43,7 @@ class FakeKV:
     def __init__(self):
         self.data: dict[str, tuple[bytes, int]] = {}
         self.rev = 0
+        self.history: list[dict] = []
 
     async def get(self, key):
         if key not in self.data:
@@ -55,6 +56,7 @@ class FakeKV:
             raise KeyWrongLastSequenceError
         self.rev += 1
         self.data[key] = (value, self.rev)
+        self.history.append(loads(value))
         return self.rev
 
     async def create(self, key, value):
@@ -118,13 +120,13 @@ def unit(tmp_path_factory):
 
 
 def run_unit(tmp_path, loop, kv, spec, msgs, name, *, resume=None, stop_after=None, checkpoint_s=0.0,
-             last_checkpoint_at=None, preroll_s=10.0):
+             last_checkpoint_at=None, preroll_s=10.0, unconfirmed=False):
     """Feed ``msgs`` to a UnitRun; with ``stop_after`` (a stream seq) abort it once it has processed
     that message, checkpoints stop after ``last_checkpoint_at`` (the worker 'dies' in between)."""
     sink = MemorySink()
     w = FakeWorker(tmp_path, kv, name, checkpoint_s=checkpoint_s, resume_preroll_s=preroll_s)
     w._loop = loop
-    run = UnitRun("u", spec, worker=w, lease_rev=kv.rev + 1, resume=resume,
+    run = UnitRun("u", spec, worker=w, lease_rev=kv.rev + 1, resume=resume, unconfirmed=unconfirmed,
                   ckpt_rev=kv.data["u"][1] if "u" in kv.data else None)
     orig = pipeline.sinks.build_sinks
     pipeline.sinks.build_sinks = lambda *a, **k: [sink]
@@ -238,8 +240,14 @@ def test_a_stale_owner_cannot_write_a_checkpoint_after_the_takeover(tmp_path, lo
             time.sleep(0.01)
         assert run.checkpoints > 0
         # another worker takes the unit: rewrites the key
-        v, rev = kv.data["u"]
-        asyncio.run_coroutine_threadsafe(kv.update("u", dumps({**loads(v), "owner": "new/9"}), last=rev), loop).result()
+        for _ in range(100):  # (the old owner may be storing a checkpoint right now: compare-and-set again)
+            v, rev = kv.data["u"]
+            try:
+                asyncio.run_coroutine_threadsafe(kv.update("u", dumps({**loads(v), "owner": "new/9"}), last=rev),
+                                                 loop).result()
+                break
+            except KeyWrongLastSequenceError:
+                time.sleep(0.01)
         for m in msgs[40:60]:
             run.q.put(m)
         run.thread.join(60)
@@ -249,3 +257,32 @@ def test_a_stale_owner_cannot_write_a_checkpoint_after_the_takeover(tmp_path, lo
         pipeline.sinks.build_sinks = orig
         if run.thread.is_alive():
             run.q.put(_ABORT)
+
+
+def test_a_worker_killed_while_committing_is_resumed_after_its_pending_batch(tmp_path, loop, unit):
+    """Died after handing a batch to the sinks but before storing it as committed: the key holds
+    {committed: previous, pending: that batch}. The new owner resumes after the *pending* horizon:
+    nothing written twice (the batch went to the sinks; what InfluxDB had not acknowledged is in
+    the dead worker's spool directory)."""
+    spec, msgs = unit
+    _, ref = run_unit(tmp_path, loop, FakeKV(), spec, msgs, "ref2")
+    ref_steps = steps(ref.records)
+    kv = FakeKV()
+    n = len(msgs)
+    _, a = run_unit(tmp_path, loop, kv, spec, msgs, "wa2", stop_after=int(n * 0.6), last_checkpoint_at=int(n * 0.55))
+    # the state between 'release' and 'store committed' of the last checkpoint
+    last = loads(kv.data["u"][0])["committed"]
+    mid = next(h for h in kv.history if h.get("pending") == last)
+    asyncio.run_coroutine_threadsafe(kv.update("u", dumps(mid), last=kv.data["u"][1]), loop).result()
+    take = asyncio.run_coroutine_threadsafe(
+        Worker._take_checkpoint(SimpleNamespace(), {"checkpoints": kv}, "u", "wb2/7"), loop).result()
+    resume, rev, unconfirmed = take
+    assert unconfirmed and resume == last and loads(kv.data["u"][0])["owner"] == "wb2/7"
+    b_run, b = run_unit(tmp_path, loop, kv, spec, msgs, "wb2", resume=resume, unconfirmed=unconfirmed)
+    assert b_run.ok and b.summary.extra["resumed"]["unconfirmed"]
+    both = [(r.step.sensor_id, r.step.ic_s) for r in steps(a.records) + steps(b.records)]
+    assert len(both) == len(ref_steps)  # every step once
+    for sid in last["horizon_s"]:
+        got = sorted(t for s_, t in both if s_ == sid)
+        want = [r.step.ic_s for r in ref_steps if r.step.sensor_id == sid]
+        assert np.abs(np.subtract(got, want)).max() < 3e-3
