@@ -59,6 +59,14 @@ def _rotate(m: np.ndarray, v: np.ndarray) -> np.ndarray:
     return out
 
 
+def warm_up() -> None:
+    """Compile ``_rotate_rows`` or load it from numba's cache, for read-only blocks (as
+    SampleBlocks hold them), before the first block needs it."""
+    v = np.zeros((1, 3))
+    v.flags.writeable = False
+    _rotate(np.eye(3), v)
+
+
 def estimate_rotation(acc_ms2: np.ndarray, gyr_dps: np.ndarray | None, *, placement: str,
                       fs_hz: float) -> tuple[np.ndarray, bool]:
     """Rotation matrix sensor -> body (rows: forward, left, up) and whether heading is known."""

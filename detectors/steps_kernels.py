@@ -221,3 +221,14 @@ def impact_onset_at(up, lo, hi, rise_n, back_n, first_fraction, onset_fraction):
             best_score = score
     return best_m, best_t, rise
 
+
+
+def warm_up() -> None:
+    """Compile the kernels, or load them from numba's cache, for the argument types the
+    detector passes (contiguous rate columns, the strided vertical column of a buffer), so
+    the first stance of a run is not held up by the compiler (~1-3 s on a cold cache)."""
+    w = np.zeros(32)
+    up = np.zeros((32, 3))[:, 2]
+    push_off(w, w, 0, 32, 1.0, 0.5, 3)
+    impact_onset_at(up, 3, 8, 2, 16, 0.6, 0.6)
+    max_rise(up, 0, 8, 2)

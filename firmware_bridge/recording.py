@@ -72,7 +72,7 @@ VALID_COLUMNS: tuple[str, ...] = (
 )
 MIN_ROWS = 10  # fewer data rows than this cannot give a sample rate or a step
 FS_ESTIMATE_ROWS = 2000  # fs_hz = 1 / median dt of this many first rows
-DEFAULT_CHUNK_ROWS = 1 << 18  # ~20 MB of parsed float64 columns; fewer, larger parser calls
+DEFAULT_CHUNK_ROWS = 65536
 FILL_THRESHOLD_PERIODS = 1.5  # a hole longer than this many periods counts as filled
 MISSPELLING_CUTOFF = 0.8  # difflib ratio from which an unknown column counts as a typo
 
@@ -442,6 +442,21 @@ def _interpolate_grid(T, V, t0, fs, i0, i1, bound, inclusive, acc, gyr, off):
     return j
 
 
+def warm_up() -> None:
+    """Compile the reader's kernels or load them from numba's cache, for the argument
+    types the reader passes, before a run needs them (~1-3 s on a cold cache)."""
+    line = np.frombuffer(bytearray(b"0.5,1.0,2.0\n1.5,1.0,2.0\n"), dtype=np.uint8)
+    rows = np.empty((2, 3))  # t_s, then the signals: column views, as _chunks yields them
+    _parse_plain_lines(line, 0, line.size, 3, np.array([0, 1, 2], dtype=np.int64), rows, 0, _POW10)
+    _clean_rows(rows[:, 0], rows[:, 1:], math.nan)
+    t = np.zeros(2)
+    t.flags.writeable = False  # pandas' columns (after the first line that is not plain)
+    _clean_rows(t, np.zeros((2, 2)), math.nan)
+    T, V = np.array([0.0, 1.0]), np.zeros((2, 6))
+    acc = np.empty((2, 3))
+    _interpolate_grid(T, V, 0.0, 1.0, 0, 2, 1.0, True, acc, acc, 0)
+
+
 class _Resampler:
     """Raw (t, values) rows in order -> uniform-grid SampleBlocks and Gaps.
 
@@ -530,7 +545,7 @@ class _Resampler:
             return []
         if self._prev_t is None:
             self._start_segment(t[0])
-            T, V = t, v
+            T, V = np.ascontiguousarray(t), np.ascontiguousarray(v)  # as the concatenations below: one kernel type
         else:
             T, V = np.concatenate([self._prev_t, t]), np.concatenate([self._prev_v, v])
         out: list[SampleBlock | Gap] = []
@@ -688,12 +703,12 @@ class Recording:
             header = f.readline()
             plain_header = header.endswith(b"\n") and b'"' not in header and b"\r" not in header[:-2]
             if plain_header:
-                size = max(1 << 16, min(self.chunk_rows, 1 << 18) * 64)
+                size = max(1 << 16, min(self.chunk_rows, DEFAULT_CHUNK_ROWS) * 64)  # bytes, ~1 chunk of lines
                 buf = np.empty(size, dtype=np.uint8)
                 view = memoryview(buf)
                 n_buf, pos, eof = 0, 0, False
                 while True:
-                    out = np.empty((min(self.chunk_rows, 1 << 18), len(out_col[out_col >= 0])))
+                    out = np.empty((self.chunk_rows, int((out_col >= 0).sum())))
                     rows = 0
                     while True:
                         got, pos, status = _parse_plain_lines(buf, pos, n_buf, n_fields, out_col, out, rows, _POW10)

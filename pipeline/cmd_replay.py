@@ -115,9 +115,14 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"sensor_id {dup[0]!r} appears in more than one recording; each sensor needs its own id")
 
     # imported after the inputs are validated: bad input is reported fast
+    from detectors import alignment, steps_kernels
+    from firmware_bridge import recording
     from pipeline.engine import Engine
     from pipeline.run import run_session
     from pipeline.sinks import build_sinks
+
+    for module in (recording, alignment, steps_kernels):  # compiled kernels ready before the run starts
+        module.warm_up()
 
     athlete = args.athlete if args.athlete is not None else next((r.info.athlete for r in recordings if r.info.athlete), "")
     with_utc = [r.start_utc_ns for r in recordings if r.start_utc_ns is not None]
