@@ -263,10 +263,9 @@ class MetricsSummary:
     """
 
     def __init__(self) -> None:
-        from pipeline.median import FOLD_EVERY, BinnedMedian, resolution_of  # records-speed: bounded medians
+        from pipeline.median import FOLD_EVERY  # records-speed: bounded medians
 
         self._fold_every = FOLD_EVERY
-        self._new_median = lambda name: BinnedMedian(resolution_of(self._unit_or_blank(name)))
         self._medians: dict[str, dict[str, BinnedMedian]] = {}  # sid -> name -> histogram
         self._pending: dict[str, dict[str, list[float]]] = {}  # sid -> name -> values not folded yet
         self._steps: dict[str, int] = {}
@@ -313,6 +312,12 @@ class MetricsSummary:
                     "nan_reasons": dict(sorted(reasons.items())),
                 }
         return out
+
+    @classmethod
+    def _new_median(cls, name: str):
+        from pipeline.median import BinnedMedian, resolution_of
+
+        return BinnedMedian(resolution_of(cls._unit_or_blank(name)))
 
     @staticmethod
     def _unit_or_blank(name: str) -> str:

@@ -136,3 +136,16 @@ def test_summary_and_metric_medians_match_the_exact_medians():
         assert _within_half_resolution(d[name]["median"], float(np.nanmedian(vals)), RESOLUTION[unit])
         assert d[name]["unit"] == unit and d[name]["steps"] == 2001
     assert d["speed_mps"]["valid"] == 2001 - 286 and d["speed_mps"]["nan_reasons"] == {"no_stride": 286}
+
+
+def test_builder_state_pickles_and_continues_the_same():
+    """A worker may checkpoint the summary state: it pickles, and the medians go on as if not."""
+    import pickle
+
+    recs = [_record(k) for k in range(700)]
+    a = SummaryBuilder(SESSION, [LEFT])
+    a.add(recs[:300])
+    b = pickle.loads(pickle.dumps(a))
+    a.add(recs[300:])
+    b.add(recs[300:])
+    assert a.build().to_dict() == b.build().to_dict()
