@@ -2,11 +2,13 @@
 zero-velocity-aided strapdown integration between two foot-flats.
 
 From the foot-flat of the previous step to the foot-flat of this one the foot's
-orientation is integrated from the gyroscope (levelled by gravity at the first flat), the
-gravity-free acceleration rotated into that level frame and integrated to velocity; the
-foot is still at both flats, so the velocity's drift is removed linearly to make it zero
-at both ends (zero-velocity update, Foxlin 2005, IEEE CG&A 25(6):38; Skog et al. 2010,
-IEEE TBME 57:2657; the PyShoe INS of Wagstaff et al. 2020), and integrated to position.
+orientation is integrated from the gyroscope and levelled at the second flat by gravity,
+taken as the mean specific force over the stride (flat to flat: the velocity is the same
+at both ends, so the mean acceleration is zero); the gravity-free acceleration rotated
+into that level frame is integrated to velocity; the foot is still at both flats, so the
+velocity's drift is removed linearly to make it zero at both ends (zero-velocity update,
+Foxlin 2005, IEEE CG&A 25(6):38; Skog et al. 2010, IEEE TBME 57:2657; the PyShoe INS of
+Wagstaff et al. 2020), and integrated to position.
 
 * ``stride_length_m``: horizontal displacement between the two flats (one stride),
 * ``speed_mps``: stride length / stride time (this foot's IC to IC),
