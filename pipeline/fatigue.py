@@ -107,7 +107,7 @@ class FatigueDrift:
         cv = math.nan
         if len(s.strides) == s.strides.maxlen:  # 10 values: plain Python beats two numpy calls
             m = sum(s.strides) / len(s.strides)
-            cv = math.sqrt(sum((x - m) ** 2 for x in s.strides) / len(s.strides)) / m
+            cv = math.sqrt(sum([(x - m) ** 2 for x in s.strides]) / len(s.strides)) / m  # same order as a generator
         return {
             "duty_factor": st.contact_ms / 1e3 / stride_s if math.isfinite(stride_s) else math.nan,
             "impact": impact,
