@@ -85,6 +85,7 @@ class ClusterSettings:
     poll_s: float = 0.5
     checkpoint_s: float = 2.0
     resume_preroll_s: float = 10.0
+    block_s: float = 1.0
     batch_max_s: float = 0.25
     batch_max_bytes: int = 65536
     creds: str = ""

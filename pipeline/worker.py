@@ -76,6 +76,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from pipeline.cluster import ClusterSettings, dumps, ensure_layout, loads, pack_records, unpack_records
 from pipeline.records import SensorInfo, SessionInfo
 
@@ -323,24 +325,60 @@ class UnitRun:
         offset = {sid: int(n) for sid, n in (self.resume or {}).get("segments", {}).items()}
         gap_due = set(decoders) if self.resume else set()  # a resumed run: a Gap before each sensor's first block
 
+        # decoded blocks are small (one gateway batch, ~0.25 s); joined per sensor into blocks of
+        # block_s before the engine: less per-block work, same records (chunk invariance, DESIGN.md)
+        block_s = self.worker.s.block_s
+        pend: dict[str, list] = {}
+        pend_n: dict[str, int] = {}
+
+        def joined(sid):
+            bl = pend.pop(sid, None)
+            pend_n.pop(sid, None)
+            if not bl:
+                return
+            if len(bl) == 1:
+                yield bl[0]
+                return
+            b0 = bl[0]
+            gyr = None if b0.gyr_dps is None else np.concatenate([b.gyr_dps for b in bl])
+            yield SampleBlock(b0.sensor_id, b0.fs_hz, b0.t0_s, b0.first_index, np.concatenate([b.acc_ms2 for b in bl]),
+                              gyr, segment=b0.segment, frame=b0.frame)
+
         def out(items):
             for it in items:
-                if isinstance(it, SampleBlock):
-                    sid = it.sensor_id
-                    if sid in gap_due:
-                        gap_due.discard(sid)
-                        t = it.t0_s + it.first_index / it.fs_hz
-                        yield Gap(sid, t, t)
-                    k = offset.get(sid, 0)
-                    if k:
-                        it = replace(it, segment=it.segment + k)
-                    if it.segment + 1 > self._segments.get(sid, 0):
-                        self._segments[sid] = it.segment + 1
-                yield it
+                if not isinstance(it, SampleBlock):  # a Gap: the sensor's joined samples go first
+                    yield from joined(it.sensor_id)
+                    yield it
+                    continue
+                sid = it.sensor_id
+                if sid in gap_due:
+                    gap_due.discard(sid)
+                    t = it.t0_s + it.first_index / it.fs_hz
+                    yield Gap(sid, t, t)
+                k = offset.get(sid, 0)
+                if k:
+                    it = replace(it, segment=it.segment + k)
+                if it.segment + 1 > self._segments.get(sid, 0):
+                    self._segments[sid] = it.segment + 1
+                if block_s <= 0:
+                    yield it
+                    continue
+                bl = pend.get(sid)
+                if bl:
+                    last = bl[-1]
+                    if not (last.end_index == it.first_index and last.segment == it.segment and last.fs_hz == it.fs_hz
+                            and last.t0_s == it.t0_s and last.frame == it.frame
+                            and (last.gyr_dps is None) == (it.gyr_dps is None)):
+                        yield from joined(sid)
+                pend.setdefault(sid, []).append(it)
+                pend_n[sid] = pend_n.get(sid, 0) + it.n
+                if pend_n[sid] >= block_s * it.fs_hz:
+                    yield from joined(sid)
 
         ended: set[str] = set(self._ended)
         while ended != set(decoders):
-            # every item handed out so far went through the engine: a checkpoint may go here
+            # every item handed out so far went through the engine (samples still being joined
+            # have produced nothing yet): a checkpoint may go here
             if self._done_seq and time.monotonic() >= self._next_ckpt_s:
                 self._checkpoint()
             m = self.q.get()
@@ -359,6 +397,7 @@ class UnitRun:
                     yield from out(dec.feed(data, host_s=host_s))
             if end:
                 yield from out(dec.flush())
+                yield from joined(sid)
                 ended.add(sid)
                 self._ended.add(sid)
             self._done_seq = seq
