@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import heapq
 import json
-import math
 import os
 import pickle
 import tempfile
@@ -53,11 +52,12 @@ SPILL_ROWS = 1024  # rows held in memory before a sorted run goes to the tempora
 
 
 def _fmt(v: float, spec: str) -> str:
-    v = float(v)
-    if not math.isfinite(v):
+    if type(v) is not float:
+        v = float(v)
+    if v - v != 0.0:  # NaN or infinite
         return ""
     s = format(v, spec)
-    return "0" + s[2:] if s.startswith("-0") and float(s) == 0 else s  # no "-0.000"
+    return "0" + s[2:] if s[0] == "-" and s.startswith("-0") and float(s) == 0 else s  # no "-0.000"
 
 
 def _csv_field(s: str) -> str:
