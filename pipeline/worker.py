@@ -29,7 +29,8 @@ as *committed*. Writes are compare-and-set on the key's revision, so a worker th
 unit fails its next checkpoint and stops.
 
 A new owner (the lease expired: at most ``lease_ttl_s + poll_s`` after the owner died) rewrites
-the key (fencing the old owner off), reads the committed entry and starts the consumer at its
+the key (fencing the old owner off), reads the last entry (committed, or pending if the owner
+died while committing, see below) and starts the consumer at its
 ``resume_seq``: fresh decoder and engine, a ``Gap`` before each sensor's first block, segment
 numbers continuing after the previous owner's, and every record at or before the horizon
 dropped (steps by IC time per sensor, with ``RESUME_TOL_S``; alerts by time). The pre-roll
@@ -100,8 +101,8 @@ class HeldSinks:
 
     Records are *held* here and handed to the real sinks only at a checkpoint
     (:meth:`UnitRun._checkpoint`), which first stores the horizon they reach. On a resumed run,
-    records at or before the previous owner's committed horizon are dropped (the pre-roll
-    recomputes them; they are in the sinks already): per sensor, steps with ``ic_s`` below
+    records at or before the previous owner's horizon are dropped (the pre-roll recomputes
+    them; they are in the sinks already): per sensor, steps with ``ic_s`` below
     ``horizon_s[sensor] + RESUME_TOL_S``; alerts with ``t_s <= t_horizon_s``.
     """
 
@@ -172,8 +173,8 @@ class UnitRun:
     """One unit on this worker: a thread running :func:`pipeline.run.run_session` over the
     decoded frames the fetch task puts in ``q``.
 
-    ``resume``: the committed checkpoint of the previous owner (None: start at the unit's first
-    frame). The run then reads from ``resume["resume_seq"]``, puts a :class:`Gap` before each
+    ``resume``: the last checkpoint entry the previous owner stored (its pending one if it died
+    while committing; None: start at the unit's first frame). The run then reads from ``resume["resume_seq"]``, puts a :class:`Gap` before each
     sensor's first block, numbers segments on from ``resume["segments"]`` and drops the records
     the previous owner had committed (:class:`HeldSinks`). ``ckpt_rev``: revision of the
     unit's key in the checkpoints bucket, written by compare-and-set only.
