@@ -228,10 +228,13 @@ class UnitRun:
         ``min(horizon) - resume_preroll_s`` (so the new owner's detectors and alignment are warmed
         up again when it reaches the horizon)."""
         h = self.held.horizon_s if self.held is not None else {}
-        if not h:
+        hist = self._hist
+        if not h:  # no step yet: start where this run started; keep the history bounded meanwhile
+            cut = (hist[-1][1] if hist else 0.0) - self.worker.s.resume_preroll_s - 60.0
+            while len(hist) > 1 and hist[1][1] <= cut:
+                hist.popleft()
             return int(self.resume["resume_seq"]) if self.resume else 1
         cut = min(h.values()) - self.worker.s.resume_preroll_s
-        hist = self._hist
         while len(hist) > 1 and hist[1][1] <= cut:
             hist.popleft()
         if hist and hist[0][1] <= cut:
