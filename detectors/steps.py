@@ -52,12 +52,7 @@ import numpy as np
 from scipy import signal
 
 from detectors.contract import require
-from detectors.steps_kernels import impact_onset_at, max_rise, push_off
-
-try:  # the compiled kernel behind scipy.signal.sosfilt (see _sosfilt_1d)
-    from scipy.signal._sosfilt import _sosfilt as _SOSFILT
-except ImportError:  # pragma: no cover - a scipy that moved it: use the public function
-    _SOSFILT = None
+from detectors.steps_kernels import impact_onset_at, max_rise, push_off, sosfilt_1d, upward_crossings
 from pipeline.records import SampleBlock, Step
 
 G_MS2 = 9.80665
@@ -106,18 +101,6 @@ def impact_onset(up_ms2: np.ndarray, lo: int, hi: int, *, rise_n: int) -> tuple[
     back_n = int(round(SECOND_LOADING_S * rise_n / IMPACT_RISE_S))
     n, frac, rise = impact_onset_at(up_ms2, lo, hi, rise_n, back_n, FIRST_CONTACT_FRACTION, ONSET_FRACTION)
     return None if n < 0 else (n, frac, rise)
-
-
-def _sosfilt_1d(sos: np.ndarray, x: np.ndarray, zi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``scipy.signal.sosfilt(sos, x, zi=zi)`` for 1-D float64 ``x``: the same compiled
-    kernel (bit-identical output) without the generic wrapper's per-call overhead, which
-    dominates for live blocks of ~20 samples. Falls back to the public function."""
-    if _SOSFILT is None:
-        return signal.sosfilt(sos, x, zi=zi)
-    y = np.array(x, dtype=np.float64, order="C").reshape(1, -1)  # a copy, filtered in place
-    z = np.array(zi, dtype=np.float64, order="C").reshape(1, -1, 2)
-    _SOSFILT(sos, y, z)
-    return y[0], z[0]
 
 
 def _median(xs: list[float]) -> float:
@@ -174,12 +157,14 @@ class _Buffer:
         if block.gyr_dps is not None:
             cols["gyr"] = block.gyr_dps
             self._has_gyr = True
-        cols.update(extra)
+        if extra:
+            cols.update(extra)
         k = block.n
         need = self._off + self._n + k
         cap = next(iter(self._store.values())).shape[0] if self._store else 0
-        if need > cap or any(c not in self._store for c in cols):
-            if self._n + k <= cap // 2 and all(c in self._store for c in cols):
+        known = cols.keys() <= self._store.keys()
+        if need > cap or not known:
+            if self._n + k <= cap // 2 and known:
                 new_cap = cap  # enough room once the live part is moved to the front
             else:
                 new_cap = max(2 * (self._n + k), self.max_n + k, 64)
@@ -330,17 +315,16 @@ class GyroStepDetector(_StepDetectorBase):
         w = -block.gyr_dps[:, 1]
         if self._zi is None:
             self._zi = signal.sosfilt_zi(self._sos) * w[0]
-        wf, self._zi = _sosfilt_1d(self._sos, w, self._zi)
+        wf, self._zi = sosfilt_1d(self._sos, w, self._zi)  # scipy's sosfilt, compiled without its wrapper
         b = self._buf
         if self._win_start is None:
             self._win_start = block.first_index
             self._seg_first = block.first_index
         b.append(block, w=w, wf=wf)
         thr = self.swing_threshold_dps
-        prev = np.concatenate([[self._last_w], w[:-1]])
-        ups = np.flatnonzero((prev < thr) & (w >= thr)) + block.first_index
+        ups = upward_crossings(w, self._last_w, thr)  # compiled: ~6 numpy calls per live block
         self._last_w = float(w[-1])
-        self._pending += [int(c) for c in ups]
+        self._pending += [block.first_index + int(c) for c in ups]
         out: list[Step] = []
         # a swing start is confirmed when the rate stays above the threshold for
         # swing_confirm_s (impact vibrations cross it only briefly)

@@ -223,6 +223,41 @@ def impact_onset_at(up, lo, hi, rise_n, back_n, first_fraction, onset_fraction):
 
 
 
+@njit
+def upward_crossings(x, before, level):
+    """Indices k where ``x`` rises through ``level``: ``x[k - 1] < level <= x[k]``, with
+    ``x[-1]`` taken as ``before`` (the sample before this block)
+    (``np.flatnonzero((np.r_[before, x[:-1]] < level) & (x >= level))``)."""
+    out = np.empty(x.shape[0], dtype=np.int64)
+    n = 0
+    prev = before
+    for k in range(x.shape[0]):
+        if prev < level and x[k] >= level:
+            out[n] = k
+            n += 1
+        prev = x[k]
+    return out[:n]
+
+
+@njit
+def sosfilt_1d(sos, x, zi):
+    """``scipy.signal.sosfilt(sos, x, zi=zi)`` for a 1-D ``x``: the cascade of biquads in
+    transposed direct form II, each product and sum in the order of scipy's own compiled
+    loop (``scipy/signal/_sosfilt.pyx``), so the output is bit-identical; returns (y, zf)."""
+    y = np.empty(x.shape[0])
+    z = zi.copy()
+    n_sec = sos.shape[0]
+    for n in range(x.shape[0]):
+        x_cur = x[n]
+        for s in range(n_sec):
+            x_new = sos[s, 0] * x_cur + z[s, 0]
+            z[s, 0] = sos[s, 1] * x_cur - sos[s, 4] * x_new + z[s, 1]
+            z[s, 1] = sos[s, 2] * x_cur - sos[s, 5] * x_new
+            x_cur = x_new
+        y[n] = x_cur
+    return y, z
+
+
 def warm_up() -> None:
     """Compile the kernels, or load them from numba's cache, for the argument types the
     detector passes (contiguous rate columns, the strided vertical column of a buffer), so
@@ -230,5 +265,7 @@ def warm_up() -> None:
     w = np.zeros(32)
     up = np.zeros((32, 3))[:, 2]
     push_off(w, w, 0, 32, 1.0, 0.5, 3)
+    upward_crossings(w, np.inf, 30.0)
+    sosfilt_1d(np.ones((1, 6)), w, np.zeros((1, 2)))
     impact_onset_at(up, 3, 8, 2, 16, 0.6, 0.6)
     max_rise(up, 0, 8, 2)

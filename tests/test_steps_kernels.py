@@ -123,3 +123,29 @@ def test_max_rise_equals_numpy(seed):
     up = _signal(seed, 300, 7 if seed % 2 else None)
     for lo, hi, rise_n in ((0, 300, 5), (17, 40, 5), (3, 5, 1), (100, 112, 11)):
         assert K.max_rise(up, lo, hi, rise_n) == (up[lo:hi][rise_n:] - up[lo:hi][:-rise_n]).max()
+
+
+@settings(max_examples=200, deadline=None)
+@given(seed=st.integers(0, 10_000), n=st.integers(0, 60), levels=st.sampled_from([None, 3, 8]),
+       before=st.sampled_from([np.inf, -np.inf, 0.0, 30.0, 29.0, 100.0]))
+def test_upward_crossings_equal_numpy(seed, n, levels, before):
+    x = _signal(seed, n, levels) / 4.0
+    ref = np.flatnonzero((np.concatenate([[before], x[:-1]]) < 30.0) & (x >= 30.0))
+    assert K.upward_crossings(x, before, 30.0).tolist() == ref.tolist()
+
+
+@pytest.mark.parametrize("fs_hz,cut_hz,order", [(500.0, 20.0, 2), (100.0, 20.0, 2), (1000.0, 20.0, 4), (200.0, 8.0, 3)])
+def test_sosfilt_equals_scipy_bit_for_bit(fs_hz, cut_hz, order):
+    sos = signal.butter(order, cut_hz / (fs_hz / 2), output="sos")
+    rng = np.random.default_rng(int(fs_hz))
+    x = np.cumsum(rng.normal(0, 40, 50_000)) + rng.normal(0, 300, 50_000)
+    zi = signal.sosfilt_zi(sos) * x[0]
+    ref_y, ref_z = signal.sosfilt(sos, x, zi=zi)
+    y, z = K.sosfilt_1d(sos, x, zi)
+    assert y.tobytes() == ref_y.tobytes() and z.tobytes() == ref_z.tobytes()
+    # block by block with the carried state: the same samples
+    parts, zc = [], zi
+    for a in range(0, x.size, 19):
+        yb, zc = K.sosfilt_1d(sos, x[a:a + 19], zc)
+        parts.append(yb)
+    assert np.concatenate(parts).tobytes() == ref_y.tobytes()
