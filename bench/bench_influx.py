@@ -24,7 +24,26 @@ with every round's ratio, the load average and the CPU seconds influxd used for 
 
 Prints: both rates, their ratio (target >= 70 %), and the time to write the 1-hour
 session vs the replay time of that hour (target < 10 %), extrapolated from the measured
-``--sim-s`` replay (replay time is linear in signal length).
+``--sim-s`` replay (replay time is linear in signal length). Also: a ``--sim-s`` replay with
+the sink attached (created, fed by the engine, closed when every point is acknowledged) vs
+the same replay without it.
+
+Measured 2026-11-26, 2 shared CPUs, load average 4-5 (other work running), ``--sim-s 300``;
+"before" = the influx code before the encoder work (commit 9f07c70), run alternately with
+"after" in the same conditions, same bench:
+
+* v1 sink / raw ceiling, median round of each run: before 43, 50, 55, 57 %; after 54, 57,
+  58, 68, 85 % (all rounds pooled: before 52 %, after 63 %; single rounds 29-108 %, as the
+  load comes and goes within a round). The target (>= 70 %) is NOT met reliably under this
+  load. gaitwatch's CPU for the 11,260 points: before 0.40-0.49 s, after 0.24-0.33 s
+  (encoding alone, no server: 33.5 -> ~20.5 us per point); influxd needs 0.25-0.55 s of its
+  own, so on 2 busy CPUs the two still compete.
+* v2 (through the Python test front): median before 30-49 %, after 49-65 %.
+* 1-hour session written in 0.64-1.92 s = 15-27 % of the replay time: NOT met. The replay
+  itself got ~3x faster meanwhile (an hour of 2 sensors in 2.9-10 s wall here), so < 10 %
+  would need more points/s than the raw ceiling itself on this machine. Inside a real
+  300-s replay the sink (v1, until every point is acknowledged) added 18-51 %, mostly fixed
+  costs (start check, spool, last request) that a longer replay amortises.
 """
 
 from __future__ import annotations
