@@ -270,3 +270,37 @@ def test_left_right_pair_adds_no_latency_live():
     after = np.array([x for ic, x in lat if ic > 6.0])
     assert after.size > 30 and after.max() < 0.400, after.max()
     assert all(np.isfinite(v) and abs(v) < 2.0 for ic, v in si if ic > 6.0)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.integers(1, 300), min_size=5, max_size=80), st.integers(0, 2**32 - 1))
+def test_sample_buffer_strides_are_the_samples_and_memory_stays_bounded(sizes, seed):
+    """The contiguous stride buffer (detectors/form/stride_length.SampleBuffer) hands out
+    exactly the samples of the blocks it keeps, whatever the block sizes, and its storage
+    stays within twice what it keeps."""
+    from detectors.form.stride_length import SampleBuffer
+    from pipeline.records import Step
+
+    fs, rng = 100.0, np.random.default_rng(seed)
+    total = sum(sizes)
+    acc, gyr = rng.normal(size=(total, 3)), rng.normal(size=(total, 3))
+    buf = SampleBuffer(buffer_s=5.0)
+    start = 0
+    for n in sizes:
+        buf.append(SampleBlock("s", fs, start / fs, start, acc[start:start + n], gyr[start:start + n], frame="body"))
+        start += n
+        assert buf._acc.shape[0] <= max(2 * (buf._hi - buf._lo + 300), 4096)
+        ic = start - 30.0
+        if ic - 240 < 10:
+            continue
+        step = Step("s", 0, fs, ic, ic + 10, ic / fs, (ic + 10) / fs, (ic - 200) / fs, "running", start - 40,
+                    acc[start - 40:start], gyr[start - 40:start])
+        got = buf.stride(step, max_stride_s=2.5)
+        lo = int(math.floor(step.ic_index - step.stride_s * fs)) - 2  # as SampleBuffer.stride
+        if got is None:  # not kept any more: the first kept block starts after lo
+            assert buf._blocks[0][0] > lo
+            continue
+        assert got.start_index == lo and not got.acc_ms2.flags.writeable
+        np.testing.assert_array_equal(got.acc_ms2, acc[lo:start])
+        np.testing.assert_array_equal(got.gyr_dps, gyr[lo:start])
+        buf.keep_from_step(step)

@@ -42,6 +42,7 @@ loops (orientation, velocity, position, swing axis) are compiled kernels in
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -121,28 +122,72 @@ class StrideSamples:
 
 
 class SampleBuffer:
-    """Whole body-frame blocks of one segment, bounded to ``buffer_s`` (plus one block)."""
+    """Whole body-frame blocks of one segment, bounded to ``buffer_s`` (plus one block).
+
+    Which samples are kept is decided per whole block (as the blocks arrive); the samples
+    themselves are copied once into contiguous arrays, so a stride is a (read-only) view
+    rather than a concatenation of blocks at every step. Storage grows to at most twice
+    the samples kept (bounded by ``buffer_s`` and the block size)."""
 
     def __init__(self, *, buffer_s: float):
         if not buffer_s > 0:
             raise ValueError(f"buffer_s must be > 0, got {buffer_s}")
         self.buffer_s = buffer_s
+        self._acc = np.empty((0, 3))
+        self._gyr: np.ndarray | None = None
         self.reset()
 
     def reset(self) -> None:
-        self._blocks: list[SampleBlock] = []
+        self._blocks: deque[tuple[int, int]] = deque()  # (first segment index, samples) of the kept blocks
+        self._segment = None
+        self._has_gyr = False
         self._n = 0
+        self._lo = self._hi = 0  # storage rows of the kept samples
 
     def append(self, block: SampleBlock) -> None:
+        n = block.acc_ms2.shape[0]
         if self._blocks:
-            last = self._blocks[-1]
-            if block.segment != last.segment or block.first_index != last.end_index:
+            first, last_n = self._blocks[-1]
+            if block.segment != self._segment or block.first_index != first + last_n:
                 self.reset()
-        self._blocks.append(block)
-        self._n += block.n
+        if not self._blocks:
+            self._segment, self._has_gyr = block.segment, block.gyr_dps is not None
+        self._store(block, n)
+        self._blocks.append((block.first_index, n))
+        self._n += n
         limit = self.buffer_s * block.fs_hz
-        while len(self._blocks) > 1 and self._n - self._blocks[0].n >= limit:
-            self._n -= self._blocks.pop(0).n
+        while len(self._blocks) > 1 and self._n - self._blocks[0][1] >= limit:
+            self._drop_first()
+
+    def _store(self, block: SampleBlock, n: int) -> None:
+        live = self._hi - self._lo
+        if self._hi + n > self._acc.shape[0]:  # no room at the end: compact, or grow
+            if live + n > self._acc.shape[0] // 2:
+                cap = max(2 * (live + n), 4096)
+                acc = np.empty((cap, 3))
+                acc[:live] = self._acc[self._lo:self._hi]
+                gyr = None
+                if self._has_gyr:
+                    gyr = np.empty((cap, 3))
+                    if self._gyr is not None:
+                        gyr[:live] = self._gyr[self._lo:self._hi]
+                self._acc, self._gyr = acc, gyr
+            else:  # slice assignment copes with the overlap
+                self._acc[:live] = self._acc[self._lo:self._hi]
+                if self._has_gyr:
+                    self._gyr[:live] = self._gyr[self._lo:self._hi]
+            self._lo, self._hi = 0, live
+        if self._has_gyr and self._gyr is None:
+            self._gyr = np.empty_like(self._acc)
+        self._acc[self._hi:self._hi + n] = block.acc_ms2
+        if self._has_gyr:
+            self._gyr[self._hi:self._hi + n] = block.gyr_dps
+        self._hi += n
+
+    def _drop_first(self) -> None:
+        _, n = self._blocks.popleft()
+        self._n -= n
+        self._lo += n
 
     def keep_from_step(self, step: Step) -> None:
         """Drop what the next step's stride (from this step's IC) will not need."""
@@ -150,8 +195,8 @@ class SampleBuffer:
 
     def trim_before(self, index: int) -> None:
         """Drop whole blocks that end at or before segment index ``index``."""
-        while len(self._blocks) > 1 and self._blocks[0].end_index <= index:
-            self._n -= self._blocks.pop(0).n
+        while len(self._blocks) > 1 and self._blocks[0][0] + self._blocks[0][1] <= index:
+            self._drop_first()
 
     def stride(self, step: Step, *, max_stride_s: float) -> StrideSamples | None:
         """This step's stride samples, or None (first step, stride too long, not buffered)."""
@@ -161,26 +206,17 @@ class SampleBuffer:
         prev_ic = step.ic_index - step.stride_s * fs
         lo = int(math.floor(prev_ic)) - PRE_N
         hi = step.window_start_index + step.acc_ms2.shape[0]
-        first = self._blocks[0]
-        if lo < first.first_index or hi > self._blocks[-1].end_index or first.segment != step.segment:
+        first = self._blocks[0][0]
+        if lo < first or hi > first + (self._hi - self._lo) or self._segment != step.segment:
             return None
-        # only the rows [lo, hi) of the blocks that hold them (a view when one block does)
-        acc, gyr = [], []
-        for b in self._blocks:
-            b0 = b.first_index
-            b1 = b0 + b.acc_ms2.shape[0]
-            if b1 <= lo:
-                continue
-            if b0 >= hi:
-                break
-            s0, s1 = max(lo, b0) - b0, min(hi, b1) - b0
-            acc.append(b.acc_ms2[s0:s1])
-            if b.gyr_dps is not None:
-                gyr.append(b.gyr_dps[s0:s1])
-        has_gyr = first.gyr_dps is not None
-        return StrideSamples(acc_ms2=acc[0] if len(acc) == 1 else np.concatenate(acc),
-                             gyr_dps=(gyr[0] if len(gyr) == 1 else np.concatenate(gyr)) if has_gyr else None,
-                             start_index=lo, fs_hz=fs, prev_ic_index=prev_ic)
+        r0 = self._lo + lo - first
+        acc = self._acc[r0:r0 + hi - lo]
+        acc.flags.writeable = False  # a view of the buffer: read-only, like a Step's samples
+        gyr = None
+        if self._has_gyr:
+            gyr = self._gyr[r0:r0 + hi - lo]
+            gyr.flags.writeable = False
+        return StrideSamples(acc_ms2=acc, gyr_dps=gyr, start_index=lo, fs_hz=fs, prev_ic_index=prev_ic)
 
 
 def stride_metrics(step: Step, stride: StrideSamples | None, *, side: str, max_stride_s: float = 2.5) -> Values:
