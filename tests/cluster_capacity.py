@@ -46,7 +46,7 @@ def nats_cpu(c) -> float:
 
 
 def worker_argv(s, wid, out):
-    argv = [sys.executable, "-m", "pipeline.cli", "worker", "--worker-id", wid, "--out", str(out),
+    argv = [sys.executable, "-m", "pipeline.cli", "-v", "worker", "--worker-id", wid, "--out", str(out),
             "--stream", s.stream, "--subject-prefix", s.subject_prefix, "--kv-prefix", s.kv_prefix,
             "--lease-ttl-s", "6", "--poll-s", "0.25"]
     for u in s.urls:
@@ -123,7 +123,7 @@ try:
     for tag, nworkers in () if FLOOD_ONLY else (("one", 1), ("two", 2)):
         s = settings(c, tag)
         procs = [subprocess.Popen(worker_argv(s, f"{tag}{w}", d / f"out-{tag}"), stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.DEVNULL) for w in range(nworkers)]
+                                  stderr=open(d / f"{tag}{w}.log", "wb")) for w in range(nworkers)]
         # warm-up: one athlete per worker (imports, compiled kernels from the cache), then idle CPU
         warm = {f"w{k}": caps[f"a{k}"] for k in range(nworkers)}
         publish(s, warm, tag, "warm")
@@ -155,6 +155,10 @@ try:
         for p in procs:
             p.wait(20)
         w = sum(cpus) - idle * dt * nworkers
+        logs = [(d / f"{tag}{k}.log").read_text() for k in range(nworkers)]
+        took = [x.count(": took unit ") for x in logs]
+        moved = sum(x.count("(resuming at") + x.count("gave ") for x in logs)
+        print(f"[{tag}]   units taken per worker (incl. the warm-up): {took}; moved between workers: {moved}")
         print(f"[{tag}] {nworkers} worker(s): {sensor_s:.0f} sensor-s, {n} msgs in {dt:.2f} s wall -> "
               f"{sensor_s / dt:.0f} sensor-s/s, {n / dt:.0f} msg/s (wall: shared with 3 NATS nodes and other work)")
         print(f"[{tag}]   worker CPU per process {', '.join(f'{x:.2f}' for x in cpus)} s (idle {idle * 1e3:.1f} "
