@@ -216,6 +216,7 @@ STEP_NUMERIC_CORE: tuple[str, ...] = (
     schema.FIELD_CADENCE_SPM,
     schema.FIELD_SEGMENT,
 )
+PENDING_VALUES = 2000  # deferred values formatted together (~60 step points)
 _CACHE_LIMIT = 4096  # shapes per encoder (sensors x activities x metric sets: a handful in practice)
 
 
@@ -282,6 +283,10 @@ class SessionEncoder:
         self.precision = precision
         self._div = PRECISIONS[precision]
         self._steps: dict[tuple, _StepShape] = {}
+        # Points whose values wait to be formatted (``defer=True``): one compiled formatting
+        # call per ~PENDING_VALUES values instead of one per call of steps()/windows().
+        self._flat: list = []
+        self._parts: list[tuple] = []
         self._windows: dict[tuple, tuple[str | None, SensorInfo]] = {}
 
     def _step_shape(self, sensor: SensorInfo, activity: str, names: tuple[str, ...]) -> _StepShape:
@@ -300,6 +305,8 @@ class SessionEncoder:
         out: list[str],
         stats: EncodeStats | None = None,
         rows: list[tuple[tuple[str, ...], tuple[float, ...]]] | None = None,
+        *,
+        defer: bool = False,
     ) -> float:
         """Append the lines of these step records to ``out``; returns the latest initial
         contact (session s; -inf if none).
@@ -313,9 +320,9 @@ class SessionEncoder:
         start = self.session.start_wall_ns
         div = self._div
         half = div // 2
-        flat: list[float] = []  # the finite values of all points, in order
+        flat = self._flat  # the finite values of all points, in order
         extend = flat.extend
-        parts: list[tuple] = []  # per point: (template, n values, timestamp) or (None, line, 0)
+        parts = self._parts  # per point: (template, n values, timestamp) or (None, line, 0)
         part = parts.append
         points = dropped = 0
         latest = float("-inf")
@@ -352,20 +359,22 @@ class SessionEncoder:
                     rows.append((tuple(k for k, _ in items), tuple(v for _, v in items)))
             if ic > latest:  # (NaN compares False)
                 latest = ic
-        _fill(parts, flat, out)
+        if not defer or len(flat) >= PENDING_VALUES:
+            self.flush(out)
         if stats is not None:
             stats.points += points
             stats.nonfinite_dropped += dropped
         return latest
 
-    def windows(self, windows: Iterable[WindowAggregate], out: list[str], stats: EncodeStats | None = None) -> None:
+    def windows(self, windows: Iterable[WindowAggregate], out: list[str], stats: EncodeStats | None = None,
+                *, defer: bool = False) -> None:
         """Append the lines of these window aggregates to ``out`` (as :func:`window_line`)."""
         shapes = self._windows
         start = self.session.start_wall_ns
         div = self._div
         half = div // 2
-        flat: list[float] = []
-        parts: list[tuple] = []
+        flat = self._flat
+        parts = self._parts
         points = 0
         for w in windows:
             sensor = w.sensor
@@ -393,22 +402,32 @@ class SessionEncoder:
                 line = window_line(w, session=self.session, precision=self.precision, stats=stats)
                 if line is not None:
                     parts.append((None, line, 0))
-        _fill(parts, flat, out)
+        if not defer or len(flat) >= PENDING_VALUES:
+            self.flush(out)
         if stats is not None:
             stats.points += points
 
+    @property
+    def pending(self) -> int:
+        """Points encoded with ``defer=True`` whose lines :meth:`flush` has not written yet."""
+        return len(self._parts)
 
-def _fill(parts: list[tuple], flat: list[float], out: list[str]) -> None:
-    """Lines from templates and the values' reprs (all of a call formatted at once)."""
-    strs = float_reprs(flat) if flat else []
-    append = out.append
-    i = 0
-    for template, n, t in parts:
-        if template is None:
-            append(n)  # a line made by the general path
-        else:
-            append(template % (*strs[i : i + n], t))
-            i += n
+    def flush(self, out: list[str]) -> None:
+        """Append the lines of every deferred point to ``out``, in order."""
+        parts, flat = self._parts, self._flat
+        if not parts:
+            return
+        strs = float_reprs(flat) if flat else []
+        append = out.append
+        i = 0
+        for template, n, t in parts:
+            if template is None:
+                append(n)  # a line made by the general path
+            else:
+                append(template % (*strs[i : i + n], t))
+                i += n
+        parts.clear()
+        flat.clear()
 
 
 def alert_line(

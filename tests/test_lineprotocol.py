@@ -235,3 +235,25 @@ def test_session_encoder_windows_equal_window_line(names, values, steps, start_s
     lp.SessionEncoder(SESSION, precision).windows([w, w], out, got_stats)
     assert out == [want, want]
     assert (got_stats.points, got_stats.nonfinite_dropped) == (2 * want_stats.points, 2 * want_stats.nonfinite_dropped)
+
+
+def test_session_encoder_defer_keeps_order_and_bytes():
+    from pipeline.window_aggregates import WindowAggregator
+
+    recs = make_step_records(sensors=[LEFT, SensorInfo("R", "foot", "right")], duration_s=60.0, nan_every=7)
+    recs[5] = StepRecord(LEFT, recs[5].step, (Metric("flight_ms", 99.5, "ms", 0.0, "L"),))  # general path
+    want = [lp.step_line(r, session=SESSION, precision="ms") for r in recs]
+    enc = lp.SessionEncoder(SESSION, "ms")
+    out: list[str] = []
+    for i in range(0, len(recs), 3):
+        enc.steps(recs[i : i + 3], out, defer=True)
+        assert len(out) + enc.pending == i + len(recs[i : i + 3])
+    enc.flush(out)
+    assert enc.pending == 0 and out == want
+    agg = WindowAggregator(window_s=10.0)
+    agg.update(recs)
+    windows = agg.flush()
+    got: list[str] = []
+    enc.windows(windows, got, defer=True)
+    enc.flush(got)
+    assert got == [lp.window_line(w, session=SESSION, precision="ms") for w in windows]

@@ -204,7 +204,8 @@ class InfluxSink:
             buf, enc = self._buf, self._enc
             steps = [r for r in records if isinstance(r, StepRecord)]
             rows: list | None = [] if self._windows is not None else None
-            last_t = self._encoder.steps(steps, buf, enc, rows)  # lines, plus what the windows need
+            # lines (formatted a few dozen points at a time: defer), plus what the windows need
+            last_t = self._encoder.steps(steps, buf, enc, rows, defer=True)
             if len(steps) != len(records):
                 others = [r for r in records if not isinstance(r, StepRecord)]
                 buf.extend(lp.record_lines(others, session=self.session, precision=self.precision, stats=enc))
@@ -217,14 +218,14 @@ class InfluxSink:
             if rows:
                 windows = self._windows.update(steps, rows=rows)
                 if windows:
-                    self._encoder.windows(windows, buf, enc)
+                    self._encoder.windows(windows, buf, enc, defer=True)
             if self.health_interval_s > 0:
                 if self._next_health_s is None:
                     self._next_health_s = self._last_t_s + self.health_interval_s
                 elif self._last_t_s >= self._next_health_s:
                     self._buf_health(self._last_t_s)
                     self._next_health_s = self._last_t_s + self.health_interval_s
-            n = len(buf)
+            n = len(buf) + self._encoder.pending
             if (
                 n >= self.chunk_lines
                 or (n >= self.eager_lines and not self._down and self.spool.depth_batches == 0)
@@ -247,7 +248,7 @@ class InfluxSink:
     def _buf_health(self, t_s: float) -> None:
         s = self.stats
         values = {
-            schema.FIELD_SPOOL_DEPTH_POINTS: self.spool.depth_points + len(self._buf),
+            schema.FIELD_SPOOL_DEPTH_POINTS: self.spool.depth_points + len(self._buf) + self._encoder.pending,
             schema.FIELD_SPOOL_DEPTH_BATCHES: self.spool.depth_batches,
             schema.FIELD_POINTS_WRITTEN: s.points_written,
             schema.FIELD_POINTS_NONFINITE: self._enc.nonfinite_dropped,
@@ -267,6 +268,7 @@ class InfluxSink:
             self._cond.notify_all()
 
     def _spool_buffer_locked(self) -> None:
+        self._encoder.flush(self._buf)  # deferred points first
         while self._buf:
             chunk = self._buf[: self.chunk_lines]
             # fsync'd when the server is known down (the batch will wait); else the rename
@@ -327,10 +329,11 @@ class InfluxSink:
     def _flush_stale(self) -> None:
         """Spool a partial buffer older than ``flush_interval_s`` (live: no write() may come
         for a while when the runner stops, yet the last steps should reach the server)."""
-        if self._closed or not self._buf or time.monotonic() - self._last_spool < self.flush_interval_s:
+        if (self._closed or not (self._buf or self._encoder.pending)
+                or time.monotonic() - self._last_spool < self.flush_interval_s):
             return
         with self._buf_lock:
-            if self._buf and not self._closed:
+            if (self._buf or self._encoder.pending) and not self._closed:
                 try:
                     self._spool_buffer()
                 except SinkError as exc:
@@ -404,12 +407,14 @@ class InfluxSink:
         self._closed = True
         try:
             if self._error is None:
-                extra = []
-                if self._windows is not None:
-                    self._encoder.windows(self._windows.flush(), extra, self._enc)
-                extra += lp.summary_lines(summary, session=self.session, precision=self.precision, stats=self._enc)
-                self._buf.extend(extra)
-                self._buf_health(self._last_t_s)
+                with self._buf_lock:  # (the worker may be spooling a stale buffer)
+                    extra = []
+                    if self._windows is not None:
+                        self._encoder.windows(self._windows.flush(), extra, self._enc)  # (+ deferred points)
+                    extra += lp.summary_lines(summary, session=self.session, precision=self.precision,
+                                              stats=self._enc)
+                    self._buf.extend(extra)
+                    self._buf_health(self._last_t_s)
                 try:
                     self._spool_buffer()
                 except SinkError as exc:
@@ -429,8 +434,9 @@ class InfluxSink:
             self.stats.points_encoded = self._enc.points
             self.stats.nonfinite_dropped = self._enc.nonfinite_dropped
             self.stats.points_empty = self._enc.points_empty
-        if self._buf:
-            log.error("InfluxDB sink: %d points could not be spooled and are lost (%s)", len(self._buf), self._error)
+        if self._buf or self._encoder.pending:
+            log.error("InfluxDB sink: %d points could not be spooled and are lost (%s)",
+                      len(self._buf) + self._encoder.pending, self._error)
         left = self.spool.depth_points
         if left:
             log.warning("InfluxDB at %s did not take %d points; they are safe in %s and are sent at the "
