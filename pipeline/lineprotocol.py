@@ -34,7 +34,10 @@ from itertools import chain, compress
 from math import isfinite as _isfinite
 from operator import attrgetter, itemgetter
 
+import numpy as np
+
 from pipeline import schema
+from pipeline.lineprotocol_floats import lines as float_lines
 from pipeline.lineprotocol_floats import reprs as float_reprs
 from pipeline.records import Alert, SensorInfo, SessionInfo, StepRecord
 from pipeline.window_aggregates import WindowAggregate
@@ -287,6 +290,12 @@ class SessionEncoder:
         # call per ~PENDING_VALUES values instead of one per call of steps()/windows().
         self._flat: list = []
         self._parts: list[tuple] = []
+        # The templates' literal pieces as the compiled writer reads them.
+        self._pieces: dict[str, tuple[int, int]] = {}  # template -> (first piece, bytes)
+        self._frag = bytearray()
+        self._pstart: list[int] = []
+        self._pend: list[int] = []
+        self._store: tuple | None = None  # numpy views of the three, rebuilt when a template is added
         self._windows: dict[tuple, tuple[str | None, SensorInfo]] = {}
 
     def _step_shape(self, sensor: SensorInfo, activity: str, names: tuple[str, ...]) -> _StepShape:
@@ -417,17 +426,83 @@ class SessionEncoder:
         parts, flat = self._parts, self._flat
         if not parts:
             return
-        strs = float_reprs(flat) if flat else []
+        lines = self._compiled_lines(parts, flat)
+        if lines is None:  # (a timestamp beyond int64, or kernels run as Python)
+            strs = float_reprs(flat) if flat else []
+            i = 0
+            lines = []
+            for template, n, t in parts:
+                if template is not None:
+                    lines.append(template % (*strs[i : i + n], t))
+                    i += n
         append = out.append
-        i = 0
-        for template, n, t in parts:
-            if template is None:
-                append(n)  # a line made by the general path
-            else:
-                append(template % (*strs[i : i + n], t))
-                i += n
+        made = iter(lines)
+        for template, n, _ in parts:
+            append(n if template is None else next(made))  # (None: made by the general path)
         parts.clear()
         flat.clear()
+
+    def _compiled_lines(self, parts: list[tuple], flat: list) -> list[str] | None:
+        """The template points' lines, written by one compiled call (values, keys, timestamp)."""
+        pieces = self._pieces
+        firsts, counts, stamps = [], [], []
+        size = 25 * len(flat)
+        for template, n, t in parts:
+            if template is not None:
+                pc = pieces.get(template)
+                if pc is None:
+                    pc = self._add_pieces(template)
+                firsts.append(pc[0])
+                counts.append(n)
+                stamps.append(t)
+                size += pc[1]
+        if not firsts:
+            return []
+        if self._store is None:
+            self._store = (np.frombuffer(bytes(self._frag), np.uint8), np.array(self._pstart, np.int64),
+                           np.array(self._pend, np.int64))
+        frag, pstart, pend = self._store
+        return float_lines(flat, counts, firsts, stamps, frag, pstart, pend, size + 21 * len(firsts))
+
+    def _add_pieces(self, template: str) -> tuple[int, int]:
+        """Register a ``%``-template's literal pieces (UTF-8) in the store the kernel reads."""
+        if len(self._frag) > 4_000_000:  # (bounded: start over)
+            self._pieces.clear()
+            self._frag.clear()
+            self._pstart.clear()
+            self._pend.clear()
+        first = len(self._pstart)
+        nbytes = 0
+        for piece in _template_pieces(template):
+            b = piece.encode("utf-8")
+            self._pstart.append(len(self._frag))
+            self._frag += b
+            self._pend.append(len(self._frag))
+            nbytes += len(b)
+        self._store = None
+        pc = self._pieces[template] = (first, nbytes)
+        return pc
+
+
+def _template_pieces(template: str) -> list[str]:
+    """The literal text between the ``%s``/``%d`` slots of a template (``%%`` is ``%``)."""
+    out: list[str] = []
+    cur: list[str] = []
+    i = 0
+    while i < len(template):
+        c = template[i]
+        if c == "%":
+            if template[i + 1] == "%":
+                cur.append("%")
+            else:  # %s or %d
+                out.append("".join(cur))
+                cur = []
+            i += 2
+            continue
+        cur.append(c)
+        i += 1
+    out.append("".join(cur))
+    return out
 
 
 def alert_line(

@@ -191,82 +191,125 @@ def _d2d(bits):
 
 
 @njit
+def _write_repr(bits, out, pos, digits):
+    """Write repr() of the finite double with these bits at ``out[pos:]``; returns the new pos."""
+    if bits >> np.uint64(63):
+        out[pos] = 45  # '-'
+        pos += 1
+    bits &= np.uint64(0x7FFFFFFFFFFFFFFF)
+    if bits == _U0:
+        out[pos] = 48  # '0.0'
+        out[pos + 1] = 46
+        out[pos + 2] = 48
+        return pos + 3
+    m, e = _d2d(bits)
+    nd = 0
+    while m > _U0:
+        digits[nd] = np.uint8(48 + np.int64(m % _U10))
+        m = m // _U10
+        nd += 1
+    # digits[nd-1] is the leading digit; the value is 0.D * 10**decpt
+    decpt = nd + e
+    if -4 < decpt <= 16:
+        if decpt <= 0:
+            out[pos] = 48
+            out[pos + 1] = 46
+            pos += 2
+            for _ in range(-decpt):
+                out[pos] = 48
+                pos += 1
+            for d in range(nd - 1, -1, -1):
+                out[pos] = digits[d]
+                pos += 1
+        elif decpt >= nd:
+            for d in range(nd - 1, -1, -1):
+                out[pos] = digits[d]
+                pos += 1
+            for _ in range(decpt - nd):
+                out[pos] = 48
+                pos += 1
+            out[pos] = 46
+            out[pos + 1] = 48
+            pos += 2
+        else:
+            for d in range(nd - 1, -1, -1):
+                out[pos] = digits[d]
+                pos += 1
+                if d == nd - decpt:
+                    out[pos] = 46
+                    pos += 1
+    else:
+        out[pos] = digits[nd - 1]
+        pos += 1
+        if nd > 1:
+            out[pos] = 46
+            pos += 1
+            for d in range(nd - 2, -1, -1):
+                out[pos] = digits[d]
+                pos += 1
+        x = decpt - 1
+        out[pos] = 101  # 'e'
+        out[pos + 1] = 45 if x < 0 else 43
+        pos += 2
+        if x < 0:
+            x = -x
+        if x >= 100:
+            out[pos] = 48 + x // 100
+            pos += 1
+        out[pos] = 48 + (x // 10) % 10
+        out[pos + 1] = 48 + x % 10
+        pos += 2
+    return pos
+
+
+@njit
 def _format_into(values, out):
     """Write repr(v) of each value followed by ``,`` into ``out``; returns the length used."""
     bits_all = values.view(np.uint64)
     digits = np.empty(20, dtype=np.uint8)
     pos = 0
     for n in range(values.shape[0]):
-        bits = bits_all[n]
-        if bits >> np.uint64(63):
-            out[pos] = 45  # '-'
-            pos += 1
-        bits &= np.uint64(0x7FFFFFFFFFFFFFFF)
-        if bits == _U0:
-            out[pos] = 48  # '0.0'
-            out[pos + 1] = 46
-            out[pos + 2] = 48
-            out[pos + 3] = 44
-            pos += 4
-            continue
-        m, e = _d2d(bits)
-        nd = 0
-        while m > _U0:
-            digits[nd] = np.uint8(48 + np.int64(m % _U10))
-            m = m // _U10
-            nd += 1
-        # digits[nd-1] is the leading digit; the value is 0.D * 10**decpt
-        decpt = nd + e
-        if -4 < decpt <= 16:
-            if decpt <= 0:
-                out[pos] = 48
-                out[pos + 1] = 46
-                pos += 2
-                for _ in range(-decpt):
-                    out[pos] = 48
-                    pos += 1
-                for d in range(nd - 1, -1, -1):
-                    out[pos] = digits[d]
-                    pos += 1
-            elif decpt >= nd:
-                for d in range(nd - 1, -1, -1):
-                    out[pos] = digits[d]
-                    pos += 1
-                for _ in range(decpt - nd):
-                    out[pos] = 48
-                    pos += 1
-                out[pos] = 46
-                out[pos + 1] = 48
-                pos += 2
-            else:
-                for d in range(nd - 1, -1, -1):
-                    out[pos] = digits[d]
-                    pos += 1
-                    if d == nd - decpt:
-                        out[pos] = 46
-                        pos += 1
-        else:
-            out[pos] = digits[nd - 1]
-            pos += 1
-            if nd > 1:
-                out[pos] = 46
-                pos += 1
-                for d in range(nd - 2, -1, -1):
-                    out[pos] = digits[d]
-                    pos += 1
-            x = decpt - 1
-            out[pos] = 101  # 'e'
-            out[pos + 1] = 45 if x < 0 else 43
-            pos += 2
-            if x < 0:
-                x = -x
-            if x >= 100:
-                out[pos] = 48 + x // 100
-                pos += 1
-            out[pos] = 48 + (x // 10) % 10
-            out[pos + 1] = 48 + x % 10
-            pos += 2
+        pos = _write_repr(bits_all[n], out, pos, digits)
         out[pos] = 44  # ','
+        pos += 1
+    return pos
+
+
+@njit
+def _write_lines(values, counts, firsts, stamps, frag, pstart, pend, out):
+    """Lines of line protocol into ``out``, each ``\n``-terminated: line ``l`` is piece
+    ``firsts[l]``, value, piece ``firsts[l] + 1``, value, ... (``counts[l]`` values), the
+    last piece, the integer ``stamps[l]``. Pieces are ``frag[pstart[p]:pend[p]]`` (UTF-8).
+    Returns the length used."""
+    bits_all = values.view(np.uint64)
+    digits = np.empty(20, dtype=np.uint8)
+    pos = 0
+    v = 0
+    for line in range(counts.shape[0]):
+        p = firsts[line]
+        for j in range(counts[line] + 1):
+            for k in range(pstart[p + j], pend[p + j]):
+                out[pos] = frag[k]
+                pos += 1
+            if j < counts[line]:
+                pos = _write_repr(bits_all[v], out, pos, digits)
+                v += 1
+        t = stamps[line]
+        if t < 0:
+            out[pos] = 45
+            pos += 1
+            t = -t
+        nd = 0
+        while True:
+            digits[nd] = np.uint8(48 + t % 10)
+            t = t // 10
+            nd += 1
+            if t == 0:
+                break
+        for d in range(nd - 1, -1, -1):
+            out[pos] = digits[d]
+            pos += 1
+        out[pos] = 10  # '\n'
         pos += 1
     return pos
 
@@ -285,3 +328,19 @@ def reprs(values) -> list[str]:
     out = np.empty(25 * n, dtype=np.uint8)  # sign + 17 digits + '.' + 'e-308' + ','
     used = _format_into(arr, out)
     return out[: used - 1].tobytes().decode("ascii").split(",")
+
+
+def lines(values, counts, firsts, stamps, frag, pstart, pend, size: int) -> list[str] | None:
+    """Lines from pieces and values (see :func:`_write_lines`); ``size`` bounds the output
+    (pieces + 25 per value + 21 per line). None if a timestamp does not fit in int64 or the
+    kernels run as Python (the caller then formats with ``repr``)."""
+    if _PYTHON_ONLY:
+        return None
+    try:
+        st = np.fromiter(stamps, np.int64, len(stamps))
+    except OverflowError:
+        return None
+    out = np.empty(size, dtype=np.uint8)
+    used = _write_lines(np.fromiter(values, np.float64, len(values)), np.fromiter(counts, np.int64, len(counts)),
+                        np.fromiter(firsts, np.int64, len(firsts)), st, frag, pstart, pend, out)
+    return out[: used - 1].tobytes().decode("utf-8").split("\n")

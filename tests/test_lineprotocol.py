@@ -257,3 +257,12 @@ def test_session_encoder_defer_keeps_order_and_bytes():
     enc.windows(windows, got, defer=True)
     enc.flush(got)
     assert got == [lp.window_line(w, session=SESSION, precision="ms") for w in windows]
+
+
+def test_session_encoder_timestamps_beyond_int64_and_percent_signs_in_names():
+    sensor = SensorInfo("100%", "foot", "left", athlete="Zoë %d %s %%")
+    rec = make_step_records(sensors=[sensor], duration_s=3.0, metric_names=("impact_g",))[2]
+    for session, precision in ((SESSION, "ns"), (SessionInfo("x", "y", 2**63 + 5), "ns"), (SESSION, "s")):
+        out: list[str] = []
+        lp.SessionEncoder(session, precision).steps([rec], out)
+        assert out == [lp.step_line(rec, session=session, precision=precision)]
