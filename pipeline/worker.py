@@ -42,7 +42,9 @@ by the length of the run. A worker that is killed loses only what it held (recor
 last checkpoint, which the new owner recomputes); a worker that gives a unit up (lease lost,
 a worker joined, Ctrl-C) keeps the files of what it committed in
 ``<out>/<session>/<athlete>/part-<first seq>-<worker>/``; the run that completes the unit writes
-``<out>/<session>/<athlete>/`` (its ``session.json`` names where it resumed).
+``<out>/<session>/<athlete>/`` (its ``session.json`` names where it resumed; if a previous owner
+had completed the unit and died before storing "done", its files stay and the new run's go
+beside them as a part).
 
 What a takeover changes: nothing is written twice and nothing after the horizon is lost, with
 two stated exceptions: (a) a worker killed *while committing* (between steps 1 and 3) leaves
@@ -203,6 +205,7 @@ class UnitRun:
         self.ok = False
         self.error = ""
         self.started_s = time.monotonic()
+        self.lease_ok_s = self.started_s  # last time the lease was known to be ours
         self.first_release_s: float | None = None  # monotonic time of the first checkpoint of this run
         self.checkpoints = 0
         self.released_unstored = 0  # releases without a stored checkpoint (the bucket did not answer)
@@ -443,9 +446,14 @@ class UnitRun:
                 self.held.discard = True
                 raise
             if not self.aborted.is_set():
-                final.mkdir(parents=True, exist_ok=True)
+                # a previous owner may have completed the unit and died before storing 'done': its
+                # files stay, this run's (records after its horizon, if any) go beside them as a part
+                dest = final
+                if (final / "session.json").exists():
+                    dest = final / f"part-{self.last_stream_seq0:09d}-{w.worker_id}"
+                dest.mkdir(parents=True, exist_ok=True)
                 for f in staging.iterdir() if staging.exists() else ():
-                    os.replace(f, final / f.name)
+                    os.replace(f, dest / f.name)
                 self.ok = True
         except _Aborted:
             # the files hold what this run committed (up to its last checkpoint): kept as a part
@@ -659,13 +667,17 @@ class Worker:
                 pass
             except Exception as exc:  # no answer (leader election): the lease may still be ours, retry next tick
                 log.info("worker %s: renewing %s: %r", self.worker_id, u, exc)
-                continue
+                if time.monotonic() - run.lease_ok_s <= self.s.lease_ttl_s:
+                    continue
+                # not renewed for a whole TTL: it may have expired and moved; stop rather than write twice
             else:
+                run.lease_ok_s = time.monotonic()
                 continue
             try:  # a renewal that timed out on our side may have been applied: then the lease is still ours
                 e = await kv["leases"].get(u)
                 if (loads(e.value) or {}).get("worker") == self.worker_id:
                     run.lease_rev = e.revision
+                    run.lease_ok_s = time.monotonic()
                     continue
             except Exception:
                 pass
