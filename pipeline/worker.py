@@ -285,9 +285,10 @@ class UnitRun:
         return False
 
     def _checkpoint(self, final: bool = False) -> None:
-        """Store where this run's output will reach, then hand the held records to the sinks,
-        then store that they are committed. A new owner resumes from the last committed entry;
-        a ``pending`` entry tells it that the previous owner died while committing."""
+        """Store where this run's output will reach (``pending``), hand the held records to the
+        sinks and commit them, then store the entry as ``committed``. A new owner resumes after
+        the pending entry if there is one (the owner died while committing), else after the
+        committed one (:meth:`Worker._take_checkpoint`)."""
         held = self.held
         entry = {"seq": self._done_seq, "resume_seq": self._resume_seq(), "horizon_s": dict(held.horizon_s),
                  "t_horizon_s": held.t_horizon_s if math.isfinite(held.t_horizon_s) else None,
@@ -310,8 +311,8 @@ class UnitRun:
         if held.release(commit_timeout_s=min(5.0, max(1.0, self.worker.s.checkpoint_s))):
             self.committed = entry
             self._store({"committed": entry, "pending": None})  # no answer: the pending entry stays (safe)
-        # else a sink could not commit (InfluxDB down): the entry stays pending, the committed
-        # horizon does not advance, and a new owner would write this span again (at-least-once)
+        # else a sink could not commit (InfluxDB down): the entry stays pending; a new owner
+        # resumes after it all the same (the records wait in this worker's InfluxDB spool)
         self.checkpoints += 1
         if self.first_release_s is None:
             self.first_release_s = time.monotonic()
