@@ -208,7 +208,7 @@ def main() -> int:
         from pipeline.sinks.memory_sink import MemorySink
 
         plain, with_sink = [], []
-        for i in range(3):
+        for i in range(5):
             plain.append(replay_once(tmp, session, lambda: [MemorySink()]))
             db = f"replay_{i}"
             srv.create_database(db)
@@ -216,10 +216,12 @@ def main() -> int:
             with_sink.append(replay_once(tmp, session, lambda: [MemorySink(), sink_from_config(
                 sec, session=session, sensors=[])]))
             assert srv.count("gait_step", "contact_ms", db=f"replay_{i}") == len(records)
-        plain_s, sink_s = sorted(plain)[1], sorted(with_sink)[1]
+        # Fastest of 5 alternated runs each: one replay is a fraction of a second, shorter than
+        # the bursts of other load, so medians swing by tens of percent.
+        plain_s, sink_s = min(plain), min(with_sink)
         print(f"replay of {args.sim_s:.0f} s with the InfluxDB sink (v1) attached, until every point is "
-              f"acknowledged: {sink_s:.2f} s vs {plain_s:.2f} s without (medians of 3, alternated): "
-              f"+{100 * (sink_s - plain_s) / plain_s:.0f} %")
+              f"acknowledged: {sink_s:.2f} s vs {plain_s:.2f} s without (fastest of 5, alternated): "
+              f"{100 * (sink_s - plain_s) / plain_s:+.0f} %")
         # Rounds of raw, v1, raw, v2, raw: each sink run is compared with the mean of the raw
         # runs just before and after it (the CPUs are shared with other work, whose load
         # comes and goes within seconds); the median round is reported.
