@@ -1,8 +1,10 @@
-"""Compiled per-step searches of :mod:`detectors.steps` (why compiled: see ``detectors/_jit.py``).
+"""Compiled per-step and per-block work of :mod:`detectors.steps` (why compiled: see
+``detectors/_jit.py``).
 
 Each stance needs a handful of searches over a few hundred samples (the push-off minimum,
-its lobe, the mid-swing peak, the impact onset); as numpy/scipy calls they cost ~1-5 us
-of call overhead each, ~60 us per step in all (``scipy.signal.find_peaks`` alone ~30 us).
+its lobe, the mid-swing peak, the impact onset), and each block a low-pass and a search
+for swing starts; as numpy/scipy calls they cost ~1-5 us of call overhead each, ~60 us per
+step (``scipy.signal.find_peaks`` alone ~30 us) and ~10 us per live block of ~20 samples.
 These kernels do the same comparisons and the same float operations in the same order,
 so their results are bit-identical to the numpy/scipy expressions quoted in each
 docstring (``tests/test_steps_kernels.py`` checks them against those expressions).
