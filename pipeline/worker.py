@@ -3,8 +3,9 @@
 Assignment. The unit of work is one athlete of one gateway session (all of that athlete's
 sensors together, so the left/right symmetry metrics see both feet). A worker owns a unit
 while it holds the unit's *lease*: a key in the KV bucket ``<kv_prefix>_leases`` created
-with ``create`` (atomic: only one worker can create it) and renewed every ``poll_s`` with
-``update(last=revision)`` (compare-and-set: a worker that lost the key cannot renew it). The
+with ``create`` (atomic: only one worker can create it) and renewed with
+``update(last=revision)`` every ``lease_ttl_s / 3`` (compare-and-set: a worker that lost the
+key cannot renew it; one not renewed for a whole ``lease_ttl_s`` is given up). The
 bucket has a TTL of ``lease_ttl_s``: a worker that dies stops renewing and its leases vanish
 after at most ``lease_ttl_s``; the other workers look for unowned units every ``poll_s``. A
 worker takes at most ``ceil(open units / live workers)`` units (live workers: heartbeats in
@@ -205,7 +206,7 @@ class UnitRun:
         self.ok = False
         self.error = ""
         self.started_s = time.monotonic()
-        self.lease_ok_s = self.started_s  # last time the lease was known to be ours
+        self.lease_ok_s = self.started_s  # last time the lease was known to be ours (created or renewed)
         self.first_release_s: float | None = None  # monotonic time of the first checkpoint of this run
         self.checkpoints = 0
         self.released_unstored = 0  # releases without a stored checkpoint (the bucket did not answer)
@@ -662,6 +663,8 @@ class Worker:
                 except Exception:
                     pass
                 continue
+            if time.monotonic() - run.lease_ok_s < self.s.lease_ttl_s / 3:
+                continue  # renewed recently (renewals every lease_ttl_s / 3, not every poll: KV load)
             try:
                 run.lease_rev = await kv["leases"].update(u, dumps({"worker": self.worker_id}), last=run.lease_rev)
             except KeyWrongLastSequenceError:
