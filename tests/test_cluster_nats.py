@@ -13,6 +13,7 @@ import asyncio
 import csv
 import heapq
 import io
+import json
 import os
 import signal
 import subprocess
@@ -356,6 +357,8 @@ def test_killed_worker_units_resume_on_the_other_worker_from_the_checkpoint(nats
             wait_for(lambda: unit_steps(out, "s3", n).exists(), what=f"steps.csv of {n}")
         assert unit_steps(out, "s3", "bob").read_text() == athletes["bob"]["ref"]
         assert asyncio.run(_done_by(s, ann_unit)) == other
+        resumed = json.loads(unit_steps(out, "s3", "ann").with_name("session.json").read_text())["extra"]["resumed"]
+        assert resumed["from_stream_seq"] == c["resume_seq"] > 1 and resumed["previous_owner"] == holder
         ref = csv_steps(athletes["ann"]["ref"])
         # the new owner's own output (steps.csv of its run): only steps after the horizon, all of them
         mine = csv_steps(unit_steps(out, "s3", "ann").read_text())
