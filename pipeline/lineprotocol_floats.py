@@ -344,3 +344,10 @@ def lines(values, counts, firsts, stamps, frag, pstart, pend, size: int) -> list
     used = _write_lines(np.fromiter(values, np.float64, len(values)), np.fromiter(counts, np.int64, len(counts)),
                         np.fromiter(firsts, np.int64, len(firsts)), st, frag, pstart, pend, out)
     return out[: used - 1].tobytes().decode("utf-8").split("\n")
+
+
+def warm_up() -> None:
+    """Load the compiled kernels now (from numba's cache: ~0.3 s each, once per process)."""
+    reprs([0.5])
+    frag = np.frombuffer(b"a=", np.uint8)
+    lines([0.5], [1], [0], [1], frag, np.array([0, 2], np.int64), np.array([2, 2], np.int64), 64)

@@ -222,3 +222,8 @@ class WindowAggregator:
 
     def reset(self) -> None:
         self._open.clear()
+
+
+def warm_up() -> None:
+    """Load the compiled kernel now (from numba's cache, once per process)."""
+    _finite_column_stats(np.zeros(2), 1, 2, np.array([1], dtype=np.int64))

@@ -41,6 +41,7 @@ from pipeline.errors import ConfigError, SinkError
 from pipeline.records import Alert, SensorInfo, SessionInfo, StepRecord
 from pipeline.sinks.influx_transport import Refused, Rejected, Unavailable
 from pipeline.spool import Spool, SpoolBatch
+from pipeline import lineprotocol_floats, window_aggregates
 from pipeline.window_aggregates import WindowAggregator
 
 log = logging.getLogger(__name__)
@@ -165,8 +166,11 @@ class InfluxSink:
         self.stats = SinkStats()
         self._enc = lp.EncodeStats()
         self._encoder = lp.SessionEncoder(session, precision)
-        lp.float_reprs([0.5])  # load the compiled formatter now (~0.3 s once per process), not mid-run
         self._windows = WindowAggregator(window_s=window_s) if window_s > 0 else None
+        # Load the compiled kernels now (~0.3 s each, once per process), not at the first write.
+        lineprotocol_floats.warm_up()
+        if self._windows is not None:
+            window_aggregates.warm_up()
         self._buf: list[str] = []
         self._buf_lock = threading.RLock()  # the producer and the worker's stale-buffer flush
         self._last_spool = time.monotonic()
