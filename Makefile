@@ -18,6 +18,7 @@ $(BIN)/python:
 # reinstall when the project metadata changes
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(BIN)/python -m pipeline.warmup  # compile the numba kernels once (~15 s), cached on disk
 	touch $@
 
 install: $(VENV)/.installed

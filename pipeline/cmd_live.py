@@ -164,6 +164,11 @@ def run(args: argparse.Namespace) -> int:
 
     from firmware_bridge.ble_cli import run_ble, wants_ble
 
+    from pipeline.warmup import warm_kernels
+
+    # compiled kernels loaded (compiled on a machine's first run, ~15 s) before any sensor
+    # is connected, not on the first step of the run
+    log.info("compiled kernels ready in %.1f s", warm_kernels())
     if wants_ble(args):  # BLE sensors: firmware_bridge/ble_cli.py
         return run_ble(args)
     config = load_config(args.config)

@@ -59,8 +59,11 @@ def run(args: argparse.Namespace) -> int:
     from pipeline.config import load_config
     from pipeline.worker import Worker
 
+    from pipeline.warmup import warm_kernels
+
     config = load_config(args.config)
     s = settings_from_args(args, config)
+    warm_kernels()  # compiled kernels loaded before the first unit is claimed (pipeline/warmup.py)
     worker = Worker(s, out_dir=args.out, config=config, sink_args=args, worker_id=args.worker_id)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
