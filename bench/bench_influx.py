@@ -28,22 +28,24 @@ session vs the replay time of that hour (target < 10 %), extrapolated from the m
 the sink attached (created, fed by the engine, closed when every point is acknowledged) vs
 the same replay without it.
 
-Measured 2026-11-26, 2 shared CPUs, load average 4-5 (other work running), ``--sim-s 300``;
-"before" = the influx code before the encoder work (commit 9f07c70), run alternately with
-"after" in the same conditions, same bench:
+Measured 2026-11-26 (2 CPUs shared with other work; load average printed per run),
+``--sim-s 300``; "before" = the influx code of commit 9f07c70, run alternately with "after"
+(commit 1a38de2) in the same conditions with this bench:
 
-* v1 sink / raw ceiling, median round of each run: before 43, 50, 55, 57 %; after 54, 57,
-  58, 68, 85 % (all rounds pooled: before 52 %, after 63 %; single rounds 29-108 %, as the
-  load comes and goes within a round). The target (>= 70 %) is NOT met reliably under this
-  load. gaitwatch's CPU for the 11,260 points: before 0.40-0.49 s, after 0.24-0.33 s
-  (encoding alone, no server: 33.5 -> ~20.5 us per point); influxd needs 0.25-0.55 s of its
-  own, so on 2 busy CPUs the two still compete.
-* v2 (through the Python test front): median before 30-49 %, after 49-65 %.
-* 1-hour session written in 0.64-1.92 s = 15-27 % of the replay time: NOT met. The replay
-  itself got ~3x faster meanwhile (an hour of 2 sensors in 2.9-10 s wall here), so < 10 %
-  would need more points/s than the raw ceiling itself on this machine. Inside a real
-  300-s replay the sink (v1, until every point is acknowledged) added 18-51 %, mostly fixed
-  costs (start check, spool, last request) that a longer replay amortises.
+* v1 sink / raw ceiling, median round of each run: before 42, 43 % (load 2.2-3.5) and
+  43, 50, 55, 57 % (load 4-5); after 67, 68, 71, 77 % (load 2.3-3.5); all rounds of those
+  after-runs pooled 70 %, single rounds 53-95 % (load comes and goes within a round). So the
+  >= 70 % target is met about half the time at load ~2.5-3.5, not reliably; at load 4-5
+  intermediate versions (~20 us per point) gave 54-85 %. gaitwatch's CPU for the 11,260 points: before
+  0.40-0.49 s, after 0.18-0.27 s (encoding alone, no server: 33.5 -> 15.7 us per point);
+  influxd needs 0.24-0.42 s for the same points.
+* v2 (through the Python test front): median before 30-49 %, after 47-62 %.
+* 1-hour session written in 8.6, 10.3, 11.3, 12.2 % of its replay time (after): the < 10 %
+  target is met in 1 of 4 runs. The replay itself got ~3x faster today (the hour replays in
+  3-6 s wall here, 0.22-0.44 s of CPU per 300 s), so < 10 % asks for ~25k+ points/s, close
+  to the raw ceiling on this machine. Inside a real 300-s replay the sink (v1, until every
+  point is acknowledged) added 0.06-0.08 s (+30-42 % of a 0.2-s replay: start check, spool,
+  encoding 950 points, the last request).
 """
 
 from __future__ import annotations
