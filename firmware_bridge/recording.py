@@ -295,6 +295,21 @@ _MANTISSA_LIMIT = (1 << 53) // 10  # one more digit keeps the integer exact in a
 
 
 @njit
+def _mantissa_too_long(buf, start, stop):
+    """True when the digits of ``buf[start:stop]`` (a ``.`` skipped) reach ``_MANTISSA_LIMIT``
+    before their last digit (the mantissa would not stay exact in a double)."""
+    m = 0
+    for k in range(start, stop):
+        c = buf[k]
+        if c == 46:
+            continue
+        if m >= _MANTISSA_LIMIT:
+            return True
+        m = m * 10 + (c - 48)
+    return False
+
+
+@njit
 def _parse_plain_lines(buf, pos, end, n_fields, out_col, out, row0, pow10):
     """Parse the lines of ``buf[pos:end]`` (bytes) into ``out[row0:]`` while they are *plain*.
 
@@ -308,65 +323,79 @@ def _parse_plain_lines(buf, pos, end, n_fields, out_col, out, row0, pow10):
     same values). Anything else (quotes, blanks, NaN, exponents, more digits, other
     bytes) stops the parse before that line, for pandas to read it and report it.
 
+    Only complete lines are parsed: they end at or before the last ``\n`` of the range,
+    which therefore stops every scan (no bounds check per byte). The digits before and
+    after the point are accumulated separately (two short dependency chains) and joined
+    as ``int * 10**decimals + frac``, exact below 10**15; longer numbers are checked
+    against the 2**53 limit digit by digit (``_mantissa_too_long``).
+
     Returns ``(rows, pos, status)``: rows parsed into ``out[row0:row0 + rows]``, the offset
     after the last parsed line, and 0 = no complete line left, 1 = stopped at a line
     that is not plain, 2 = ``out`` is full. Compiled (why: detectors/_jit.py).
     """
     rows = 0
     cap = out.shape[0]
+    last = end - 1  # the last line break: every scan below stops there at the latest
+    while last >= pos and buf[last] != 10:
+        last -= 1
     while True:
         if row0 + rows >= cap:
             return rows, pos, 2
-        if pos >= end:
+        if pos > last:
             return rows, pos, 0
-        i = pos  # one pass over the line; running out of bytes means "no complete line left"
+        i = pos
         r = row0 + rows
         for f in range(n_fields):
             col = out_col[f]
             if col >= 0:
-                neg = False
-                if i < end and buf[i] == 45:  # '-'
-                    neg = True
+                neg = buf[i] == 45  # '-'
+                if neg:
                     i += 1
+                start = i
                 m = 0
-                nd = 0
-                while i < end and 48 <= buf[i] <= 57:
-                    if m >= _MANTISSA_LIMIT:
-                        return rows, pos, 1
-                    m = m * 10 + (buf[i] - 48)
-                    nd += 1
+                d = np.int64(buf[i]) - 48
+                while 0 <= d <= 9:
+                    m = m * 10 + d
                     i += 1
-                if i >= end:
-                    return rows, pos, 0
+                    d = np.int64(buf[i]) - 48
+                nd = i - start
                 if nd == 0:
                     return rows, pos, 1
                 dec = 0
-                if buf[i] == 46:  # '.'
+                if d == -2:  # '.'
                     i += 1
-                    while i < end and 48 <= buf[i] <= 57:
-                        if m >= _MANTISSA_LIMIT or dec >= 22:
-                            return rows, pos, 1
-                        m = m * 10 + (buf[i] - 48)
-                        dec += 1
+                    frac = 0
+                    d = np.int64(buf[i]) - 48
+                    while 0 <= d <= 9:
+                        frac = frac * 10 + d
                         i += 1
-                    if i >= end:
-                        return rows, pos, 0
+                        d = np.int64(buf[i]) - 48
+                    dec = i - (start + nd + 1)
                     if dec == 0:
                         return rows, pos, 1
-                elif neg and m == 0:
-                    return rows, pos, 1  # "-0": pandas' int64 column would give +0.0
+                    if nd + dec <= 15:
+                        m = m * np.int64(pow10[dec]) + frac
+                    else:
+                        if dec > 22 or _mantissa_too_long(buf, start, i):
+                            return rows, pos, 1
+                        m = 0
+                        for k in range(start, i):
+                            if buf[k] != 46:
+                                m = m * 10 + (np.int64(buf[k]) - 48)
+                else:
+                    if nd > 15 and _mantissa_too_long(buf, start, i):
+                        return rows, pos, 1
+                    if neg and m == 0:
+                        return rows, pos, 1  # "-0": pandas' int64 column would give +0.0
                 x = m / pow10[dec]
                 out[r, col] = -x if neg else x
             else:
-                while i < end:
-                    c = buf[i]
-                    if c == 44 or c == 10 or c == 13:
-                        break
+                c = buf[i]
+                while c != 44 and c != 10 and c != 13:
                     if c < 32 or c > 126 or c == 34:
                         return rows, pos, 1
                     i += 1
-                if i >= end:
-                    return rows, pos, 0
+                    c = buf[i]
             if f < n_fields - 1:
                 if buf[i] != 44:  # ','
                     return rows, pos, 1
@@ -374,8 +403,6 @@ def _parse_plain_lines(buf, pos, end, n_fields, out_col, out, row0, pow10):
         # the line ends here: "\n" or "\r\n"
         if buf[i] == 13:
             i += 1
-            if i >= end:
-                return rows, pos, 0
         if buf[i] != 10:
             return rows, pos, 1
         rows += 1
