@@ -147,3 +147,33 @@ def test_memory_sink_keeps_records_and_summary():
     assert m.records == recs and m.summary == "summary" and m.closed
     with pytest.raises(RuntimeError):
         m.write(recs)
+
+
+def test_row_template_gives_the_cell_by_cell_text(tmp_path):
+    """Rows are formatted with one %-template per metric layout; the text must be what
+    formatting each cell with _fmt gives: empty NaN/inf, no '-0', a metric named like a fixed
+    column replaces it (the last of a name wins), new columns appended as first seen."""
+    from pipeline.sinks.file_sink import _fmt
+
+    odd = [0.0, -0.0, -0.0004, -0.0005, -4e-7, -1e-300, math.inf, -math.inf, math.nan, -0.5, 1e-5, -1e-5,
+           123456789.0, 1, True, np.float64(-0.0), 2.5e-310]
+    rng = random.Random(3)
+    recs, want = [], []
+    for k in range(60):
+        sensor = (LEFT, RIGHT, SHANK)[k % 3]
+        names = ["a", "b", "flight_ms"] + (["c"] if k >= 20 and sensor is SHANK else []) + ["a", "activity"]
+        vals = [rng.choice(odd) for _ in names]
+        st = step(sensor, 1.0 + k, contact_s=rng.choice([0.24, 1e-7]), stride_s=rng.choice([0.7, math.nan]))
+        recs.append(StepRecord(sensor, st, tuple(Metric(n, v, "", st.ic_s, sensor.sensor_id) for n, v in zip(names, vals))))
+        got = dict(zip(names, vals))
+        want.append([_fmt(st.ic_s, ".6f"), _fmt(st.to_s, ".6f"), _fmt(st.contact_ms, ".3f"),
+                     _fmt(got["flight_ms"], ".3f"), _fmt(st.cadence_spm, ".3f"),
+                     _fmt(got["a"], ".6g"), _fmt(got["b"], ".6g"), _fmt(got["c"], ".6g") if "c" in got else ""])
+    sink = FileSink(tmp_path, session=SESSION, sensors=[LEFT, RIGHT, SHANK])
+    for k in range(0, len(recs), 7):
+        sink.write(recs[k:k + 7])
+    sink.close(None)
+    lines = (tmp_path / "steps.csv").read_text().splitlines()
+    assert lines[0].split(",") == list(BASE_COLUMNS) + ["a", "b", "c"]
+    assert [line.split(",")[6:] for line in lines[1:]] == want
+    assert not any(",-0" in line and "-0." not in line for line in lines)

@@ -37,7 +37,9 @@ import json
 import os
 import pickle
 import tempfile
-from collections.abc import Iterator, Sequence
+import re
+from collections.abc import Callable, Iterator, Sequence
+from operator import itemgetter
 from pathlib import Path
 
 from pipeline.errors import SinkError
@@ -71,6 +73,7 @@ def _csv_field(s: str) -> str:
 _FIXED = {name: (i, spec) for i, name in enumerate(BASE_COLUMNS[4:]) if (spec := _FLOAT_FMT.get(name))}
 _FIXED_CELLS = len(BASE_COLUMNS) - 4
 _SKIP = -1  # a text column's name used as a metric: not a metric
+_NEG_ZERO = re.compile(r"(?<![^,])-(?=0(?:\.0*)?(?:,|$))")  # the sign of a cell that reads as zero
 RUN_CHUNK = 32  # rows per pickle in a spilled run: the merge holds 32 rows (~10 KB) per run
 
 
@@ -90,7 +93,7 @@ class FileSink:
         self._runs: list[tuple[int, int]] = []  # byte ranges of sorted runs of pickled chunks of rows
         self._metric_cols: dict[str, None] = {}  # ordered set
         self._cell_of: dict[str, tuple[int, str]] = {}  # metric name -> (cell index, format), or _SKIP
-        self._blank: list[str] = []  # one empty cell per metric column
+        self._plans: dict[tuple[str, ...], tuple] = {}  # metric names of a row -> its format (_plan)
         self._prefix: dict[SensorInfo, str] = {}  # the sensor's 4 columns, quoted and joined
         self._text: dict[str, str] = {}  # quoted text cells (activity)
         self._alerts: list[str] = []  # since the last spill of alert lines
@@ -123,15 +126,44 @@ class FileSink:
             got = (_SKIP, "")  # text columns are not metrics
         else:
             self._metric_cols[name] = None
-            self._blank = [""] * len(self._metric_cols)
             got = (_FIXED_CELLS + len(self._metric_cols) - 1, METRIC_FMT)
         self._cell_of[name] = got
         return got
 
+    def _plan(self, names: tuple[str, ...]) -> tuple[str, Callable, int]:
+        """How a row whose metrics have these names (in this order) is formatted: a
+        %-template of its numeric cells (from ``ic_s`` on; the cells a metric does not set
+        are empty), which of (ic_s, to_s, contact_ms, flight_ms, cadence_spm, *metric
+        values) goes into each %-field, and the number of cells. A sensor's metrics come in
+        the same order every step, so this is made once per sensor; registering the names
+        here adds new columns in the order the cell-by-cell formatting did."""
+        src: dict[int, tuple[int, str]] = {i: (k, spec) for k, (i, spec) in enumerate(_FIXED.values())}
+        for j, name in enumerate(names):
+            where = self._cell_of.get(name)
+            if where is None:
+                where = self._cell(name)
+            i, spec = where
+            if i != _SKIP:
+                src[i] = (len(_FIXED) + j, spec)  # the last metric of a name wins
+        ncells = _FIXED_CELLS + len(self._metric_cols)
+        first = min(i for i, _ in _FIXED.values())  # cells before it (segment, activity) are text
+        parts, order = [], []
+        for i in range(first, ncells):
+            if i in src:
+                k, spec = src[i]
+                parts.append("%" + spec)
+                order.append(k)
+            else:
+                parts.append("")
+        plan = (",".join(parts), itemgetter(*order), ncells)
+        if len(self._plans) > 64:  # bounded: a source with ever-changing metric sets
+            self._plans.clear()
+        self._plans[names] = plan
+        return plan
+
     def write(self, records: Sequence[StepRecord | Alert]) -> None:
         if self._closed:
             raise SinkError("file sink: write after close")
-        cell_of = self._cell_of
         for r in records:
             if isinstance(r, Alert):
                 self._write_alert(r)
@@ -144,28 +176,23 @@ class FileSink:
             act = self._text.get(st.activity)
             if act is None:
                 act = self._text[st.activity] = _csv_field(st.activity)
-            cells = [str(st.segment), act, _fmt(st.ic_s, ".6f"), _fmt(st.to_s, ".6f"),
-                     _fmt(st.contact_ms, ".3f"), _fmt(st.flight_ms, ".3f"), _fmt(st.cadence_spm, ".3f")]
-            cells += self._blank  # every metric column known so far, empty until set
-            for m in r.metrics:
-                where = cell_of.get(m.name)
-                if where is None:
-                    where = self._cell(m.name)
-                    if where[0] >= len(cells):  # a new column
-                        cells.append("")
-                i, spec = where
-                if i == _SKIP:
-                    continue
-                v = m.value
-                if v - v == 0.0:  # finite (what _fmt does, inlined: ~30 values per row)
-                    text = format(v, spec)
-                    if text[0] == "-" and text.startswith("-0") and float(text) == 0:
-                        text = "0" + text[2:]  # no "-0"
-                else:
-                    text = ""
-                cells[i] = text
+            ms = r.metrics
+            names = tuple([m.name for m in ms])
+            plan = self._plans.get(names)
+            if plan is None:
+                plan = self._plan(names)
+            template, pick, ncells = plan
+            # all numeric cells in one %-format (same text as format(v, spec) per value)
+            text = template % pick((st.ic_s, st.to_s, st.contact_ms, st.flight_ms, st.cadence_spm,
+                                    *[m.value for m in ms]))
+            if "n" in text:  # "nan", "inf", "-inf": an empty cell (no other numeric cell has an n)
+                text = text.replace("nan", "")
+                if "inf" in text:
+                    text = text.replace("-inf", "").replace("inf", "")
+            if "-0," in text or "-0.000" in text or text.endswith("-0"):  # maybe a negative zero
+                text = _NEG_ZERO.sub("", text)  # no "-0", "-0.000": as _fmt
             key = (st.ic_s, self._order.get(info.sensor_id, len(self._order)), info.sensor_id, st.segment, st.ic_index)
-            self._rows.append((key, prefix + "," + ",".join(cells), len(cells)))
+            self._rows.append((key, prefix + "," + str(st.segment) + "," + act + "," + text, ncells))
             if len(self._rows) >= SPILL_ROWS:
                 self._spill()
 
