@@ -444,6 +444,7 @@ def _interpolate_grid(T, V, t0, fs, i0, i1, bound, inclusive, acc, gyr, off):
     """
     n_t = T.shape[0]
     n_c = V.shape[1]
+    last = n_t - 2  # k stays within [0, n_t - 2]: the clipped searchsorted index
     k = 0
     j = 0
     for i in range(i0, i1):
@@ -453,18 +454,24 @@ def _interpolate_grid(T, V, t0, fs, i0, i1, bound, inclusive, acc, gyr, off):
                 break
         elif not (g < bound):
             break
-        while k + 1 < n_t and T[k + 1] <= g:
+        while k < last and T[k + 1] <= g:
             k += 1
-        kk = k if k < n_t - 2 else n_t - 2
-        w = (g - T[kk]) / (T[kk + 1] - T[kk])
+        w = (g - T[k]) / (T[k + 1] - T[k])
         if w < 0.0:
             w = 0.0
         if w > 1.0:
             w = 1.0
+        r = off + j
         for c in range(3):
-            acc[off + j, c] = (V[kk + 1, c] - V[kk, c]) * w + V[kk, c]
-        for c in range(3, n_c):
-            gyr[off + j, c - 3] = (V[kk + 1, c] - V[kk, c]) * w + V[kk, c]
+            a = V[k, c]
+            acc[r, c] = (V[k + 1, c] - a) * w + a
+        if n_c == 6:  # the gyro: a fixed trip count unrolls (a loop to n_c cost ~40 % more)
+            for c in range(3):
+                a = V[k, c + 3]
+                gyr[r, c] = (V[k + 1, c + 3] - a) * w + a
+        else:
+            for c in range(3, n_c):
+                gyr[r, c - 3] = (V[k + 1, c] - V[k, c]) * w + V[k, c]
         j += 1
     return j
 
@@ -894,14 +901,17 @@ class Recording:
         if n == 0:
             return np.empty(0), np.empty((0, len(sig_pos))), _ReadState(
                 last_t=state.last_t, last_good_t=state.last_good_t, nan_run=state.nan_run)
-        if isinstance(chunk, np.ndarray):  # parsed plain lines: t_s, then the signals
+        plain = isinstance(chunk, np.ndarray)
+        if plain:  # parsed plain lines: t_s, then the signals
             t, v = chunk[:, 0], chunk[:, 1:]
         else:
             t = _numeric(chunk[cols.t_pos], path=p, line0=line0, column="t_s")
             v = np.empty((n, len(sig_pos)), dtype=np.float64)
             for j, pos in enumerate(sig_pos):
                 v[:, j] = _numeric(chunk[pos], path=p, line0=line0, column=sig_names[j])
-        if state.nan_run is None and _clean_rows(t, v, state.last_t):  # the usual case: nothing to find
+        # the usual case: nothing to find (a plain number is finite by construction: only t_s
+        # needs its check, the signals are handed over as zero columns)
+        if state.nan_run is None and _clean_rows(t, v[:, :0] if plain else v, state.last_t):
             return t, v, _ReadState(last_t=float(t[-1]), last_good_t=float(t[-1]), first_t=float(t[0]))
         bad_t = np.flatnonzero(~np.isfinite(t))
         if len(bad_t):
