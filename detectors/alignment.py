@@ -52,6 +52,27 @@ def _rotate_rows(m, v, out):
             out[i, r] = m[r, 0] * v0 + m[r, 1] * v1 + m[r, 2] * v2
 
 
+@njit
+def _level_acc(q0, steps, acc_ms2):
+    """Specific force of each swing sample in the level frame: ``out[k] = q_k @ acc[k]``
+    with ``q_{k+1} = q_k @ steps[k]`` from the level attitude ``q0`` (3x3 matrices; the
+    products summed left to right). Compiled (why: see detectors/_jit.py): the loop over a
+    stride's samples was two numpy matrix products per sample."""
+    n = acc_ms2.shape[0]
+    out = np.empty((n, 3))
+    q = q0.copy()
+    nq = np.empty((3, 3))
+    for k in range(n):
+        a0, a1, a2 = acc_ms2[k, 0], acc_ms2[k, 1], acc_ms2[k, 2]
+        for r in range(3):
+            out[k, r] = q[r, 0] * a0 + q[r, 1] * a1 + q[r, 2] * a2
+        for r in range(3):
+            for c in range(3):
+                nq[r, c] = q[r, 0] * steps[k, 0, c] + q[r, 1] * steps[k, 1, c] + q[r, 2] * steps[k, 2, c]
+        q[:, :] = nq
+    return out
+
+
 def _rotate(m: np.ndarray, v: np.ndarray) -> np.ndarray:
     """Row-wise m @ v (bit-identical whatever the block size), a new (n, 3) array."""
     out = np.empty((v.shape[0], 3))
@@ -60,11 +81,12 @@ def _rotate(m: np.ndarray, v: np.ndarray) -> np.ndarray:
 
 
 def warm_up() -> None:
-    """Compile ``_rotate_rows`` or load it from numba's cache, for read-only blocks (as
-    SampleBlocks hold them), before the first block needs it."""
+    """Compile ``_rotate_rows`` (for read-only blocks, as SampleBlocks hold them) and
+    ``_level_acc`` or load them from numba's cache, before the first block needs them."""
     v = np.zeros((1, 3))
     v.flags.writeable = False
     _rotate(np.eye(3), v)
+    _level_acc(np.eye(3), np.zeros((1, 3, 3)), np.zeros((1, 3)))
 
 
 def estimate_rotation(acc_ms2: np.ndarray, gyr_dps: np.ndarray | None, *, placement: str,
@@ -137,11 +159,8 @@ def _travel_sign(acc_ms2: np.ndarray, gyr_dps: np.ndarray, still: np.ndarray, ml
         g_sensor = acc_ms2[a0:a1].mean(axis=0)
         r0, _ = Rotation.align_vectors([[0.0, 0.0, 1.0]], [g_sensor])  # sensor -> level
         steps = Rotation.from_rotvec(np.radians(gyr_dps[a1:b0]) * dt).as_matrix()
-        q = r0.as_matrix()  # orientation as a matrix: q @ step is the composition q * step
-        acc_w = np.empty((b0 - a1, 3))
-        for k in range(b0 - a1):
-            acc_w[k] = q @ acc_ms2[a1 + k]
-            q = q @ steps[k]
+        # orientation as a matrix (q @ step is the composition q * step), integrated over the swing
+        acc_w = _level_acc(r0.as_matrix(), steps, np.ascontiguousarray(acc_ms2[a1:b0]))
         acc_w[:, 2] -= np.linalg.norm(g_sensor)
         v = np.cumsum(acc_w, axis=0) * dt
         v -= np.outer(np.arange(1, v.shape[0] + 1) / v.shape[0], v[-1])  # zero-velocity update
