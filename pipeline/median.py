@@ -34,7 +34,8 @@ import numpy as np
 
 PAGE_BINS = 1024
 FOLD_EVERY = 256
-_MAX_BIN = float(2**60)  # clamp: absurd values land in the extreme bins instead of overflowing int64
+_MAX_BIN = float(2**60)
+_SPAN_PAGES = 8  # values spanning fewer pages are counted with one bincount (the common case)  # clamp: absurd values land in the extreme bins instead of overflowing int64
 
 # bin width (the stated resolution of a session median) per unit
 RESOLUTION: dict[str, float] = {
@@ -75,7 +76,8 @@ class BinnedMedian:
     def extend(self, values) -> None:
         """Add many values at once (non-finite ones ignored): one numpy pass."""
         a = np.asarray(values, dtype=np.float64)
-        self._fold_array(a[np.isfinite(a)])
+        finite = np.isfinite(a)
+        self._fold_array(a if finite.all() else a[finite])
 
     @property
     def count(self) -> int:
@@ -89,14 +91,30 @@ class BinnedMedian:
     def _fold_array(self, a: np.ndarray) -> None:
         if not a.size:
             return
-        k = np.rint(np.clip(a / self.resolution, -_MAX_BIN, _MAX_BIN)).astype(np.int64)
-        page = k // PAGE_BINS
-        for p in np.unique(page).tolist():
-            sel = k[page == p] - p * PAGE_BINS
-            counts = self._pages.get(p)
-            if counts is None:
-                counts = self._pages[p] = np.zeros(PAGE_BINS, dtype=np.int64)
-            counts += np.bincount(sel, minlength=PAGE_BINS)
+        x = a / self.resolution
+        lo, hi = x.min(), x.max()
+        if not -_MAX_BIN <= lo <= hi <= _MAX_BIN:
+            x = np.clip(x, -_MAX_BIN, _MAX_BIN)
+            lo, hi = min(max(lo, -_MAX_BIN), _MAX_BIN), min(max(hi, -_MAX_BIN), _MAX_BIN)
+        k = np.rint(x).astype(np.int64)
+        # rounding is monotone: the extreme bins are those of the extreme values
+        first, last = int(np.rint(lo)) // PAGE_BINS, int(np.rint(hi)) // PAGE_BINS
+        if last - first < _SPAN_PAGES:  # the usual case: one bincount over the few pages spanned
+            counts = np.bincount(k - first * PAGE_BINS, minlength=(last - first + 1) * PAGE_BINS)
+            for i, c in enumerate(counts.reshape(-1, PAGE_BINS)):
+                have = self._pages.get(first + i)
+                if have is not None:
+                    have += c
+                elif c.any():  # pages only where values fall
+                    self._pages[first + i] = c.copy()
+        else:  # spread out (outliers): per page
+            page = k // PAGE_BINS
+            for p in np.unique(page).tolist():
+                sel = k[page == p] - p * PAGE_BINS
+                counts = self._pages.get(p)
+                if counts is None:
+                    counts = self._pages[p] = np.zeros(PAGE_BINS, dtype=np.int64)
+                counts += np.bincount(sel, minlength=PAGE_BINS)
         self._folded += a.size
 
     def _bin_at(self, rank: int) -> int:

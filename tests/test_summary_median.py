@@ -149,3 +149,23 @@ def test_builder_state_pickles_and_continues_the_same():
     a.add(recs[300:])
     b.add(recs[300:])
     assert a.build().to_dict() == b.build().to_dict()
+
+
+@settings(max_examples=200, deadline=None)
+@given(values=hs.lists(hs.one_of(hs.floats(-3.0, 3.0), hs.floats(allow_nan=True, allow_infinity=True)),
+                       min_size=0, max_size=300),
+       w=hs.sampled_from([0.001, 0.01, 1.0]), chunk=hs.integers(1, 300))
+def test_histogram_counts_every_finite_value_in_its_bin(values, w, chunk):
+    """The pages hold exactly the count of round(x / w) per bin (clamped), whatever the
+    spread (one bincount over a few pages, or page by page) and the chunking of extend()."""
+    m = BinnedMedian(w)
+    for i in range(0, len(values), chunk):
+        m.extend(values[i:i + chunk])
+    want: dict[int, int] = {}
+    for x in values:
+        if math.isfinite(x):
+            k = int(np.rint(min(max(x / w, -2.0**60), 2.0**60)))
+            want[k] = want.get(k, 0) + 1
+    got = {p * PAGE_BINS + i: int(c) for p, counts in m._pages.items() for i, c in enumerate(counts) if c}
+    assert got == want and m.count == sum(want.values())
+    assert all(counts.any() for counts in m._pages.values())  # pages only where values fell
