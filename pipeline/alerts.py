@@ -148,21 +148,18 @@ class _State:
 def metric_values(rec: StepRecord) -> dict[str, float]:
     """``{name: value}`` of a record's metrics (the first one of a name wins, as a scan would).
     Built once per record by the engine and shared by the rules."""
-    out: dict[str, float] = {}
-    for m in rec.metrics:
-        if m.name not in out:
-            out[m.name] = m.value
-    return out
+    return {m.name: m.value for m in reversed(rec.metrics)}  # reversed: the first of a name is set last
 
 
 class _Check:
     """One rule as it applies to one sensor: its state (shared by a left/right pair) and
     the rule's figures looked up once instead of per step."""
 
-    __slots__ = ("rule", "state", "step_field", "both", "above", "magnitude", "relative", "window")
+    __slots__ = ("rule", "state", "step_field", "both", "above", "magnitude", "relative", "window", "metric")
 
     def __init__(self, rule: Rule, state: _State, both: bool, window: int):
         self.rule, self.state, self.both, self.window = rule, state, both, window
+        self.metric = rule.metric
         self.step_field = rule.metric if rule.metric in STEP_FIELDS else ""
         self.above = rule.op == "above"
         self.magnitude = rule.magnitude
@@ -241,13 +238,16 @@ class FormCues:
         if values is None:
             values = metric_values(rec)
         out: list[Alert] = []
+        nan = math.nan
         for c in checks:
-            rule = c.rule
-            x = float(getattr(st, c.step_field) if c.step_field else values.get(rule.metric, math.nan))
+            x = getattr(st, c.step_field) if c.step_field else values.get(c.metric, nan)
+            if type(x) is not float:
+                x = float(x)
             if c.magnitude:
                 x = abs(x)
-            if not math.isfinite(x):
+            if not x - x == 0.0:  # NaN or infinite (math.isfinite without the call)
                 continue
+            rule = c.rule
             s = c.state
             if in_baseline:
                 s.baseline.append(x)

@@ -46,7 +46,11 @@ def symmetry_index(left: float, right: float) -> float:
 
 
 def _median(v) -> float:
-    a = sorted([x for x in v if x - x == 0.0])  # finite only; a few values: plain Python beats numpy
+    if type(v) is not tuple:
+        v = tuple(v)  # any iterable (read twice below)
+    t = sum(v)  # finite iff every value is (an overflow only sends it to the filter below)
+    a = sorted(v) if t - t == 0.0 else sorted([x for x in v if x - x == 0.0])  # finite only; a few
+    # values: plain Python beats numpy
     n = len(a)
     if not n:
         return math.nan
@@ -96,8 +100,8 @@ class _History:
             key = (self._base + start, self._base + end)
             got = self._cache.get(key)
             if got is None:
-                rows = self._rows[start:end]
-                got = (_median([h[1] for h in rows]), _median([h[2] for h in rows]), _median([h[3] for h in rows]))
+                _, contact, impact, stride = zip(*self._rows[start:end])
+                got = (_median(contact), _median(impact), _median(stride))
                 if len(self._cache) > 32:
                     self._cache.clear()
                 self._cache[key] = got
