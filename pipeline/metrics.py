@@ -179,13 +179,15 @@ def _run(ctx: StepContext, plan: tuple | None = None) -> tuple[Metric, ...]:
     step = ctx.step
     t_s, sid = step.ic_s, step.sensor_id
     out = []
+    append = out.append  # ~16 Metrics per step: records-speed
     for group, names in plan if plan is not None else _plan(ctx.params["enabled"]):
         got = group(ctx)
         for name, unit in names:
             v, reason = got.get(name, _WRONG_PLACEMENT)
-            v = float(v)
-            out.append(Metric(name, v, unit, t_s, sid,
-                              "" if v - v == 0.0 else (reason or "not_measurable")))  # v - v == 0: finite
+            if type(v) is not float:
+                v = float(v)
+            append(Metric(name, v, unit, t_s, sid,
+                          "" if v - v == 0.0 else (reason or "not_measurable")))  # v - v == 0: finite
     return tuple(out)
 
 

@@ -162,10 +162,8 @@ class SummaryBuilder:
             v = self._vals.get(key)
             if v is None:  # a sensor the builder was not told about
                 v = self._vals[key] = _Figures()
-            flight = st.flight_ms
-            for m in r.metrics:  # a measured flight time (both feet) wins over the estimate
-                if m.name == "flight_ms":
-                    flight = m.value
+            measured = [m.value for m in r.metrics if m.name == "flight_ms"]
+            flight = measured[-1] if measured else st.flight_ms  # a measured flight time (both feet) wins
             v.steps += 1
             v.cadence_spm.add(st.cadence_spm)
             v.contact_ms.add(st.contact_ms)

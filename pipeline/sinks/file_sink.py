@@ -94,7 +94,7 @@ class FileSink:
         self._metric_cols: dict[str, None] = {}  # ordered set
         self._cell_of: dict[str, tuple[int, str]] = {}  # metric name -> (cell index, format), or _SKIP
         self._plans: dict[tuple[str, ...], tuple] = {}  # metric names of a row -> its format (_plan)
-        self._prefix: dict[SensorInfo, str] = {}  # the sensor's 4 columns, quoted and joined
+        self._prefix: dict[str, tuple[SensorInfo, str]] = {}  # id -> sensor, its 4 columns quoted and joined
         self._text: dict[str, str] = {}  # quoted text cells (activity)
         self._alerts: list[str] = []  # since the last spill of alert lines
         self._alert_file = None  # anonymous temporary file with the older alert lines (text)
@@ -169,10 +169,12 @@ class FileSink:
                 self._write_alert(r)
                 continue
             st, info = r.step, r.sensor
-            prefix = self._prefix.get(info)
-            if prefix is None:
-                prefix = self._prefix[info] = ",".join(_csv_field(x) for x in (
-                    info.sensor_id, info.side, info.placement, info.athlete))
+            got = self._prefix.get(info.sensor_id)  # by id: hashing the SensorInfo is a Python call
+            if got is not None and got[0] is info:
+                prefix = got[1]
+            else:
+                prefix = ",".join(_csv_field(x) for x in (info.sensor_id, info.side, info.placement, info.athlete))
+                self._prefix[info.sensor_id] = (info, prefix)
             act = self._text.get(st.activity)
             if act is None:
                 act = self._text[st.activity] = _csv_field(st.activity)
