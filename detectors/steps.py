@@ -146,6 +146,19 @@ class _Buffer:
         """The live part of one extra column (cheaper than ``extra[key]``)."""
         return self._view(key)
 
+    @property
+    def has_gyr(self) -> bool:
+        return self._has_gyr
+
+    def row(self, index: int) -> int:
+        """Storage row of segment sample ``index`` (for :meth:`stored`)."""
+        return self._off + index - self.start
+
+    def stored(self, key: str) -> np.ndarray:
+        """The whole storage of ``acc``, ``gyr`` or an extra column, indexed by :meth:`row`:
+        one slice of it copies a window without first making a view of the live part."""
+        return self._store[key]
+
     def append(self, block: SampleBlock, **extra: np.ndarray) -> None:
         if self._n == 0:
             self.start = block.first_index
@@ -235,13 +248,13 @@ class _StepDetectorBase:
 
     def _make_step(self, ic: float, to: float) -> Step:
         b = self._buf
-        fs = self.fs_hz
+        fs, t0 = self.fs_hz, self._t0_s
         prev = self._prev_ic
         prev_ic_s = math.nan
         if prev is not None and (ic - prev) / fs <= self.max_stride_s:
-            prev_ic_s = self._time(prev)
-        ic_s = self._time(ic)
-        to_s = self._time(to) if not math.isnan(to) else math.nan
+            prev_ic_s = t0 + prev / fs  # self._time, inlined (one step at a time adds up)
+        ic_s = t0 + ic / fs
+        to_s = t0 + to / fs if not math.isnan(to) else math.nan
         stride_s = ic_s - prev_ic_s
         contact_s = to_s - ic_s
         if not math.isnan(contact_s):
@@ -253,11 +266,12 @@ class _StepDetectorBase:
         end_ref = ic if math.isnan(to) else to
         w1 = min(int(math.ceil(end_ref + self.post_to_s * fs)) + 1, b.end)
         self._prev_ic = ic
+        r0, r1 = b.row(w0), b.row(w1)  # the window's storage rows (inside the live part)
         return Step(
             sensor_id=self._sensor_id, segment=self._segment, fs_hz=fs, ic_index=ic, to_index=to,
             ic_s=ic_s, to_s=to_s, prev_ic_s=prev_ic_s, activity="running" if running else "walking",
-            window_start_index=w0, acc_ms2=b.acc[w0 - b.start:w1 - b.start].copy(),
-            gyr_dps=None if b.gyr is None else b.gyr[w0 - b.start:w1 - b.start].copy(),
+            window_start_index=w0, acc_ms2=b.stored("acc")[r0:r1].copy(),
+            gyr_dps=b.stored("gyr")[r0:r1].copy() if b.has_gyr else None,
         )
 
     def _start_block(self, block: SampleBlock) -> None:
