@@ -40,7 +40,7 @@ _NO_MEDIANS = (math.nan, math.nan, math.nan)  # a window without a step
 def symmetry_index(left: float, right: float) -> float:
     """Robinson's symmetry index in %: 100 (L - R) / mean(L, R); NaN when undefined."""
     mean = 0.5 * (left + right)
-    if not (math.isfinite(left) and math.isfinite(right)) or mean == 0:
+    if not (left - left == 0.0 and right - right == 0.0) or mean == 0:  # x - x == 0: finite
         return math.nan
     return 100.0 * (left - right) / mean
 
@@ -91,13 +91,18 @@ class _History:
             self._cache.clear()
 
     def medians(self, t_s: float, n: int) -> tuple[float, float, float] | None:
-        first = max(len(self._rows) - self.maxlen, 0)  # rows a deque(maxlen) would still hold
+        first = len(self._rows) - self.maxlen  # rows a deque(maxlen) would still hold
+        if first < 0:
+            first = 0
         if self._sorted:
             end = bisect_right(self._ics, t_s, first)
-            start = max(end - n, first)
+            start = end - n
+            if start < first:
+                start = first
             if end == start:
                 return None
-            key = (self._base + start, self._base + end)
+            base = self._base
+            key = (base + start, base + end)
             got = self._cache.get(key)
             if got is None:
                 _, contact, impact, stride = zip(*self._rows[start:end])
@@ -197,24 +202,29 @@ class Symmetry:
         out: list[StepRecord] = []
         for r in records:
             sid = r.sensor.sensor_id
-            if sid not in self._partner:
+            partner = self._partner.get(sid)
+            if partner is None:
                 out.append(self._with_si(r, "no_pair"))
                 continue
             self._remember(r)
             self._last_ic[sid] = r.step.ic_s
             self._held[sid].append(r)
-            out += self._release(self._partner[sid])  # the partner's held steps may now be known
-            out += self._release(sid)
+            self._release(partner, out)  # the partner's held steps may now be known
+            self._release(sid, out)
         return out
 
-    def _release(self, sid: str) -> list[StepRecord]:
-        out = []
+    def _release(self, sid: str, out: list[StepRecord]) -> list[StepRecord]:
+        """Appends ``sid``'s held steps whose symmetry is now known (or that waited too long)
+        to ``out``."""
         q, other = self._held[sid], self._partner[sid]
+        if not q:
+            return out
+        closed = other in self._closed
         while q:
             r = q[0]
-            known = self._last_ic[other] > r.step.ic_s - self.partner_lag_s or other in self._closed
-            stale = q[-1].step.ic_s - r.step.ic_s > self.max_hold_s
-            if not (known or stale):
+            ic = r.step.ic_s
+            known = self._last_ic[other] > ic - self.partner_lag_s or closed
+            if not (known or q[-1].step.ic_s - ic > self.max_hold_s):
                 break
             q.popleft()
             out.append(self._with_si(r, "" if known else "other_side_silent"))
@@ -225,5 +235,5 @@ class Symmetry:
         for sid in self._partner:
             self._closed.add(sid)
         for sid in self._partner:
-            out += self._release(sid)
+            self._release(sid, out)
         return out
