@@ -271,27 +271,28 @@ class MetricsSummary:
         self._medians: dict[str, dict[str, BinnedMedian]] = {}  # sid -> name -> histogram
         self._pending: dict[str, dict[str, list[float]]] = {}  # sid -> name -> values not folded yet
         self._steps: dict[str, int] = {}
-        self._reasons: dict[str, dict[str, dict[str, int]]] = {}
+        self._nan_counts: dict[str, dict[tuple[str, str], int]] = {}  # sid -> (name, reason) -> NaN count
 
     def add(self, record) -> None:
         sid = record.sensor.sensor_id
         pending = self._pending.get(sid)
         if pending is None:
             pending = self._pending[sid] = {}
-            self._medians[sid], self._reasons[sid], self._steps[sid] = {}, {}, 0
+            self._medians[sid], self._nan_counts[sid], self._steps[sid] = {}, {}, 0
+        get = pending.get  # ~20 metrics per step
+        nan_counts = self._nan_counts[sid]
         for m in record.metrics:
-            values = pending.get(m.name)
+            values = get(m.name)
             if values is None:
                 values = pending[m.name] = []
                 self._medians[sid][m.name] = self._new_median(m.name)
             x = m.value
             values.append(x)
-            if not x - x == 0.0:  # NaN or infinite: counted by reason
-                r = self._reasons[sid].setdefault(m.name, {})
-                why = m.reason or "not_measurable"
-                r[why] = r.get(why, 0) + 1
-        self._steps[sid] += 1
-        if self._steps[sid] % self._fold_every == 0:
+            if not x - x == 0.0:  # NaN or infinite: counted by (name, reason), ~10 per step
+                key = (m.name, m.reason)
+                nan_counts[key] = nan_counts.get(key, 0) + 1
+        n = self._steps[sid] = self._steps[sid] + 1
+        if n % self._fold_every == 0:
             self._fold(sid)
 
     def _fold(self, sid: str) -> None:
@@ -306,8 +307,13 @@ class MetricsSummary:
         for sid, medians in sorted(self._medians.items()):
             self._fold(sid)
             out[sid] = {}
+            by_name: dict[str, dict[str, int]] = {}
+            for (name, reason), n in self._nan_counts[sid].items():
+                r = by_name.setdefault(name, {})
+                why = reason or "not_measurable"
+                r[why] = r.get(why, 0) + n
             for name, med in medians.items():
-                reasons = self._reasons[sid].get(name, {})
+                reasons = by_name.get(name, {})
                 out[sid][name] = {
                     "unit": unit_of(name), "steps": med.count + sum(reasons.values()), "valid": med.count,
                     "median": med.median(),
