@@ -483,6 +483,7 @@ def warm_up() -> None:
     rows = np.empty((2, 3))  # t_s, then the signals: column views, as _chunks yields them
     _parse_plain_lines(line, 0, line.size, 3, np.array([0, 1, 2], dtype=np.int64), rows, 0, _POW10)
     _clean_rows(rows[:, 0], rows[:, 1:], math.nan)
+    _clean_rows(rows[:, 0], rows[:, 1:][:, :0], math.nan)  # a parsed chunk's zero signal columns (typed 'C')
     t = np.zeros(2)
     t.flags.writeable = False  # pandas' columns (after the first line that is not plain)
     _clean_rows(t, np.zeros((2, 2)), math.nan)
