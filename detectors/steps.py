@@ -46,6 +46,7 @@ Memory is bounded by ``buffer_s`` seconds of samples per sensor.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -101,6 +102,17 @@ def impact_onset(up_ms2: np.ndarray, lo: int, hi: int, *, rise_n: int) -> tuple[
     back_n = int(round(SECOND_LOADING_S * rise_n / IMPACT_RISE_S))
     n, frac, rise = impact_onset_at(up_ms2, lo, hi, rise_n, back_n, FIRST_CONTACT_FRACTION, ONSET_FRACTION)
     return None if n < 0 else (n, frac, rise)
+
+
+@functools.lru_cache(maxsize=16)
+def _butter_sos_cached(order: int, wn: float) -> np.ndarray:
+    return signal.butter(order, wn, output="sos")
+
+
+def _butter_sos(order: int, wn: float) -> np.ndarray:
+    """scipy's Butterworth design, once per (order, normalised cut-off) and process: ~3 ms
+    per design, otherwise a fixed cost of every detector (each gets its own copy)."""
+    return _butter_sos_cached(order, wn).copy()
 
 
 def _median(xs: list[float]) -> float:
@@ -301,7 +313,7 @@ class GyroStepDetector(_StepDetectorBase):
         self._confirm_n = max(1, int(round(swing_confirm_s * fs_hz)))
         self.push_threshold_dps = push_threshold_dps
         self.lowpass_hz = lowpass_hz
-        self._sos = signal.butter(2, lowpass_hz / (fs_hz / 2), output="sos")
+        self._sos = _butter_sos(2, lowpass_hz / (fs_hz / 2))
         # the low-pass lags the raw rate; the raw minimum is searched this far back
         self._delay_n = int(math.ceil(1.5 / (2 * math.pi * lowpass_hz) * 2 * fs_hz))
         super().__init__(fs_hz=fs_hz, min_contact_s=min_contact_s, max_contact_s=max_contact_s,
