@@ -416,3 +416,47 @@ def test_ns_precision_and_source_health(influx_server, influx_db, tmp_path):
         f'SELECT * FROM "{schema.MEASUREMENT_HEALTH}" WHERE "component" = \'{schema.HEALTH_COMPONENT_SOURCE}\'', db=influx_db)
     assert len(h) == 1 and h[0]["packets_lost"] == 3 and h[0]["resyncs"] == 1 and h[0]["sensor"] == "L-foot"
     assert h[0]["time"] == SESSION.wall_ns(4.5)
+
+
+def test_replay_burst_is_sent_in_requests_of_batch_size(influx_server, influx_db, tmp_path):
+    """A replay hands lines faster than the server takes them: every request but the last is
+    exactly batch_size lines (the few lines past a whole batch wait for the next one), and
+    every point lands."""
+    recs = make_step_records(sensors=[LEFT, RIGHT], duration_s=300.0)
+    sink = sink_from_config(section(influx_server.url, influx_db, tmp_path, batch_size=200, flush_interval_s=60.0,
+                                    **creds(influx_server)), session=SESSION, sensors=[LEFT, RIGHT])
+    sizes: list[int] = []
+    send = sink.transport.send
+
+    def counting(body: bytes) -> None:
+        sizes.append(body.count(b"\n"))
+        send(body)
+
+    sink.transport.send = counting
+    run_session(sink, recs, chunk=3)
+    stats = sink.close(None)
+    assert n_steps(influx_server, influx_db) == len(recs)
+    assert sum(sizes) == stats.points_written == stats.points_encoded > len(recs)
+    assert len(sizes) >= 5 and all(n == 200 for n in sizes[:-1]) and 0 < sizes[-1] <= 200, sizes
+
+
+def test_live_pace_is_sent_every_flush_interval(influx_server, influx_db, tmp_path):
+    """Live: a few steps per second never fill a batch; while write() keeps coming, what was
+    written reaches the server within ~flush_interval_s, in requests far below batch_size."""
+    recs = make_step_records(sensors=[LEFT], duration_s=60.0)
+    sink = sink_from_config(section(influx_server.url, influx_db, tmp_path, flush_interval_s=0.3,
+                                    **creds(influx_server)), session=SESSION, sensors=[LEFT])
+    try:
+        for r in recs[:20]:
+            sink.write([r])
+            time.sleep(0.05)
+        written_by = time.monotonic()
+        deadline = written_by + 10
+        while n_steps(influx_server, influx_db) < 15 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert n_steps(influx_server, influx_db) >= 15  # all but the last < 0.3 s of writes
+        assert time.monotonic() - written_by < 1.0  # (the flush interval and a request)
+        assert sink.stats.batches_written >= 2  # sent in several small requests, not at close
+    finally:
+        sink.close(None)
+    assert n_steps(influx_server, influx_db) == 20
