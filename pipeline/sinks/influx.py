@@ -49,10 +49,9 @@ log = logging.getLogger(__name__)
 # While the worker has nothing to send, a buffer of this many lines is spooled right away, so
 # the server starts while the encoder fills the next batch; while it is sending, lines gather
 # up to batch_size ([influx] batch_size, default 5,000: InfluxDB's advice is 5,000-10,000
-# lines per write), i.e. a replay sends full batches. Measured (bench/bench_influx.py
-# docstring): 5,000-line chunks instead of 1,000 (200 eager) gave ~+10 points of the raw ceiling
-# in the median; influxd's CPU per point is the same for 200- and 5,000-line requests here, the
-# gain is fewer requests and spool files per point on our side and at the server.
+# lines per write), i.e. a replay sends full batches: fewer requests and spool files. Measured
+# (bench/bench_influx.py docstring): no speed difference above the noise against 1,000-line
+# chunks (200 eager); influxd's CPU per point is the same for 200- and 5,000-line requests.
 WAL_EAGER_LINES = 1000
 ENV_TOKEN = "GAITWATCH_INFLUX_TOKEN"
 ENV_USERNAME = "GAITWATCH_INFLUX_USERNAME"
