@@ -4,7 +4,7 @@ reach a JetStream server that requires both; without the password nothing gets i
 gateway keeps its batches on disk.
 
 One ``nats-server`` (JetStream, R1) with a certificate signed by a throw-away CA made with the
-``openssl`` command; skipped when either binary is missing.
+``openssl`` command (both installed by .ci/run); skipped, saying so, when either is missing.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("nats")
+import nats  # noqa: E402,F401  (nats-py is a product dependency: missing, the tests must fail, not skip)
 
 from nats_fixtures import NATS_SERVER, free_ports
 from test_cluster_nats import DURATION_S, TIMEOUT_S, WorkerThread, feed_all, make_capture, start_gateway, unit_steps, wait_for
@@ -38,7 +38,7 @@ def _ssl(*args, cwd):
 @pytest.fixture(scope="module")
 def secure_server(tmp_path_factory):
     if NATS_SERVER is None or OPENSSL is None:
-        pytest.skip("nats-server or openssl not installed")
+        pytest.skip("needs the nats-server and openssl commands (apt-get install nats-server openssl; .ci/run does)")
     d = tmp_path_factory.mktemp("nats-tls")
     _ssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
          "-subj", "/CN=gaitwatch-test-ca", cwd=d)

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("nats")
+import nats  # noqa: E402,F401  (nats-py is a product dependency: missing, the tests must fail, not skip)
 
 from influx_fixtures import influx_db, influx_server  # noqa: F401  (fixtures)
 from nats_fixtures import nats_cluster  # noqa: F401  (fixture)

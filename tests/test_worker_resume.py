@@ -20,7 +20,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-pytest.importorskip("nats")
+import nats  # noqa: E402,F401  (nats-py is a product dependency: missing, the tests must fail, not skip)
 
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 
