@@ -89,6 +89,13 @@ def _mul_shift64(m, mul_lo, mul_hi, j):
 
 
 @njit
+def _mul_shift_all64(m2, mm_shift, mul_lo, mul_hi, j):
+    """Ryu's mulShiftAll64: the scaled value and its upper/lower bounds, (vr, vp, vm)."""
+    return (_mul_shift64(_U4 * m2, mul_lo, mul_hi, j), _mul_shift64(_U4 * m2 + _U2, mul_lo, mul_hi, j),
+            _mul_shift64(_U4 * m2 - _U1 - mm_shift, mul_lo, mul_hi, j))
+
+
+@njit
 def _pow5_factor(v):
     count = 0
     while v % _U5 == _U0:
@@ -120,9 +127,7 @@ def _d2d(bits):
         i = -e2 + q + k
         lo = _INV_SPLIT[q, 0]
         hi = _INV_SPLIT[q, 1]
-        vr = _mul_shift64(_U4 * m2, lo, hi, i)
-        vp = _mul_shift64(_U4 * m2 + _U2, lo, hi, i)
-        vm = _mul_shift64(_U4 * m2 - _U1 - mm_shift, lo, hi, i)
+        vr, vp, vm = _mul_shift_all64(m2, mm_shift, lo, hi, i)
         if q <= 21:
             if mv % _U5 == _U0:
                 vr_trailing = _pow5_factor(mv) >= q
@@ -138,9 +143,7 @@ def _d2d(bits):
         j = q - k
         lo = _SPLIT[i, 0]
         hi = _SPLIT[i, 1]
-        vr = _mul_shift64(_U4 * m2, lo, hi, j)
-        vp = _mul_shift64(_U4 * m2 + _U2, lo, hi, j)
-        vm = _mul_shift64(_U4 * m2 - _U1 - mm_shift, lo, hi, j)
+        vr, vp, vm = _mul_shift_all64(m2, mm_shift, lo, hi, j)
         if q <= 1:
             vr_trailing = True
             if accept_bounds:
