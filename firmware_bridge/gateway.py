@@ -36,6 +36,12 @@ from pipeline.records import SensorInfo
 log = logging.getLogger(__name__)
 
 
+#: Batch format versions. 1: serial/USB port bytes (``.gwcap`` records of the raw byte stream),
+#: no ``Gw-Ver`` header. 2: BLE notifications (one ``.gwcap`` record per notification payload,
+#: a lost-link record for a disconnect), headers ``Gw-Ver: 2``, ``Gw-Transport: ble``, ``Gw-Kind``.
+BATCH_VERSION_BLE = 2
+
+
 class DiskBuffer:
     """Sealed batches as files ``<gseq:012d>.gwb`` (a JSON header line, then the body) plus
     ``state.json`` (unit registration and the next sequence numbers), in ``directory``."""
@@ -54,11 +60,13 @@ class DiskBuffer:
         tmp.write_text(json.dumps(self.state, sort_keys=True))
         os.replace(tmp, self.state_path)
 
-    def seal(self, sensor_id: str, body: bytes, *, end: bool = False) -> Path:
+    def seal(self, sensor_id: str, body: bytes, *, end: bool = False, source: dict[str, Any] | None = None) -> Path:
+        """``source``: the batch format fields of a v2 batch (``{"ver": 2, "transport": "ble",
+        "kind": ...}``); None: a v1 batch (serial bytes; a file without ``ver`` is v1)."""
         with self._lock:
             g = self.state["next_gseq"]
             seq = self.state["seq"].get(sensor_id, 0)
-            head = {"sensor": sensor_id, "seq": seq, "end": end}
+            head = {"sensor": sensor_id, "seq": seq, "end": end, **(source or {})}
             path = self.dir / f"{g:012d}.gwb"
             tmp = path.with_suffix(".tmp")
             with tmp.open("wb") as f:
@@ -115,6 +123,10 @@ class Gateway:
             spec["sensors"].append({**asdict(s), "decoder": self.decoder.get(s.sensor_id, {})})
         self._unit_of = {s.sensor_id: unit_key(self.session_id, s.athlete) for s in sensors}
         self._batch: dict[str, list[tuple[int, bytes | None]]] = {}
+        self._source: dict[str, dict[str, Any]] = {}  # sensor id -> v2 batch fields (BLE sensors)
+        for sid, d in self.decoder.items():  # a BLE device of a given kind (--ble-kind): v2 from its first batch
+            if d.get("transport") == "ble" and d.get("kind"):
+                self._source[sid] = {"ver": BATCH_VERSION_BLE, "transport": "ble", "kind": d["kind"]}
         self._batch_bytes: dict[str, int] = {}
         self._batch_t0: dict[str, float] = {}
         self._lock = threading.Lock()
@@ -144,6 +156,19 @@ class Gateway:
     def lost(self, sensor_id: str, host_ns: int) -> None:
         self.chunk(sensor_id, host_ns, None)
 
+    def notification(self, sensor_id: str, host_ns: int, data: bytes | None, *, kind: str) -> None:
+        """A BLE notification's payload (or None: the link was lost) received at ``host_ns``,
+        from a device of ``kind`` (:data:`firmware_bridge.ble_decode.KINDS`). Batches of BLE
+        sensors are format v2: each record is one notification (its boundaries matter: one RSC
+        measurement, one Movesense packet), and the batch names the decoder the worker must use."""
+        with self._lock:
+            src = self._source.get(sensor_id)
+            if src is None or src["kind"] != kind:
+                if src is not None:  # (the device's kind cannot change mid-batch: one decoder per batch)
+                    self._seal(sensor_id)
+                self._source[sensor_id] = {"ver": BATCH_VERSION_BLE, "transport": "ble", "kind": kind}
+        self.chunk(sensor_id, host_ns, data)
+
     def end(self, sensor_id: str) -> None:
         """The sensor's stream is over: its last batch carries the end flag."""
         with self._lock:
@@ -160,7 +185,7 @@ class Gateway:
         b = self._batch.pop(sensor_id, [])
         self._batch_bytes.pop(sensor_id, None)
         if b or end:
-            self.buf.seal(sensor_id, pack_records(b), end=end)
+            self.buf.seal(sensor_id, pack_records(b), end=end, source=self._source.get(sensor_id))
             self._wake.set()
 
     def capture_for(self, sensor_id: str) -> "_CaptureAdapter":
@@ -200,6 +225,10 @@ class Gateway:
                            "Gw-Seq": str(head["seq"])}
                     if head.get("end"):
                         hdr["Gw-End"] = "1"
+                    if head.get("ver", 1) != 1:  # v1 (serial bytes) carries no version header: old workers read it
+                        hdr["Gw-Ver"] = str(head["ver"])
+                        hdr["Gw-Transport"] = str(head["transport"])
+                        hdr["Gw-Kind"] = str(head["kind"])
                     await js.publish(self.s.subject(unit, sid), body, headers=hdr, timeout=5)
                     path.unlink()  # only after the PubAck: a lost ack means a re-send, dropped as duplicate
                     self.published += 1

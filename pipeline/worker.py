@@ -322,17 +322,34 @@ class UnitRun:
     # -- items -----------------------------------------------------------------------------------
     def _items(self):
         from firmware_bridge.protocol_stream import PortDecoder
-        from pipeline.records import Gap, SampleBlock
+        from pipeline.records import Gap, SampleBlock, StepRecord
 
         decoders = {}
+        ble_specs = {}  # BLE sensors: decoder made at the first v2 batch (the device kind it names)
         for s in self.spec["sensors"]:
+            if (s.get("decoder") or {}).get("transport") == "ble":
+                ble_specs[s["sensor_id"]] = s
+                continue
             kw = {k: v for k, v in (s.get("decoder") or {}).items()
                   if k in ("fmt", "text_fs_hz", "text_acc_unit", "text_gyr_unit", "clock_warmup_s",
                            "clock_window_s", "slip_threshold_samples")}
             decoders[s["sensor_id"]] = PortDecoder(name=f"nats {self.unit}/{s['sensor_id']}",
                                                    sensor_id=s["sensor_id"], host_t0_s=0.0, **kw)
+        all_ids = set(decoders) | set(ble_specs)
+
+        def ble_decoder(sid: str, src):
+            """The decoder ``live --ble`` uses for the device kind the batch (or the spec) names."""
+            from firmware_bridge.ble_decode import make_decoder
+
+            spec = ble_specs[sid]
+            opts = spec.get("decoder") or {}
+            kind = (src[2] if src else "") or opts.get("kind")
+            if not kind:
+                return None  # nothing received from the device yet (e.g. an empty end batch)
+            fields = {k: v for k, v in spec.items() if k != "decoder"}
+            return make_decoder(kind, sensor=SensorInfo(**fields), name=f"nats {self.unit}/{sid}", options=opts)
         offset = {sid: int(n) for sid, n in (self.resume or {}).get("segments", {}).items()}
-        gap_due = set(decoders) if self.resume else set()  # a resumed run: a Gap before each sensor's first block
+        gap_due = set(all_ids) if self.resume else set()  # a resumed run: a Gap before each sensor's first block
 
         # decoded blocks are small (one gateway batch, ~0.25 s); joined per sensor into blocks of
         # block_s before the engine: less per-block work, same records (chunk invariance, DESIGN.md)
@@ -355,6 +372,9 @@ class UnitRun:
 
         def out(items):
             for it in items:
+                if isinstance(it, StepRecord):  # finished metrics (RSC footpod): straight to the sinks
+                    yield it
+                    continue
                 if not isinstance(it, SampleBlock):  # a Gap: the sensor's joined samples go first
                     yield from joined(it.sensor_id)
                     yield it
@@ -385,7 +405,7 @@ class UnitRun:
                     yield from joined(sid)
 
         ended: set[str] = set(self._ended)
-        while ended != set(decoders):
+        while ended != all_ids:
             # every item handed out so far went through the engine (samples still being joined
             # have produced nothing yet): a checkpoint may go here
             if self._done_seq and time.monotonic() >= self._next_ckpt_s:
@@ -393,8 +413,23 @@ class UnitRun:
             m = self.q.get()
             if m is _ABORT:
                 raise _Aborted(self.unit)
-            sid, body, end, seq = m
-            dec = decoders[sid]
+            sid, body, end, seq, src = m
+            if src is not None and src[0] != "2":
+                raise RuntimeError(f"unit {self.unit}: batch format version {src[0]} of sensor {sid} is newer "
+                                   "than this worker reads (1, 2): upgrade the worker")
+            if src is not None and sid not in ble_specs:
+                raise RuntimeError(f"unit {self.unit}: a {src[1]} batch for {sid}, registered as a serial sensor")
+            dec = decoders.get(sid)
+            if dec is None and sid in ble_specs:  # (a link's kind is fixed once known: BleSession)
+                dec = ble_decoder(sid, src)
+                if dec is not None:
+                    decoders[sid] = dec
+            if dec is None:  # a BLE sensor that sent nothing yet: no decoder to feed or reset
+                if end:
+                    ended.add(sid)
+                    self._ended.add(sid)
+                self._done_seq = seq
+                continue
             first = True
             for host_s, data in unpack_records(body):
                 if first and data is not None:
@@ -434,6 +469,10 @@ class UnitRun:
         args = argparse.Namespace(**{**vars(w.sink_args), **over})
         try:
             engine = Engine(sensors, config=w.config)
+            if any((x.get("decoder") or {}).get("transport") == "ble" for x in self.spec["sensors"]):
+                from firmware_bridge.ble_cli import RecordPassingEngine  # as `live --ble`: RSC records to the sinks
+
+                engine = RecordPassingEngine(engine, sensors)
             sinks = build_sinks(args, w.config, session, sensors)
             r = self.resume or {}
             self.held = HeldSinks(sinks, horizon_s=r.get("horizon_s"), t_horizon_s=r.get("t_horizon_s"))
@@ -550,13 +589,15 @@ class Worker:
                     continue
                 if gseq > expected:  # batches missing (stream trimmed): the decoder restarts after a gap
                     run.missing += gseq - expected
-                    run.q.put((sid, pack_records([(0, None)]), False, seq))
+                    run.q.put((sid, pack_records([(0, None)]), False, seq, None))
                 run.seen[sid] = gseq
                 run.msgs += 1
                 end = hdr.get("Gw-End") == "1"
                 if end:
                     run.fetched_end.add(sid)
-                run.q.put((sid, m.data, end, seq))
+                ver = hdr.get("Gw-Ver")  # batch format (firmware_bridge/gateway.py): none = v1, serial bytes
+                src = None if ver is None else (ver, hdr.get("Gw-Transport", ""), hdr.get("Gw-Kind", ""))
+                run.q.put((sid, m.data, end, seq, src))
         if sub is not None:
             try:
                 await sub.unsubscribe()

@@ -114,7 +114,7 @@ def unit(tmp_path_factory):
         per_sensor.append([(b[0][0], sid, b, k == len(batches) - 1) for k, b in enumerate(batches)])
     msgs = []
     for seq, (_, sid, b, end) in enumerate(heapq.merge(*per_sensor, key=lambda m: m[0]), start=1):
-        msgs.append((sid, pack_records([(round(h * 1e9), x) for h, x in b]), end, seq))
+        msgs.append((sid, pack_records([(round(h * 1e9), x) for h, x in b]), end, seq, None))  # None: a v1 (serial) batch
     spec = {"session_id": "r1", "athlete": "zoe", "start_wall_ns": 0, "sensors": sensors}
     return spec, msgs
 
