@@ -27,6 +27,8 @@ standing start are dropped (counted), never the ones used for the estimate.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from scipy import signal
 
@@ -114,15 +116,29 @@ def estimate_rotation(acc_ms2: np.ndarray, gyr_dps: np.ndarray | None, *, placem
         up = acc_ms2.mean(axis=0)
     up = up - (up @ ml) * ml
     up /= np.linalg.norm(up)
-    sag = gyr_dps @ ml
-    sos = signal.butter(2, min(8.0, 0.4 * fs_hz) / (fs_hz / 2), output="sos")
-    sag_lp = signal.sosfiltfilt(sos, sag)  # offline estimate on the warm-up buffer only
     sign = _travel_sign(acc_ms2, gyr_dps, still, ml, fs_hz=fs_hz) if placement == "foot" else 0.0
-    if sign == 0.0:
+    if sign == 0.0:  # only then is the low-passed sagittal rate needed
+        sag_lp = signal.sosfiltfilt(_lowpass_sos(fs_hz).copy(), gyr_dps @ ml)  # offline, on the warm-up buffer only
         sign = _swing_sign(sag_lp, acc_ms2 @ up, fs_hz=fs_hz)
     right = sign * ml
     fwd = np.cross(up, right)
     return np.vstack([fwd, -right, up]), True
+
+
+@functools.lru_cache(maxsize=16)
+def _lowpass_sos(fs_hz: float) -> np.ndarray:
+    """2nd-order Butterworth low-pass at min(8 Hz, 0.4 fs) for ``_swing_sign`` (second-order
+    sections; callers get a copy). Designed once per rate and process: the design (~0.25 ms)
+    is a fixed cost of every sensor's estimate otherwise."""
+    return signal.butter(2, min(8.0, 0.4 * fs_hz) / (fs_hz / 2), output="sos")
+
+
+def _still_runs(still: np.ndarray, min_n: int = 3) -> list[tuple[int, int]]:
+    """``[start, stop)`` of every run of True in ``still`` at least ``min_n`` long, in order."""
+    edges = np.flatnonzero(np.diff(still.astype(np.int8), prepend=np.int8(0), append=np.int8(0)))
+    starts, stops = edges[0::2], edges[1::2]
+    keep = stops - starts >= min_n
+    return list(zip(starts[keep].tolist(), stops[keep].tolist()))
 
 
 def _travel_sign(acc_ms2: np.ndarray, gyr_dps: np.ndarray, still: np.ndarray, ml: np.ndarray, *,
@@ -140,18 +156,7 @@ def _travel_sign(acc_ms2: np.ndarray, gyr_dps: np.ndarray, still: np.ndarray, ml
     from scipy.spatial.transform import Rotation
 
     dt = 1.0 / fs_hz
-    runs = []
-    i, n = 0, still.size
-    while i < n:
-        if still[i]:
-            j = i
-            while j < n and still[j]:
-                j += 1
-            if j - i >= 3:
-                runs.append((i, j))
-            i = j
-        else:
-            i += 1
+    runs = _still_runs(still)
     vote = 0.0
     for (a0, a1), (b0, _) in zip(runs, runs[1:]):
         if not 0.2 * fs_hz <= b0 - a1 <= 2.0 * fs_hz:
