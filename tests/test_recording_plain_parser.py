@@ -20,10 +20,13 @@ from pipeline.records import Gap
 
 
 class PandasOnly(Recording):
-    """The reader as it was: every chunk from pandas."""
+    """The reader as it was: every chunk from pandas, and the sample rate from pandas' head."""
 
     def _chunks(self):
         yield from self._read_csv(chunksize=self.chunk_rows)
+
+    def _plain_head(self):
+        return None
 
 
 def _items(rec: Recording):
@@ -165,3 +168,69 @@ def test_mantissa_and_decimal_limits(tmp_path):
         rows.append(f"{i / 100:.6f},{v},1.0,2.0,3.0,4.0,5.0")
     _same_as_pandas(_write(tmp_path, "m", HEADER, rows))
     assert math.copysign(1.0, -0.0) == -1.0
+
+
+# ---- the sample-rate estimate from the head (Recording._plain_head, issue 9: a fixed per-run cost)
+
+def _irregular_rows(n, fs, seed, *, jitter=0.3):
+    rng = np.random.default_rng(seed)
+    t = np.cumsum(rng.uniform(1 - jitter, 1 + jitter, n)) / fs
+    vals = rng.normal(0, 50, (n, 6))
+    return [f"{t[i]:.{int(rng.integers(3, 8))}f}," + ",".join(f"{x:.{int(rng.integers(0, 7))}f}" for x in vals[i])
+            for i in range(n)]
+
+
+@pytest.mark.parametrize("n,fs,seed", [(10, 200.0, 0), (11, 100.0, 1), (1999, 200.0, 2), (2000, 500.0, 3),
+                                       (2001, 200.0, 4), (5000, 500.0, 5), (9000, 1000.0, 6)])
+@pytest.mark.parametrize("newline,final_newline", [("\n", True), ("\r\n", True), ("\n", False)])
+def test_rate_from_the_plain_head_equals_pandas(tmp_path, n, fs, seed, newline, final_newline):
+    """Heads of any length (several 64 KiB reads for 9000 rows), irregular times and widths."""
+    p = _write(tmp_path, "h", HEADER, _irregular_rows(n, fs, seed), newline=newline, final_newline=final_newline)
+    fast, ref = Recording(p), PandasOnly(p)
+    assert fast._plain_head() is not None
+    assert fast.fs_hz == ref.fs_hz and repr(fast.fs_hz) == repr(ref.fs_hz)
+
+
+@pytest.mark.parametrize("case", ["bad_after_head", "bad_in_head", "blank_in_head", "quoted_header",
+                                  "long_line", "few_rows", "header_only", "not_increasing", "int_times",
+                                  "text_in_unused_column"])
+def test_rate_or_error_from_the_head_equals_pandas(tmp_path, case):
+    rows = _irregular_rows(3000, 200.0, 7)
+    header = HEADER
+    if case == "bad_after_head":
+        rows[2500] = rows[2500].replace(",", ";", 1)  # past the 2000 head rows: the plain head is used
+    elif case == "bad_in_head":
+        rows[700] = rows[700] + ",1.0"
+    elif case == "blank_in_head":
+        rows.insert(5, "")
+    elif case == "quoted_header":
+        header = '"t_s",' + HEADER.split(",", 1)[1]
+    elif case == "long_line":
+        rows[100] = rows[100] + "," + "x" * 70_000
+        header = HEADER + ",note"
+        rows = [r + ",n" if i != 100 else r for i, r in enumerate(rows)]
+    elif case == "few_rows":
+        rows = rows[:9]
+    elif case == "header_only":
+        rows = []
+    elif case == "not_increasing":
+        rows = [r.split(",", 1)[0] and "1.0," + r.split(",", 1)[1] for r in rows[:50]]
+    elif case == "int_times":
+        rows = [f"{i}," + r.split(",", 1)[1] for i, r in enumerate(rows)]
+    elif case == "text_in_unused_column":
+        header = HEADER + ",note"
+        rows = [r + f",lap {i % 4}" for i, r in enumerate(rows)]
+    p = _write(tmp_path, "e", header, rows)
+    try:
+        ref = PandasOnly(p)
+    except InputError as exc:
+        with pytest.raises(InputError) as got:
+            Recording(p)
+        assert str(got.value) == str(exc)
+        return
+    fast = Recording(p)
+    assert repr(fast.fs_hz) == repr(ref.fs_hz)
+    expect_plain = case in ("bad_after_head", "int_times", "text_in_unused_column")
+    assert (fast._plain_head() is not None) == expect_plain
+    if case in ("bad_after_head", "text_in_unused_column"):
+        _same_as_pandas(p)
