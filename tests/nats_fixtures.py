@@ -138,3 +138,94 @@ def nats_cluster(tmp_path_factory):
         yield c
     finally:
         c.stop()
+
+
+# -- decentralised auth (operator / account / user JWTs) for the `.creds` test -------------------------
+# What `nsc` would make, made here with the `nkeys` package (a dependency of nats-py's `.creds`
+# support) so the real nats-server can run in operator mode: an operator, a system account, an
+# application account with JetStream enabled, and users whose `.creds` files hold their JWT and
+# seed. JWT v2 as nats-io/jwt writes it: header {"typ": "JWT", "alg": "ed25519-nkey"}, claims
+# {jti, iat, iss, name, sub, nats: {..., type, version: 2}}, each part base64url without padding,
+# signed (ed25519) by the issuer's seed over "<header>.<claims>".
+
+def nkey_pair(prefix: int):
+    """A fresh key pair: (seed bytes, public key str) for an operator/account/user prefix byte."""
+    import os
+
+    import nkeys
+
+    seed = nkeys.encode_seed(os.urandom(32), prefix)
+    return seed, nkeys.from_seed(bytearray(seed)).public_key.decode()
+
+
+def _b64(data: bytes) -> str:
+    import base64
+
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def encode_jwt(claims_nats: dict, *, name: str, subject: str, issuer_seed: bytes) -> str:
+    import base64
+    import hashlib
+    import json
+
+    import nkeys
+
+    kp = nkeys.from_seed(bytearray(issuer_seed))
+    claims = {"iat": int(time.time()), "iss": kp.public_key.decode(), "name": name, "sub": subject,
+              "nats": {**claims_nats, "version": 2}}
+    claims["jti"] = base64.b32encode(hashlib.sha256(json.dumps(claims, sort_keys=True).encode()).digest()).decode().rstrip("=")
+    head = _b64(json.dumps({"typ": "JWT", "alg": "ed25519-nkey"}).encode())
+    body = _b64(json.dumps(claims).encode())
+    return f"{head}.{body}.{_b64(kp.sign(f'{head}.{body}'.encode()))}"
+
+
+UNLIMITED = {"subs": -1, "data": -1, "payload": -1, "imports": -1, "exports": -1, "wildcards": True, "conn": -1,
+             "leaf": -1}
+
+
+def creds_text(user_jwt: str, user_seed: bytes) -> str:
+    return ("-----BEGIN NATS USER JWT-----\n" + user_jwt + "\n------END NATS USER JWT------\n\n"
+            "************************* IMPORTANT *************************\n"
+            "NKEY Seed printed below can be used to sign and prove identity.\n"
+            "NKEYs are sensitive and should be treated as secrets.\n\n"
+            "-----BEGIN USER NKEY SEED-----\n" + user_seed.decode() + "\n------END USER NKEY SEED------\n\n"
+            "*************************************************************\n")
+
+
+class OperatorAuth:
+    """Operator + SYS account + account ``APP`` (JetStream on) and ``user_creds(dir, name)`` files."""
+
+    def __init__(self):
+        import nkeys
+
+        self.op_seed, self.op_pub = nkey_pair(nkeys.PREFIX_BYTE_OPERATOR)
+        self.sys_seed, self.sys_pub = nkey_pair(nkeys.PREFIX_BYTE_ACCOUNT)
+        self.acc_seed, self.acc_pub = nkey_pair(nkeys.PREFIX_BYTE_ACCOUNT)
+        self.op_jwt = encode_jwt({"type": "operator", "system_account": self.sys_pub}, name="gw-op",
+                                 subject=self.op_pub, issuer_seed=self.op_seed)
+        self.sys_jwt = encode_jwt({"type": "account", "limits": UNLIMITED}, name="SYS", subject=self.sys_pub,
+                                  issuer_seed=self.op_seed)
+        js = {"mem_storage": -1, "disk_storage": -1, "streams": -1, "consumer": -1}
+        self.acc_jwt = encode_jwt({"type": "account", "limits": {**UNLIMITED, **js}}, name="APP", subject=self.acc_pub,
+                                  issuer_seed=self.op_seed)
+
+    def server_conf(self, d: Path) -> str:
+        """nats-server config lines: operator mode, accounts preloaded in a MEMORY resolver."""
+        op = d / "operator.jwt"
+        op.write_text(self.op_jwt)
+        return (f'operator: "{op}"\nsystem_account: "{self.sys_pub}"\nresolver: MEMORY\n'
+                f'resolver_preload: {{\n  {self.sys_pub}: "{self.sys_jwt}"\n  {self.acc_pub}: "{self.acc_jwt}"\n}}\n')
+
+    def user_creds(self, d: Path, name: str, *, account_seed: bytes | None = None) -> Path:
+        """A ``.creds`` file of a new user of account APP (``account_seed``: signed by another key)."""
+        import nkeys
+
+        seed, pub = nkey_pair(nkeys.PREFIX_BYTE_USER)
+        jwt = encode_jwt({"type": "user", "pub": {}, "sub": {}, "subs": -1, "data": -1, "payload": -1,
+                          **({"issuer_account": self.acc_pub} if account_seed is not None else {})},
+                         name=name, subject=pub, issuer_seed=account_seed or self.acc_seed)
+        path = d / f"{name}.creds"
+        path.write_text(creds_text(jwt, seed))
+        path.chmod(0o600)
+        return path

@@ -5,6 +5,12 @@ gateway keeps its batches on disk.
 
 One ``nats-server`` (JetStream, R1) with a certificate signed by a throw-away CA made with the
 ``openssl`` command (both installed by .ci/run); skipped, saying so, when either is missing.
+
+Decentralised JWT auth (``creds``): a second ``nats-server`` in operator mode (operator, system
+and application account JWTs preloaded in a MEMORY resolver, made with the ``nkeys`` package as
+``nsc`` would, tests/nats_fixtures.py); a gateway and a worker given a user's ``.creds`` file
+(TOML ``creds`` / ``GAITWATCH_NATS_CREDS``) get in and the steps arrive; a user whose JWT is
+signed by a key the account does not know is refused and the gateway keeps its batches.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ import pytest
 
 import nats  # noqa: E402,F401  (nats-py is a product dependency: missing, the tests must fail, not skip)
 
-from nats_fixtures import NATS_SERVER, free_ports
+from nats_fixtures import NATS_SERVER, OperatorAuth, free_ports
 from test_cluster_nats import DURATION_S, TIMEOUT_S, WorkerThread, feed_all, make_capture, start_gateway, unit_steps, wait_for
 
 from firmware_bridge.gateway import Gateway
@@ -121,3 +127,107 @@ def test_without_the_password_nothing_gets_in_and_the_gateway_keeps_its_batches(
     assert h["published"] == 0 and h["pending"] > 0
     # (nats-py reports it as "no servers available"; the server says why)
     assert "authentication error" in (secure_server["dir"] / "log").read_text().lower()
+
+
+@pytest.fixture(scope="module")
+def jwt_server(tmp_path_factory):
+    """nats-server in operator (JWT) mode with JetStream; yields its URL and the OperatorAuth."""
+    import nkeys  # noqa: F401  (nats-py's .creds support needs it: missing, the test must fail, not skip)
+
+    if NATS_SERVER is None:
+        pytest.skip("needs the nats-server command (apt-get install nats-server; .ci/run does)")
+    d = tmp_path_factory.mktemp("nats-jwt")
+    auth = OperatorAuth()
+    port = free_ports(1)[0]
+    conf = d / "server.conf"
+    conf.write_text(f'listen: "127.0.0.1:{port}"\n'
+                    f'jetstream {{\n  store_dir: "{d / "js"}"\n  max_memory_store: 64MB\n  max_file_store: 256MB\n}}\n'
+                    + auth.server_conf(d))
+    proc = subprocess.Popen([NATS_SERVER, "-c", str(conf)], stdout=(d / "log").open("wb"), stderr=subprocess.STDOUT)
+    url = f"nats://127.0.0.1:{port}"
+    try:
+        import nats
+
+        probe = auth.user_creds(d, "probe")
+
+        async def ready():
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    nc = await nats.connect(servers=[url], user_credentials=str(probe), max_reconnect_attempts=1)
+                    await nc.jetstream().account_info()
+                    await nc.close()
+                    return
+                except Exception:
+                    if time.monotonic() > deadline:
+                        raise
+                    await asyncio.sleep(0.3)
+
+        asyncio.run(ready())
+        yield {"url": url, "auth": auth, "dir": d}
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_gateway_and_worker_with_creds_files_against_an_operator_mode_server(jwt_server, tmp_path, monkeypatch):
+    auth = jwt_server["auth"]
+    gw_creds = auth.user_creds(tmp_path, "gateway-track-3")
+    wk_creds = auth.user_creds(tmp_path, "worker-1")
+    toml = tmp_path / "gw.toml"
+    toml.write_text(f'[cluster]\nurls = ["{jwt_server["url"]}"]\nreplicas = 1\ncreds = "{gw_creds}"\n'
+                    f'stream = "JWT"\nsubject_prefix = "jwt.f"\nkv_prefix = "jwt"\npoll_s = 0.25\nbatch_max_s = 0.05\n')
+    s_gw = ClusterSettings.from_config(load_config(toml))
+    assert s_gw.connect_kw()["user_credentials"] == str(gw_creds)
+    monkeypatch.setenv("GAITWATCH_NATS_CREDS", str(wk_creds))  # the environment wins over the file
+    s_wk = ClusterSettings.from_config(load_config(toml))
+    assert s_wk.creds == str(wk_creds)
+    monkeypatch.delenv("GAITWATCH_NATS_CREDS")
+
+    cap = make_capture(tmp_path / "fay-r.gwcap", sensor_id="fay-r", side="right", athlete="fay", seed=9)
+    athlete = {"sensors": [SensorInfo(sensor_id="fay-r", placement="foot", side="right", athlete="fay")], "caps": [cap]}
+    ref = tmp_path / "ref"
+    assert cli_main(["live", "--from-capture", str(cap), "--placement", "foot", "--side", "right",
+                     "--athlete", "fay", "--out", str(ref)]) == 0
+    out = tmp_path / "out"
+    worker = WorkerThread(s_wk, out, "wjwt")
+    try:
+        gw = start_gateway(s_gw, tmp_path / "buf", athlete, session_id="jwt1")
+        feed_all(gw, athlete)
+        assert gw.close(timeout_s=TIMEOUT_S), gw.health()
+        wait_for(lambda: unit_steps(out, "jwt1", "fay").exists(), what="steps.csv")
+        assert unit_steps(out, "jwt1", "fay").read_text() == (ref / "steps.csv").read_text()
+        assert cli_main(["cluster", "status", "--config", str(toml)]) == 0
+    finally:
+        worker.close()
+    # the users connected as themselves (the server logs nothing else; ask it who we are)
+    import nats
+
+    async def whoami(creds):
+        nc = await nats.connect(servers=[jwt_server["url"]], user_credentials=str(creds), max_reconnect_attempts=1)
+        try:
+            msg = await nc.request("$JS.API.INFO", b"", timeout=5)  # answered only inside the APP account
+            return msg.data
+        finally:
+            await nc.close()
+
+    assert b"io.nats.jetstream.api.v1.account_info_response" in asyncio.run(whoami(gw_creds))
+
+
+def test_creds_signed_by_an_unknown_key_are_refused_and_the_gateway_keeps_its_batches(jwt_server, tmp_path):
+    import nkeys
+
+    from nats_fixtures import nkey_pair
+
+    rogue_seed, _ = nkey_pair(nkeys.PREFIX_BYTE_ACCOUNT)  # not the account's key: the server must refuse
+    creds = jwt_server["auth"].user_creds(tmp_path, "mallory", account_seed=rogue_seed)
+    s = ClusterSettings(urls=[jwt_server["url"]], creds=str(creds), replicas=1, stream="JWT2",
+                        subject_prefix="jwt2.f", kv_prefix="jwt2", batch_max_s=0.05)
+    cap = make_capture(tmp_path / "gus-l.gwcap", sensor_id="gus-l", side="left", athlete="gus", seed=11)
+    athlete = {"sensors": [SensorInfo(sensor_id="gus-l", placement="foot", side="left", athlete="gus")], "caps": [cap]}
+    gw = start_gateway(s, tmp_path / "buf", athlete, session_id="jwt2")
+    feed_all(gw, athlete, stop_s=DURATION_S / 4)
+    assert gw.close(timeout_s=3) is False
+    h = gw.health()
+    assert h["published"] == 0 and h["pending"] > 0
+    assert "authentication error" in (jwt_server["dir"] / "log").read_text().lower()  # (the server says why)
