@@ -91,7 +91,8 @@ class BinnedMedian:
     def _fold_array(self, a: np.ndarray) -> None:
         if not a.size:
             return
-        x = a / self.resolution
+        with np.errstate(over="ignore"):  # |x| > 1.8e308 * resolution becomes inf: clamped just below
+            x = a / self.resolution
         lo, hi = x.min(), x.max()
         if not -_MAX_BIN <= lo <= hi <= _MAX_BIN:
             x = np.clip(x, -_MAX_BIN, _MAX_BIN)
