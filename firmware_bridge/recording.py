@@ -124,10 +124,10 @@ def read_sidecar(path: Path) -> dict[str, Any]:
         if key not in data:
             continue
         v = data[key]
-        line = _key_line(text, key)
 
-        def bad(expected: str) -> InputError:
-            return InputError(f"expected {expected}, got {v!r}", path=str(path), line=line, column=key)
+        def bad(expected: str) -> InputError:  # the key's line is only looked up for an error (a regex per key)
+            return InputError(f"expected {expected}, got {v!r}", path=str(path), line=_key_line(text, key),
+                              column=key)
 
         if key in ("sensor_id", "athlete"):
             if not isinstance(v, str) or (key == "sensor_id" and not v.strip()):
@@ -146,7 +146,7 @@ def read_sidecar(path: Path) -> dict[str, Any]:
                 raise bad("a positive number")
             out[key] = float(v)
         elif key == "start_utc":
-            out[key] = parse_start_utc(v, path=str(path), line=line)
+            out[key] = parse_start_utc(v, path=str(path), line=_key_line(text, key))
     return out
 
 

@@ -10,6 +10,10 @@ least ``OFFLINE_BLOCK_S`` for an unpaced one: steps.csv is bit-identical for any
 cost less per sample. Output:
 ``DIR/steps.csv`` and ``DIR/session.json`` (see ``pipeline.sinks.file_sink``) and the
 summary table on stdout. A progress bar is shown on stderr only when stderr is a terminal.
+
+The same run without files: :func:`replay_in_memory` (records and summary in memory, e.g.
+for a library-style comparison such as bench/bench_pipeline.py's with gaitmap); both go
+through :func:`open_session` and :meth:`ReplaySession.run`.
 """
 
 from __future__ import annotations
@@ -90,22 +94,52 @@ def _replay_captures(args: argparse.Namespace) -> int:
     return live.func(live)
 
 
-def run(args: argparse.Namespace) -> int:
-    captures = [p for p in args.recordings if p.suffix == ".gwcap"]
-    if captures:
-        if len(captures) != len(args.recordings):
-            raise ConfigError("replay: give recordings (.csv) or captures (.gwcap), not both in one session")
-        return _replay_captures(args)
-    from firmware_bridge.recording import open_recordings
-    from firmware_bridge.replay import item_end_s, replay
-    from pipeline.config import load_config
+class ReplaySession:
+    """Recordings of one session opened and validated, with the engine that will analyse them:
+    what ``gaitwatch replay`` runs, whatever the sinks (:func:`open_session`)."""
 
-    config = load_config(args.config)
-    block_s = args.block_s
-    if block_s is None and args.speed is None:
+    __slots__ = ("config", "recordings", "engine", "session")
+
+    def __init__(self, config, recordings, engine, session: SessionInfo):
+        self.config, self.recordings, self.engine, self.session = config, recordings, engine, session
+
+    @property
+    def sensors(self):
+        return [r.info for r in self.recordings]
+
+    def extra(self) -> dict:
+        """The run's settings recorded in session.json."""
+        return {
+            "inputs": [r.path.name for r in self.recordings],
+            "config": self.config.source,
+            "block_s": self.recordings[0].block_s,
+            "gap_fill_max_s": self.recordings[0].gap_fill_max_s,
+        }
+
+    def run(self, sinks, *, speed: float | None = None, progress=None):
+        """The one run loop (``pipeline.run.run_session``) from the recordings into ``sinks``."""
+        from firmware_bridge.replay import replay
+        from pipeline.run import run_session
+
+        recordings = self.recordings
+        return run_session(
+            replay(recordings, speed=speed), self.engine, sinks, session=self.session,
+            source_stats=lambda: {r.info.sensor_id: r.stats for r in recordings},
+            progress=progress, extra=self.extra(),
+        )
+
+
+def open_session(paths: list[Path], *, config, placement: str | None = None, side: str | None = None,
+                 athlete: str | None = None, block_s: float | None = None,
+                 speed: float | None = None) -> ReplaySession:
+    """Validate and open the recordings (all of them before anything runs), ready the compiled
+    kernels and make the engine: everything of ``gaitwatch replay`` before the sinks."""
+    from firmware_bridge.recording import open_recordings
+
+    if block_s is None and speed is None:
         block_s = max(config.get("ingest", "block_s"), OFFLINE_BLOCK_S)
-    recordings = open_recordings(args.recordings, config=config, placement=args.placement, side=args.side,
-                                 athlete=args.athlete, block_s=block_s)
+    recordings = open_recordings(paths, config=config, placement=placement, side=side,
+                                 athlete=athlete, block_s=block_s)
     for r in recordings:
         log.info("%s: sensor %s (%s, %s), %.6g Hz grid, %s, block %d samples", r.path.name, r.info.sensor_id,
                  r.info.placement, r.info.side, r.fs_hz, "acc+gyro" if r.has_gyro else "acc only", r.block_n)
@@ -118,18 +152,49 @@ def run(args: argparse.Namespace) -> int:
     from detectors import alignment, steps_kernels
     from firmware_bridge import recording
     from pipeline.engine import Engine
-    from pipeline.run import run_session
-    from pipeline.sinks import build_sinks
 
     for module in (recording, alignment, steps_kernels):  # compiled kernels ready before the run starts
         module.warm_up()
 
-    athlete = args.athlete if args.athlete is not None else next((r.info.athlete for r in recordings if r.info.athlete), "")
+    if athlete is None:
+        athlete = next((r.info.athlete for r in recordings if r.info.athlete), "")
     with_utc = [r.start_utc_ns for r in recordings if r.start_utc_ns is not None]
     start_ns = with_utc[0] if with_utc else min(r.start_wall_ns for r in recordings)
-    session = SessionInfo(session_id=session_id_for(args.recordings), athlete=athlete, start_wall_ns=start_ns)
-    sensors = [r.info for r in recordings]
-    engine = Engine(sensors, config=config)
+    session = SessionInfo(session_id=session_id_for(paths), athlete=athlete, start_wall_ns=start_ns)
+    engine = Engine([r.info for r in recordings], config=config)
+    return ReplaySession(config, recordings, engine, session)
+
+
+def replay_in_memory(paths: list[Path], *, config=None, **kw):
+    """``gaitwatch replay`` into memory instead of files: (records, summary), where records are
+    the StepRecords and Alerts in the order the sinks get them. The same reader, engine and run
+    loop as the command (:func:`open_session`, :meth:`ReplaySession.run`); only the sink
+    differs (``pipeline.sinks.memory_sink.MemorySink``). ``kw`` as :func:`open_session`."""
+    from pipeline.config import load_config
+    from pipeline.sinks.memory_sink import MemorySink
+
+    rs = open_session([Path(p) for p in paths], config=load_config() if config is None else config, **kw)
+    sink = MemorySink()
+    summary = rs.run([sink])
+    return sink.records, summary
+
+
+def run(args: argparse.Namespace) -> int:
+    captures = [p for p in args.recordings if p.suffix == ".gwcap"]
+    if captures:
+        if len(captures) != len(args.recordings):
+            raise ConfigError("replay: give recordings (.csv) or captures (.gwcap), not both in one session")
+        return _replay_captures(args)
+    from firmware_bridge.replay import item_end_s
+    from pipeline.config import load_config
+
+    config = load_config(args.config)
+    rs = open_session(args.recordings, config=config, placement=args.placement, side=args.side,
+                      athlete=args.athlete, block_s=args.block_s, speed=args.speed)
+    recordings, engine, session, sensors = rs.recordings, rs.engine, rs.session, rs.sensors
+
+    from pipeline.sinks import build_sinks
+
     sinks = build_sinks(args, config, session, sensors)
     from pipeline.sinks.history_sink import attach_history_baselines
     attach_history_baselines(engine, sinks, session.athlete)
@@ -155,18 +220,8 @@ def run(args: argparse.Namespace) -> int:
                 bar.update(round(t - done[0], 3))
                 done[0] = t
 
-    extra = {
-        "inputs": [r.path.name for r in recordings],
-        "config": config.source,
-        "block_s": recordings[0].block_s,
-        "gap_fill_max_s": recordings[0].gap_fill_max_s,
-    }
     try:
-        summary = run_session(
-            replay(recordings, speed=args.speed), engine, sinks, session=session,
-            source_stats=lambda: {r.info.sensor_id: r.stats for r in recordings},
-            progress=progress, extra=extra,
-        )
+        summary = rs.run(sinks, speed=args.speed, progress=progress)
     finally:
         if bar is not None:
             bar.close()
