@@ -30,15 +30,13 @@ import re
 from functools import lru_cache
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields as dc_fields, is_dataclass
-from itertools import chain, compress
-from math import isfinite as _isfinite
+from itertools import chain
 from operator import attrgetter, itemgetter
 
-import numpy as np
 
 from pipeline import schema
-from pipeline.lineprotocol_floats import lines as float_lines
-from pipeline.lineprotocol_floats import reprs as float_reprs
+from pipeline.lineprotocol_floats import Shapes as float_shapes
+from pipeline.lineprotocol_floats import points as float_points
 from pipeline.records import Alert, SensorInfo, SessionInfo, StepRecord
 from pipeline.window_aggregates import WindowAggregate
 
@@ -223,41 +221,18 @@ PENDING_VALUES = 2000  # deferred values formatted together (~60 step points)
 _CACHE_LIMIT = 4096  # shapes per encoder (sensors x activities x metric sets: a handful in practice)
 
 
-def _pct(s: str) -> str:
-    """Literal text inside a ``%`` template."""
-    return s.replace("%", "%%")
-
-
 class _StepShape:
     """What repeats in the step points of one (sensor, activity, metric names): the series
-    key, the escaped field keys, and a ``%``-template per pattern of finite fields."""
+    key, the names of the numeric fields and the id of the point shape the compiled writer
+    uses (``None``: a metric named like another field, written by the general path)."""
 
-    __slots__ = ("sensor", "numeric", "head", "keys", "templates")
+    __slots__ = ("sensor", "numeric", "head", "sid")
 
-    def __init__(self, session: SessionInfo, sensor: SensorInfo, activity: str, names: tuple[str, ...]):
+    def __init__(self, sensor: SensorInfo, numeric: tuple[str, ...], head: str, sid: int | None):
         self.sensor = sensor  # (held: the cache is keyed by its id)
-        self.numeric = STEP_NUMERIC_CORE + names
-        self.head = _sensor_head(schema.MEASUREMENT_STEP, session, sensor)
-        self.templates: dict[tuple[bool, ...], tuple[str, int]] = {}
-        self.keys: list[str] | None = None  # None: a metric named like another field (general path)
-        if len(set(self.numeric)) == len(self.numeric):
-            self.keys = [_pct(escape_key(k)) + "=%s" for k in self.numeric]
-            # the string field, after the core fields as in schema.step_fields (never dropped)
-            self.keys.insert(len(STEP_NUMERIC_CORE), _pct(escape_key(schema.FIELD_ACTIVITY)) + "="
-                             + _pct(escape_string_value(str(activity))))
-
-    def template(self, finite: tuple[bool, ...]) -> tuple[str, int, int]:
-        """The template for points whose numeric fields are finite where ``finite`` says
-        (``%s`` slots for the values' reprs, ``%d`` for the timestamp), how many values
-        such a point leaves out and how many it carries."""
-        n_core = len(STEP_NUMERIC_CORE)
-        mask = (*finite[:n_core], True, *finite[n_core:])
-        keys = ",".join(compress(self.keys, mask))
-        if len(self.templates) >= _CACHE_LIMIT:
-            self.templates.clear()
-        dropped = finite.count(False)
-        t = self.templates[finite] = (f"{_pct(self.head)} {keys} %d", dropped, len(finite) - dropped)
-        return t
+        self.numeric = numeric
+        self.head = head
+        self.sid = sid
 
 
 class SessionEncoder:
@@ -265,19 +240,22 @@ class SessionEncoder:
     :func:`step_line` / :func:`window_line` write (tests/test_lineprotocol.py checks this).
 
     Why: the sink encodes every step of a run (~30 fields each); per-field Python work
-    (building a dict, escaping, key lookups, one ``repr`` call each) cost ~20 us per point of
-    the producer's CPU, which the InfluxDB server, sharing the CPUs, then lacks. Here what
-    repeats is prepared once per *shape* -- (sensor, activity, metric names) for steps,
-    (sensor, field names) for windows: the escaped series key, field keys and the string
-    field joined into one ``%``-template per pattern of finite values -- so a point costs a
-    tuple of floats, a finiteness mask and one ``template % values`` (``%r`` of a float is
-    its ``repr``, the shortest exact form, done in C; it is most of what is left). NaN/inf
-    values are left out by the template of their mask and counted. A metric named like
-    another field (the dict semantics of :func:`pipeline.schema.step_fields`) and a window
-    value that is not finite take the general path (:func:`_encode_fields`).
+    (building a dict, escaping, key lookups, one ``repr`` and one finiteness test each) cost
+    ~20 us per point of the producer's CPU, which the InfluxDB server, sharing the CPUs, then
+    lacks. Here what repeats is prepared once per *shape* -- (sensor, activity, metric names)
+    for steps, (sensor, field names) for windows: the escaped series key, the ``key=`` pieces
+    and the string field (:class:`pipeline.lineprotocol_floats.Shapes`). Per point, Python
+    only collects its values (finite or not) and timestamp; the lines of many points are then
+    written by one compiled call (:func:`pipeline.lineprotocol_floats.points`), which leaves
+    NaN/inf values out (and counts them), writes each value as ``repr`` does (Ryu) and joins
+    the pieces. A metric named like another field (the dict semantics of
+    :func:`pipeline.schema.step_fields`) and a window with two fields of one name take the
+    general path (:func:`_encode_fields`).
 
-    Shapes are keyed by the sensor object's identity (the shape keeps a reference, so an id
-    is never reused while cached); the caches are bounded.
+    With ``defer=True`` points wait (:attr:`pending`) until ~PENDING_VALUES values have
+    gathered or :meth:`flush`; what was left out is added to the ``stats`` given with them
+    when their lines are written. Shapes are keyed by the sensor object's identity (the shape
+    keeps a reference, so an id is never reused while cached); the caches are bounded.
     """
 
     def __init__(self, session: SessionInfo, precision: str = "ns"):
@@ -286,27 +264,46 @@ class SessionEncoder:
         self.precision = precision
         self._div = PRECISIONS[precision]
         self._steps: dict[tuple, _StepShape] = {}
-        # Points whose values wait to be formatted (``defer=True``): one compiled formatting
-        # call per ~PENDING_VALUES values instead of one per call of steps()/windows().
-        self._flat: list = []
-        self._parts: list[tuple] = []
-        # The templates' literal pieces as the compiled writer reads them.
-        self._pieces: dict[str, tuple[int, int]] = {}  # template -> (first piece, bytes)
-        self._frag = bytearray()
-        self._pstart: list[int] = []
-        self._pend: list[int] = []
-        self._store: tuple | None = None  # numpy views of the three, rebuilt when a template is added
-        self._windows: dict[tuple, tuple[str | None, SensorInfo]] = {}
+        self._windows: dict[tuple, tuple[int | None, SensorInfo]] = {}
+        self._shapes = float_shapes()
+        # Deferred points: every numeric value in order, per point its shape id (-1: a line
+        # made by the general path, in _general) and timestamp.
+        self._vals: list = []
+        self._shape_of: list[int] = []
+        self._stamps: list[int] = []
+        self._general: list[str] = []
+        self._stats: EncodeStats | None = None  # credited with the deferred points
 
-    def _step_shape(self, sensor: SensorInfo, activity: str, names: tuple[str, ...]) -> _StepShape:
+    def _new_shape(self, head: str, fields: list[tuple[int, str]], out: list[str]) -> int:
+        if len(self._shapes) >= _CACHE_LIMIT or self._shapes.nbytes > 4_000_000:  # (bounded: start over)
+            self.flush(out)  # (pending points refer to the shapes by id)
+            self._shapes.clear()
+            self._steps.clear()
+            self._windows.clear()
+        return self._shapes.add(head + " ", fields)
+
+    def _step_shape(self, sensor: SensorInfo, activity: str, names: tuple[str, ...], out: list[str]) -> _StepShape:
         for n in names:
             if n == schema.FIELD_ACTIVITY:
                 raise ValueError(f"metric name {n!r} is reserved for the step's activity string")
             schema.check_field_name(n)
-        if len(self._steps) >= _CACHE_LIMIT:
-            self._steps.clear()
-        shape = self._steps[(id(sensor), activity, names)] = _StepShape(self.session, sensor, activity, names)
+        numeric = STEP_NUMERIC_CORE + names
+        head = _sensor_head(schema.MEASUREMENT_STEP, self.session, sensor)
+        sid = None
+        if len(set(numeric)) == len(numeric):
+            fields = [(1, escape_key(k) + "=") for k in numeric]
+            # the string field, after the core fields as in schema.step_fields (never dropped)
+            fields.insert(len(STEP_NUMERIC_CORE),
+                          (0, escape_key(schema.FIELD_ACTIVITY) + "=" + escape_string_value(str(activity))))
+            sid = self._new_shape(head, fields, out)
+        shape = self._steps[(id(sensor), activity, names)] = _StepShape(sensor, numeric, head, sid)
         return shape
+
+    def _credit(self, stats: EncodeStats | None, out: list[str]) -> None:
+        if stats is not self._stats:
+            if self._shape_of:
+                self.flush(out)
+            self._stats = stats
 
     def steps(
         self,
@@ -325,15 +322,16 @@ class SessionEncoder:
         NaN/inf, and ints or numpy scalars where the record has those), for
         :class:`pipeline.window_aggregates.WindowAggregator`.
         """
+        if stats is not self._stats:
+            self._credit(stats, out)
         shapes = self._steps
         start = self.session.start_wall_ns
         div = self._div
         half = div // 2
-        flat = self._flat  # the finite values of all points, in order
-        extend = flat.extend
-        parts = self._parts  # per point: (template, n values, timestamp) or (None, line, 0)
-        part = parts.append
-        points = dropped = 0
+        extend = self._vals.extend  # (numbers as they come: the writer reads them as float64, i.e. float(v))
+        shape_of = self._shape_of.append
+        stamp = self._stamps.append
+        row = rows.append if rows is not None else None
         latest = float("-inf")
         for r in records:
             s = r.step
@@ -342,49 +340,43 @@ class SessionEncoder:
             sensor = r.sensor
             shape = shapes.get((id(sensor), s.activity, names))
             if shape is None or shape.sensor is not sensor:
-                shape = self._step_shape(sensor, s.activity, names)
+                shape = self._step_shape(sensor, s.activity, names, out)
             ic = s.ic_s
-            # (numbers as they come: the formatter reads them as float64, i.e. float(v))
-            vals = (ic, s.to_s, s.contact_ms, s.flight_ms, s.cadence_spm, s.segment, *map(_VALUE_OF, ms))
-            if shape.keys is not None:
-                finite = tuple(map(_isfinite, vals))  # which fields the point carries
-                tmpl = shape.templates.get(finite)
-                if tmpl is None:
-                    tmpl = shape.template(finite)
-                extend(compress(vals, finite))
+            sid = shape.sid
+            if sid is not None:
+                vals = (ic, s.to_s, s.contact_ms, s.flight_ms, s.cadence_spm, s.segment, *map(_VALUE_OF, ms))
+                extend(vals)
+                shape_of(sid)
                 t = start + int(round(ic * 1e9))
-                part((tmpl[0], tmpl[2], (t + half) // div if div > 1 else t))
-                points += 1
-                dropped += tmpl[1]
-                if rows is not None:
-                    rows.append((shape.numeric, vals))
+                stamp((t + half) // div if div > 1 else t)
+                if row is not None:
+                    row((shape.numeric, vals))
             else:  # a metric named like another field: the dict semantics of schema.step_fields
                 fields = schema.step_fields(r)
                 line = _encode_fields(shape.head, fields, self.session.wall_ns(ic), self.precision, stats)
                 if line is not None:
-                    part((None, line, 0))
-                if rows is not None:
+                    self._general.append(line)
+                    shape_of(-1)
+                    stamp(0)
+                if row is not None:
                     items = [(k, v) for k, v in fields.items() if type(v) is float]
-                    rows.append((tuple(k for k, _ in items), tuple(v for _, v in items)))
+                    row((tuple(k for k, _ in items), tuple(v for _, v in items)))
             if ic > latest:  # (NaN compares False)
                 latest = ic
-        if not defer or len(flat) >= PENDING_VALUES:
+        if not defer or len(self._vals) >= PENDING_VALUES:
             self.flush(out)
-        if stats is not None:
-            stats.points += points
-            stats.nonfinite_dropped += dropped
         return latest
 
     def windows(self, windows: Iterable[WindowAggregate], out: list[str], stats: EncodeStats | None = None,
                 *, defer: bool = False) -> None:
         """Append the lines of these window aggregates to ``out`` (as :func:`window_line`)."""
+        if stats is not self._stats:
+            self._credit(stats, out)
         shapes = self._windows
         start = self.session.start_wall_ns
         div = self._div
         half = div // 2
-        flat = self._flat
-        parts = self._parts
-        points = 0
+        extend = self._vals.extend
         for w in windows:
             sensor = w.sensor
             names = tuple(map(_STAT_NAME, w.stats))
@@ -393,116 +385,60 @@ class SessionEncoder:
                 head = _sensor_head(schema.MEASUREMENT_WINDOW, self.session, sensor)
                 keys = [schema.FIELD_WINDOW_STEPS, schema.FIELD_WINDOW_S]
                 keys += [schema.window_field(n, st) for n in names for st in schema.WINDOW_STATS]
-                template = None  # two fields of one name: general path (a dict keeps the last)
+                sid = None  # two fields of one name: general path (a dict keeps the last)
                 if len(set(keys)) == len(keys):
-                    template = f"{_pct(head)} {','.join(_pct(escape_key(k)) + '=%s' for k in keys)} %d"
-                if len(shapes) >= _CACHE_LIMIT:
-                    shapes.clear()
-                shape = shapes[(id(sensor), names)] = (template, sensor)
-            template = shape[0]
-            vals = tuple(map(float, (w.steps, w.window_s, *chain.from_iterable(map(_STAT_VALUES, w.stats)))))
-            total = sum(vals)
-            if template is not None and total - total == 0.0:
-                flat += vals
+                    sid = self._new_shape(head, [(1, escape_key(k) + "=") for k in keys], out)
+                shape = shapes[(id(sensor), names)] = (sid, sensor)
+            sid = shape[0]
+            if sid is not None:
+                extend((w.steps, w.window_s))
+                extend(chain.from_iterable(map(_STAT_VALUES, w.stats)))
+                self._shape_of.append(sid)
                 t = start + int(round(w.start_s * 1e9))
-                parts.append((template, len(vals), (t + half) // div if div > 1 else t))
-                points += 1
+                self._stamps.append((t + half) // div if div > 1 else t)
             else:
                 line = window_line(w, session=self.session, precision=self.precision, stats=stats)
                 if line is not None:
-                    parts.append((None, line, 0))
-        if not defer or len(flat) >= PENDING_VALUES:
+                    self._general.append(line)
+                    self._shape_of.append(-1)
+                    self._stamps.append(0)
+        if not defer or len(self._vals) >= PENDING_VALUES:
             self.flush(out)
-        if stats is not None:
-            stats.points += points
 
     @property
     def pending(self) -> int:
         """Points encoded with ``defer=True`` whose lines :meth:`flush` has not written yet."""
-        return len(self._parts)
+        return len(self._shape_of)
 
     def flush(self, out: list[str]) -> None:
         """Append the lines of every deferred point to ``out``, in order."""
-        parts, flat = self._parts, self._flat
-        if not parts:
+        shape_of = self._shape_of
+        if not shape_of:
             return
-        lines = self._compiled_lines(parts, flat)
-        if lines is None:  # (a timestamp beyond int64, or kernels run as Python)
-            strs = float_reprs(flat) if flat else []
-            i = 0
-            lines = []
-            for template, n, t in parts:
-                if template is not None:
-                    lines.append(template % (*strs[i : i + n], t))
-                    i += n
-        append = out.append
-        made = iter(lines)
-        for template, n, _ in parts:
-            append(n if template is None else next(made))  # (None: made by the general path)
-        parts.clear()
-        flat.clear()
-
-    def _compiled_lines(self, parts: list[tuple], flat: list) -> list[str] | None:
-        """The template points' lines, written by one compiled call (values, keys, timestamp)."""
-        pieces = self._pieces
-        firsts, counts, stamps = [], [], []
-        size = 25 * len(flat)
-        for template, n, t in parts:
-            if template is not None:
-                pc = pieces.get(template)
-                if pc is None:
-                    pc = self._add_pieces(template)
-                firsts.append(pc[0])
-                counts.append(n)
-                stamps.append(t)
-                size += pc[1]
-        if not firsts:
-            return []
-        if self._store is None:
-            self._store = (np.frombuffer(bytes(self._frag), np.uint8), np.array(self._pstart, np.int64),
-                           np.array(self._pend, np.int64))
-        frag, pstart, pend = self._store
-        return float_lines(flat, counts, firsts, stamps, frag, pstart, pend, size + 21 * len(firsts))
-
-    def _add_pieces(self, template: str) -> tuple[int, int]:
-        """Register a ``%``-template's literal pieces (UTF-8) in the store the kernel reads."""
-        if len(self._frag) > 4_000_000:  # (bounded: start over)
-            self._pieces.clear()
-            self._frag.clear()
-            self._pstart.clear()
-            self._pend.clear()
-        first = len(self._pstart)
-        nbytes = 0
-        for piece in _template_pieces(template):
-            b = piece.encode("utf-8")
-            self._pstart.append(len(self._frag))
-            self._frag += b
-            self._pend.append(len(self._frag))
-            nbytes += len(b)
-        self._store = None
-        pc = self._pieces[template] = (first, nbytes)
-        return pc
-
-
-def _template_pieces(template: str) -> list[str]:
-    """The literal text between the ``%s``/``%d`` slots of a template (``%%`` is ``%``)."""
-    out: list[str] = []
-    cur: list[str] = []
-    i = 0
-    while i < len(template):
-        c = template[i]
-        if c == "%":
-            if template[i + 1] == "%":
-                cur.append("%")
-            else:  # %s or %d
-                out.append("".join(cur))
-                cur = []
-            i += 2
-            continue
-        cur.append(c)
-        i += 1
-    out.append("".join(cur))
-    return out
+        general = self._general
+        text, dropped, empty, emitted = float_points(self._vals, shape_of, self._stamps, self._shapes)
+        made = text.split("\n")
+        made.pop()  # (after the last newline)
+        if not general:
+            out.extend(made)
+        else:
+            append = out.append
+            it_made = iter(made)
+            it_general = iter(general)
+            for sid, e in zip(shape_of, emitted):
+                if sid < 0:
+                    append(next(it_general))
+                elif e:
+                    append(next(it_made))
+        stats = self._stats
+        if stats is not None:
+            stats.points += len(shape_of) - len(general) - empty
+            stats.points_empty += empty
+            stats.nonfinite_dropped += dropped
+        shape_of.clear()
+        self._vals.clear()
+        self._stamps.clear()
+        general.clear()
 
 
 def alert_line(

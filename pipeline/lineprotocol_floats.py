@@ -17,6 +17,8 @@ patterns, powers of 2 and 10, subnormals, integers).
 
 from __future__ import annotations
 
+import math
+
 import numba
 import numpy as np
 
@@ -55,6 +57,7 @@ _U10 = np.uint64(10)
 _U50 = np.uint64(50)
 _U100 = np.uint64(100)
 _MANT_MASK = np.uint64((1 << 52) - 1)
+_EXP_MASK = np.uint64(0x7FF << 52)
 _HIDDEN = np.uint64(1 << 52)
 
 
@@ -279,25 +282,66 @@ def _format_into(values, out):
 
 
 @njit
-def _write_lines(values, counts, firsts, stamps, frag, pstart, pend, out):
-    """Lines of line protocol into ``out``, each ``\n``-terminated: line ``l`` is piece
-    ``firsts[l]``, value, piece ``firsts[l] + 1``, value, ... (``counts[l]`` values), the
-    last piece, the integer ``stamps[l]``. Pieces are ``frag[pstart[p]:pend[p]]`` (UTF-8).
-    Returns the length used."""
+def _write_points(values, shape_of, stamps, sh_head, sh_first, sh_n, f_kind, f_piece, frag, pstart, pend,
+                  sh_bytes, emitted):
+    """Lines of line protocol, each ``\n``-terminated, for points ``i`` with ``shape_of[i] >= 0``
+    (a negative shape: a point made elsewhere, skipped). A point of shape ``s`` is: piece
+    ``sh_head[s]`` (series key and a space), then its fields ``f = sh_first[s] ..
+    sh_first[s] + sh_n[s] - 1`` joined by ``,``: piece ``f_piece[f]`` (``key=``) and the repr
+    of the point's next value if ``f_kind[f]`` is 1, left out (and counted) when that value is
+    NaN or infinite; piece ``f_piece[f]`` alone (a string field, always there) if
+    ``f_kind[f]`` is 0; then a space and the integer ``stamps[i]``. A point left with no field
+    is not written (``emitted[i]`` = 0). ``values``: every numeric value of every point in
+    order, finite or not. ``sh_bytes[s]`` bounds the size of a point of shape ``s``.
+    Returns (the bytes, values left out, points left empty)."""
+    size = 0
+    for i in range(shape_of.shape[0]):
+        if shape_of[i] >= 0:
+            size += sh_bytes[shape_of[i]]
+    out = np.empty(size, dtype=np.uint8)
     bits_all = values.view(np.uint64)
-    digits = np.empty(20, dtype=np.uint8)
+    digits = np.empty(24, dtype=np.uint8)
     pos = 0
     v = 0
-    for line in range(counts.shape[0]):
-        p = firsts[line]
-        for j in range(counts[line] + 1):
-            for k in range(pstart[p + j], pend[p + j]):
+    dropped = 0
+    empty = 0
+    for i in range(shape_of.shape[0]):
+        s = shape_of[i]
+        if s < 0:
+            emitted[i] = 0
+            continue
+        start = pos
+        h = sh_head[s]
+        for k in range(pstart[h], pend[h]):
+            out[pos] = frag[k]
+            pos += 1
+        body = pos
+        f0 = sh_first[s]
+        for f in range(f0, f0 + sh_n[s]):
+            if f_kind[f] == 1:
+                b = bits_all[v]
+                v += 1
+                if (b & _EXP_MASK) == _EXP_MASK:  # NaN or +/-inf
+                    dropped += 1
+                    continue
+            if pos > body:
+                out[pos] = 44  # ','
+                pos += 1
+            p = f_piece[f]
+            for k in range(pstart[p], pend[p]):
                 out[pos] = frag[k]
                 pos += 1
-            if j < counts[line]:
-                pos = _write_repr(bits_all[v], out, pos, digits)
-                v += 1
-        t = stamps[line]
+            if f_kind[f] == 1:
+                pos = _write_repr(b, out, pos, digits)
+        if pos == body:  # no field left
+            pos = start
+            emitted[i] = 0
+            empty += 1
+            continue
+        emitted[i] = 1
+        out[pos] = 32  # ' '
+        pos += 1
+        t = stamps[i]
         if t < 0:
             out[pos] = 45
             pos += 1
@@ -314,7 +358,7 @@ def _write_lines(values, counts, firsts, stamps, frag, pstart, pend, out):
             pos += 1
         out[pos] = 10  # '\n'
         pos += 1
-    return pos
+    return out[:pos], dropped, empty
 
 
 _PYTHON_ONLY = bool(numba.config.DISABLE_JIT)  # (debugging the kernels as Python: repr instead)
@@ -333,24 +377,122 @@ def reprs(values) -> list[str]:
     return out[: used - 1].tobytes().decode("ascii").split(",")
 
 
-def lines(values, counts, firsts, stamps, frag, pstart, pend, size: int) -> list[str] | None:
-    """Lines from pieces and values (see :func:`_write_lines`); ``size`` bounds the output
-    (pieces + 25 per value + 21 per line). None if a timestamp does not fit in int64 or the
-    kernels run as Python (the caller then formats with ``repr``)."""
-    if _PYTHON_ONLY:
-        return None
-    try:
-        st = np.fromiter(stamps, np.int64, len(stamps))
-    except OverflowError:
-        return None
-    out = np.empty(size, dtype=np.uint8)
-    used = _write_lines(np.fromiter(values, np.float64, len(values)), np.fromiter(counts, np.int64, len(counts)),
-                        np.fromiter(firsts, np.int64, len(firsts)), st, frag, pstart, pend, out)
-    return out[: used - 1].tobytes().decode("utf-8").split("\n")
+class Shapes:
+    """The literal pieces of point shapes, as :func:`_write_points` reads them: a shape is a
+    head piece (series key and a space) and a list of fields, each a ``key=`` piece followed by
+    a value (kind 1) or a whole ``key="string"`` piece (kind 0)."""
+
+    def __init__(self) -> None:
+        self.clear()
+
+    def clear(self) -> None:
+        self.frag = bytearray()
+        self.pstart: list[int] = []
+        self.pend: list[int] = []
+        self.sh_head: list[int] = []
+        self.sh_first: list[int] = []
+        self.sh_n: list[int] = []
+        self.sh_bytes: list[int] = []
+        self.f_kind: list[int] = []
+        self.f_piece: list[int] = []
+        self._arrays: tuple | None = None
+
+    def __len__(self) -> int:
+        return len(self.sh_head)
+
+    def _piece(self, text: str) -> int:
+        b = text.encode("utf-8")
+        self.pstart.append(len(self.frag))
+        self.frag += b
+        self.pend.append(len(self.frag))
+        return len(self.pstart) - 1
+
+    def add(self, head: str, fields: list[tuple[int, str]]) -> int:
+        """Register a shape: ``head`` (with its trailing space), ``(kind, piece)`` per field;
+        returns its id."""
+        h = self._piece(head)
+        self.sh_head.append(h)
+        self.sh_first.append(len(self.f_kind))
+        self.sh_n.append(len(fields))
+        size = self.pend[h] - self.pstart[h] + 22  # + ' ', sign, 19 digits, '\n'
+        for kind, text in fields:
+            p = self._piece(text)
+            self.f_kind.append(kind)
+            self.f_piece.append(p)
+            size += self.pend[p] - self.pstart[p] + 1 + (25 if kind == 1 else 0)  # ',' + a repr
+        self.sh_bytes.append(size)
+        self._arrays = None
+        return len(self.sh_head) - 1
+
+    @property
+    def nbytes(self) -> int:
+        return len(self.frag)
+
+    def arrays(self) -> tuple:
+        if self._arrays is None:
+            i64 = np.int64
+            self._arrays = (np.array(self.sh_head, i64), np.array(self.sh_first, i64), np.array(self.sh_n, i64),
+                            np.array(self.f_kind, i64), np.array(self.f_piece, i64),
+                            np.frombuffer(bytes(self.frag), np.uint8), np.array(self.pstart, i64),
+                            np.array(self.pend, i64), np.array(self.sh_bytes, i64))
+        return self._arrays
+
+
+def points(values: list, shape_of: list[int], stamps: list[int], shapes: Shapes) -> tuple[str, int, int, list]:
+    """The lines of these points (see :func:`_write_points`), ``\n``-terminated, as one str;
+    values left out (NaN/inf); points left empty; per point 1 if written (0: empty, or a
+    negative shape). Compiled, unless a timestamp does not fit in int64 or the kernels run as
+    Python: then the same with ``repr`` (:func:`points_py`)."""
+    if not _PYTHON_ONLY:
+        try:
+            st = np.fromiter(stamps, np.int64, len(stamps))
+        except OverflowError:
+            st = None
+        if st is not None:
+            sh = np.fromiter(shape_of, np.int64, len(shape_of))
+            emitted = np.empty(len(shape_of), np.int8)
+            head, first, n, kind, piece, frag, pstart, pend, nbytes = shapes.arrays()
+            out, dropped, empty = _write_points(np.fromiter(values, np.float64, len(values)), sh, st, head, first, n,
+                                                kind, piece, frag, pstart, pend, nbytes, emitted)
+            return str(memoryview(out), "utf-8"), int(dropped), int(empty), emitted
+    return points_py(values, shape_of, stamps, shapes)
+
+
+def points_py(values: list, shape_of: list[int], stamps: list[int], shapes: Shapes) -> tuple[str, int, int, list]:
+    """:func:`points` in Python, with ``repr`` (any integer timestamp)."""
+    frag = bytes(shapes.frag)
+    pieces = [frag[a:b].decode("utf-8") for a, b in zip(shapes.pstart, shapes.pend)]
+    out: list[str] = []
+    emitted: list[int] = []
+    v = dropped = empty = 0
+    for s, t in zip(shape_of, stamps):
+        if s < 0:
+            emitted.append(0)
+            continue
+        f0 = shapes.sh_first[s]
+        fields = []
+        for f in range(f0, f0 + shapes.sh_n[s]):
+            if shapes.f_kind[f] == 1:
+                x = float(values[v])
+                v += 1
+                if not math.isfinite(x):
+                    dropped += 1
+                    continue
+                fields.append(pieces[shapes.f_piece[f]] + repr(x))
+            else:
+                fields.append(pieces[shapes.f_piece[f]])
+        if not fields:
+            empty += 1
+            emitted.append(0)
+            continue
+        emitted.append(1)
+        out.append(f"{pieces[shapes.sh_head[s]]}{','.join(fields)} {t}\n")
+    return "".join(out), dropped, empty, emitted
 
 
 def warm_up() -> None:
     """Load the compiled kernels now (from numba's cache: ~0.3 s each, once per process)."""
     reprs([0.5])
-    frag = np.frombuffer(b"a=", np.uint8)
-    lines([0.5], [1], [0], [1], frag, np.array([0, 2], np.int64), np.array([2, 2], np.int64), 64)
+    shapes = Shapes()
+    shapes.add("m ", [(1, "a=")])
+    points([0.5], [0], [1], shapes)

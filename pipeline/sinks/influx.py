@@ -258,6 +258,7 @@ class InfluxSink:
                 self._buf.append(line)
 
     def _buf_health(self, t_s: float) -> None:
+        self._encoder.flush(self._buf)  # (deferred points are counted when their lines are made)
         s = self.stats
         values = {
             schema.FIELD_SPOOL_DEPTH_POINTS: self.spool.depth_points + len(self._buf) + self._encoder.pending,
