@@ -11,11 +11,12 @@ all the real ones.
 
 Two emulated gaitwatch foot sensors stream a simulated run (the right one drops its link once
 and re-delivers its last notifications after the reconnect) and an RSC footpod streams its
-metrics, all through ``gaitwatch gateway --ble``. The worker's steps.csv must be byte-identical
-to ``gaitwatch live --from-ble-capture`` of the notifications the gateway received (kept with
+metrics, all through ``gaitwatch gateway --ble``. The worker's steps.csv must hold the same rows
+and cells (column order aside, see :func:`same_steps`) as ``gaitwatch live --from-ble-capture``
+of the notifications the gateway received (kept with
 ``--ble-capture``; ``live --ble`` gives the same file as the replay of its own capture,
 tests/test_ble_live.py), and its steps must be the steps of a plain replay of the recordings
-(one sample, outside the outage; the outage is a gap: new segment).
+(within ms, outside the outage; the outage is a gap: new segment).
 """
 
 from __future__ import annotations
@@ -67,6 +68,22 @@ def run_files(tmp_path_factory):
         out[sid] = {"acc": np.concatenate([b.acc_ms2 for b in blocks]), "gyr": np.concatenate([b.gyr_dps for b in blocks]),
                     "ref": rows((d / f"replay-{sid}" / "steps.csv").read_text())}
     return out
+
+
+def same_steps(got: str, want: str) -> bool:
+    """The same rows in the same order with the same cell texts, column by column. Not the same
+    bytes: the file sink adds a column when a record first carries it, and whether the footpod's
+    first record (speed, stride length, distance) reaches it before or after the first foot step
+    depends on when they are handed over (the worker joins samples into 1 s blocks and releases
+    records at checkpoints; ``live`` decodes notification by notification), so those three
+    columns may stand elsewhere in the header. Without a footpod the files are byte-identical
+    (below, and tests/test_cluster_nats.py for serial sensors)."""
+    a, b = rows(got), rows(want)
+    assert set(a[0]) == set(b[0]), (sorted(set(a[0]) ^ set(b[0])))
+    assert len(a) == len(b)
+    for x, y in zip(a, b):
+        assert x == y, {k: (x[k], y[k]) for k in x if x[k] != y[k]}
+    return True
 
 
 def devices(run_files):
@@ -154,9 +171,9 @@ def test_ble_gateway_through_the_cluster_gives_the_steps_of_live_ble(nats_cluste
         want = (ref / "steps.csv").read_text()
         wait_for(lambda: unit_steps(out, "sb1", "dan").exists(), what="the worker's steps.csv")
         got = unit_steps(out, "sb1", "dan").read_text()
-        assert got == want
+        assert same_steps(got, want)
 
-        # ... which are the recordings' steps: segment 0 within one sample of the plain replay once mapped
+        # ... which are the recordings' steps: segment 0 within ms of the plain replay once mapped
         # onto the receive-time axis (live times are host times: the clock fit maps the samples onto the
         # receive times, so they carry the fake's asyncio pacing, offset and rate, measured ~0.2 % fast
         # here), the right foot's second segment (after the outage's gap: its own clock fit) within 20 ms
@@ -170,7 +187,9 @@ def test_ble_gateway_through_the_cluster_gives_the_steps_of_live_ble(nats_cluste
             assert len(ic0) >= 4
             rate, offset = np.polyfit(ic_ref[:len(ic0)], ic0, 1)
             assert abs(rate - 1.0) < 0.005 and 0 < offset < 10, (sid, rate, offset)
-            assert np.abs(ic0 - (offset + rate * ic_ref[:len(ic0)])).max() <= 1.0 / FS + 1e-3, sid
+            # within 2 samples + 1 ms: the fit follows the fake's receive times, which jitter by ms on this
+            # shared machine (measured up to 3.1 ms, on the first step, inside the clock fit's warm-up)
+            assert np.abs(ic0 - (offset + rate * ic_ref[:len(ic0)])).max() <= 2.0 / FS + 1e-3, sid
             for x in mine:
                 t = (float(x["ic_s"]) - offset) / rate
                 assert np.min(np.abs(ic_ref - t)) <= 0.02, (sid, x["ic_s"])
@@ -178,11 +197,15 @@ def test_ble_gateway_through_the_cluster_gives_the_steps_of_live_ble(nats_cluste
             if sid == "lf":
                 assert len(mine) == len(ic_ref)
 
-        # the same captures forwarded by `gateway --from-ble-capture` (another session): the same file
-        argv = ["gateway", *sum((["--from-ble-capture", c] for c in caps), []), "--athlete", "dan",
+        # the two foot sensors' captures forwarded by `gateway --from-ble-capture` (another session):
+        # without the footpod, the very bytes of `live --from-ble-capture` of the same two files
+        feet = caps[:2]
+        assert main(["live", *sum((["--from-ble-capture", c] for c in feet), []), "--athlete", "dan",
+                     "--out", str(tmp_path / "ref2")]) == 0
+        argv = ["gateway", *sum((["--from-ble-capture", c] for c in feet), []), "--athlete", "dan",
                 "--buffer", str(tmp_path / "buf2"), "--session-id", "sb2", *cluster_argv(s)]
         assert main(argv) == 0
         wait_for(lambda: unit_steps(out, "sb2", "dan").exists(), what="steps.csv of the forwarded captures")
-        assert unit_steps(out, "sb2", "dan").read_text() == want
+        assert unit_steps(out, "sb2", "dan").read_bytes() == (tmp_path / "ref2" / "steps.csv").read_bytes()
     finally:
         worker.close()
