@@ -8,10 +8,12 @@ protocol bytes with the host time each read returned (the ``.gwcap`` record form
 
 Delivery: every batch is first *sealed* into the :class:`DiskBuffer` (one file per batch,
 named by a gateway-wide sequence number, written before it is sent), then a publisher
-thread sends the files oldest first, one at a time, waits for JetStream's PubAck and only
-then deletes the file. While the network or the cluster is down the files pile up on
+thread sends the files oldest first and deletes each one only after JetStream's PubAck
+for it. While the network or the cluster is down the files pile up on
 disk and go out in order when it is back; a gateway restarted on the same buffer
-directory continues the same session and sequence numbers. A batch whose PubAck was lost
+directory continues the same session and sequence numbers. Up to ``publish_window`` publishes
+are in flight at once, at most one per sensor subject (:meth:`Gateway._publish_window`), so
+each sensor's batches are stored in the order they were sealed. A batch whose PubAck was lost
 is sent again with the same ``Nats-Msg-Id`` (``<unit>.<sensor>.<seq>``) and the stream
 drops the duplicate (within ``dup_window_s``), so every batch is stored exactly once.
 Files are flushed to the OS, not fsync'ed: a gateway process crash loses nothing, a power
@@ -217,21 +219,7 @@ class Gateway:
                     await asyncio.get_running_loop().run_in_executor(None, self._wake.wait, 0.05)
                     self._wake.clear()
                     continue
-                for path in files:
-                    head, body = self.buf.load(path)
-                    sid = head["sensor"]
-                    unit = self._unit_of.get(sid) or unit_key(self.session_id, "")
-                    hdr = {"Nats-Msg-Id": f"{unit}.{token(sid)}.{head['seq']}", "Gw-Sensor": sid,
-                           "Gw-Seq": str(head["seq"])}
-                    if head.get("end"):
-                        hdr["Gw-End"] = "1"
-                    if head.get("ver", 1) != 1:  # v1 (serial bytes) carries no version header: old workers read it
-                        hdr["Gw-Ver"] = str(head["ver"])
-                        hdr["Gw-Transport"] = str(head["transport"])
-                        hdr["Gw-Kind"] = str(head["kind"])
-                    await js.publish(self.s.subject(unit, sid), body, headers=hdr, timeout=5)
-                    path.unlink()  # only after the PubAck: a lost ack means a re-send, dropped as duplicate
-                    self.published += 1
+                await self._publish_window(js, files[:self.CHUNK_FILES])
             except Exception as exc:  # network/cluster down, leader election: keep the files, retry
                 self.connected = False
                 self.last_error = f"{type(exc).__name__}: {exc}"
@@ -247,6 +235,67 @@ class Gateway:
                 await asyncio.sleep(0.5)
         if nc is not None:
             await nc.close()
+
+    #: files taken from the buffer per round of :meth:`_publish_window` (a round ends when all are acked)
+    CHUNK_FILES = 512
+
+    def _message(self, path: Path):
+        head, body = self.buf.load(path)
+        sid = head["sensor"]
+        unit = self._unit_of.get(sid) or unit_key(self.session_id, "")
+        hdr = {"Nats-Msg-Id": f"{unit}.{token(sid)}.{head['seq']}", "Gw-Sensor": sid, "Gw-Seq": str(head["seq"])}
+        if head.get("end"):
+            hdr["Gw-End"] = "1"
+        if head.get("ver", 1) != 1:  # v1 (serial bytes) carries no version header: old workers read it
+            hdr["Gw-Ver"] = str(head["ver"])
+            hdr["Gw-Transport"] = str(head["transport"])
+            hdr["Gw-Kind"] = str(head["kind"])
+        return self.s.subject(unit, sid), body, hdr
+
+    async def _publish_window(self, js, files: list[Path]) -> None:
+        """Publish ``files`` (oldest first) with up to ``publish_window`` PubAcks awaited at once
+        but at most one per subject (sensor): a sensor's next batch goes out only after the
+        previous one is acked, so each subject's messages are stored in the order sealed even
+        when a publish fails mid-window (a failure raises; the caller reconnects and starts again
+        from the files left: those stored already are dropped as duplicates by their Msg-Id). A
+        file is deleted only after its own PubAck."""
+        queues: dict[str, list] = {}
+        for path in files:  # per subject, in sealing order
+            subject, body, hdr = self._message(path)
+            queues.setdefault(subject, []).append((path, body, hdr))
+        window = max(1, int(self.s.publish_window))
+        inflight: dict[asyncio.Task, tuple[str, Path]] = {}
+        busy: set[str] = set()
+        order = list(queues)  # subjects by their oldest file
+        try:
+            while order or inflight:
+                for subject in list(order):
+                    if len(inflight) >= window:
+                        break
+                    if subject in busy:
+                        continue
+                    q = queues[subject]
+                    path, body, hdr = q.pop(0)
+                    if not q:
+                        order.remove(subject)
+                    busy.add(subject)
+                    t = asyncio.ensure_future(js.publish(subject, body, headers=hdr, timeout=5))
+                    inflight[t] = (subject, path)
+                done, _ = await asyncio.wait(inflight, return_when=asyncio.FIRST_COMPLETED)
+                failed = None
+                for t in done:
+                    subject, path = inflight.pop(t)
+                    if t.exception() is not None:  # no PubAck: the file stays, re-sent in order after reconnecting
+                        failed = failed or t.exception()
+                        continue
+                    path.unlink()  # only after the PubAck: a lost ack means a re-send, dropped as duplicate
+                    busy.discard(subject)
+                    self.published += 1
+                if failed is not None:
+                    raise failed
+        finally:
+            for t in inflight:  # a failure: the others' fate is unknown, their files stay for the re-send
+                t.cancel()
 
     def close(self, *, timeout_s: float = 30.0) -> bool:
         """Seal what is batched and wait up to ``timeout_s`` until everything is published;

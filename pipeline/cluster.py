@@ -88,6 +88,7 @@ class ClusterSettings:
     block_s: float = 1.0
     batch_max_s: float = 0.25
     batch_max_bytes: int = 65536
+    publish_window: int = 64  # gateway: publishes in flight (at most one per sensor subject: order kept)
     creds: str = ""
     user: str = ""
     password: str = ""
@@ -117,6 +118,8 @@ class ClusterSettings:
         s = cls(urls=list(urls), **c)
         if s.lease_ttl_s < 1.0:
             raise ConfigError(f"cluster: lease_ttl_s must be >= 1 s, got {s.lease_ttl_s}")
+        if not int(s.publish_window) >= 1:
+            raise ConfigError(f"cluster: publish_window must be >= 1, got {s.publish_window}")
         if not (s.checkpoint_s > 0 and s.resume_preroll_s >= 0):
             raise ConfigError(f"cluster: checkpoint_s must be > 0 and resume_preroll_s >= 0, got "
                               f"{s.checkpoint_s}, {s.resume_preroll_s}")
