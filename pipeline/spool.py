@@ -16,7 +16,12 @@ ahead of sending without fsync while the server accepts writes (a killed process
 nothing either way: the page cache belongs to the kernel). Batches
 are read back oldest first (by sequence number) and removed only after the server has
 accepted them; writing a point twice is harmless in InfluxDB (same series + timestamp
-overwrites), so a crash between "accepted" and "removed" at worst re-sends a batch.
+overwrites), so a crash between "accepted" and "removed" at worst re-sends a batch. (The
+sink removes accepted batches lazily -- :meth:`Spool.remove` with ``lazy=True``, files
+deleted at the next :meth:`Spool.collect` -- so that its sender does not stop between two
+requests for file deletions: a crash then re-sends the few batches accepted since.) A
+batch appended by this process is also kept in memory (up to ``CACHE_BYTES``) so that
+sending it does not read it back from disk.
 
 The spool is bounded by ``max_bytes``: appending beyond it, or a failing disk (ENOSPC,
 EIO ...), raises :class:`~pipeline.errors.SinkError` -- the run stops rather than dropping
@@ -37,6 +42,7 @@ from pipeline.errors import SinkError
 
 _NAME = re.compile(r"^(\d{12})-(\d+)\.lp$")
 TARGET_FILE = "target.json"
+CACHE_BYTES = 64 * 1024 * 1024  # batches kept in memory as well (sent without reading the file)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +84,9 @@ class Spool:
         self.max_bytes = int(max_bytes)
         self.target = dict(target)
         self._lock = threading.Lock()
+        self._cache: dict[int, bytes] = {}  # seq -> the batch's bytes (appended by this process)
+        self._cache_bytes = 0
+        self._unlink: list[Path] = []  # accepted batches whose files are still to be deleted
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -172,7 +181,12 @@ class Spool:
         power cut until :meth:`sync`)."""
         if not lines:
             raise ValueError("append needs at least one line")
-        data = ("\n".join(lines) + "\n").encode("utf-8")
+        return self.append_bytes(("\n".join(lines) + "\n").encode("utf-8"), len(lines), fsync=fsync)
+
+    def append_bytes(self, data: bytes, n_lines: int, *, fsync: bool = True) -> SpoolBatch:
+        """:meth:`append` for ``n_lines`` lines already joined: UTF-8, each ending in a newline."""
+        if n_lines < 1 or not data.endswith(b"\n"):
+            raise ValueError("append needs at least one newline-terminated line")
         with self._lock:
             used = sum(b.n_bytes for b in self._batches)
             if used + len(data) > self.max_bytes:
@@ -183,13 +197,26 @@ class Spool:
                 )
             seq = self._next_seq
             self._next_seq += 1
-        path = self.directory / f"{seq:012d}-{len(lines)}.lp"
+        path = self.directory / f"{seq:012d}-{n_lines}.lp"
         self._write_atomic(path, data, fsync=fsync)
-        batch = SpoolBatch(seq, len(lines), path, len(data))
+        batch = SpoolBatch(seq, n_lines, path, len(data))
         with self._lock:
-            self._batches.append(batch)
-            self._batches.sort(key=lambda b: b.seq)
+            if self._batches and self._batches[-1].seq > seq:
+                self._batches.append(batch)
+                self._batches.sort(key=lambda b: b.seq)
+            else:
+                self._batches.append(batch)
+            if self._cache_bytes + len(data) <= CACHE_BYTES:
+                self._cache[seq] = data
+                self._cache_bytes += len(data)
+        if self._unlink:
+            self.collect()
         return batch
+
+    def read(self, batch: SpoolBatch) -> bytes:
+        """The batch's bytes (from memory if this process appended it, else from its file)."""
+        data = self._cache.get(batch.seq)
+        return data if data is not None else batch.read_bytes()
 
     def oldest(self) -> SpoolBatch | None:
         with self._lock:
@@ -211,11 +238,28 @@ class Spool:
         with self._lock:
             return list(self._batches)
 
-    def remove(self, batch: SpoolBatch) -> None:
-        """Drop a batch the server accepted."""
-        batch.path.unlink(missing_ok=True)
+    def remove(self, batch: SpoolBatch, *, lazy: bool = False) -> None:
+        """Drop a batch the server accepted; ``lazy``: its file is deleted at the next
+        :meth:`collect` (or :meth:`append`), not now."""
         with self._lock:
-            self._batches = [b for b in self._batches if b.seq != batch.seq]
+            if self._batches and self._batches[0].seq == batch.seq:
+                del self._batches[0]
+            else:
+                self._batches = [b for b in self._batches if b.seq != batch.seq]
+            data = self._cache.pop(batch.seq, None)
+            if data is not None:
+                self._cache_bytes -= len(data)
+            if lazy:
+                self._unlink.append(batch.path)
+                return
+        batch.path.unlink(missing_ok=True)
+
+    def collect(self) -> None:
+        """Delete the files of batches removed lazily."""
+        with self._lock:
+            paths, self._unlink = self._unlink, []
+        for p in paths:
+            p.unlink(missing_ok=True)
 
     def replace(self, batch: SpoolBatch, lines: list[str]) -> SpoolBatch | None:
         """Rewrite a batch with fewer lines (after part of it was written), keeping its place."""
@@ -229,5 +273,8 @@ class Spool:
             batch.path.unlink(missing_ok=True)
         new = SpoolBatch(batch.seq, len(lines), path, len(data))
         with self._lock:
+            old = self._cache.pop(batch.seq, None)
+            if old is not None:
+                self._cache_bytes -= len(old)
             self._batches = [new if b.seq == batch.seq else b for b in self._batches]
         return new

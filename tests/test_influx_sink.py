@@ -419,12 +419,15 @@ def test_ns_precision_and_source_health(influx_server, influx_db, tmp_path):
 
 
 def test_replay_burst_is_sent_in_requests_of_batch_size(influx_server, influx_db, tmp_path):
-    """A replay hands lines faster than the server takes them: every request but the last is
-    exactly batch_size lines (the few lines past a whole batch wait for the next one), and
-    every point lands."""
+    """A replay hands lines faster than the server takes them: lines are spooled in chunks of
+    batch_size // 5 as they fill (the next request is ready when the server answers), and the
+    worker joins the waiting chunks into requests of at most batch_size lines, full ones once
+    the server falls behind; the few lines past a whole chunk wait for the next one; every
+    point lands."""
     recs = make_step_records(sensors=[LEFT, RIGHT], duration_s=300.0)
     sink = sink_from_config(section(influx_server.url, influx_db, tmp_path, batch_size=200, flush_interval_s=60.0,
                                     **creds(influx_server)), session=SESSION, sensors=[LEFT, RIGHT])
+    assert sink.chunk_lines == 40
     sizes: list[int] = []
     send = sink.transport.send
 
@@ -437,7 +440,9 @@ def test_replay_burst_is_sent_in_requests_of_batch_size(influx_server, influx_db
     stats = sink.close(None)
     assert n_steps(influx_server, influx_db) == len(recs)
     assert sum(sizes) == stats.points_written == stats.points_encoded > len(recs)
-    assert len(sizes) >= 5 and all(n == 200 for n in sizes[:-1]) and 0 < sizes[-1] <= 200, sizes
+    assert all(n % 40 == 0 and n <= 200 for n in sizes[:-1]) and 0 < sizes[-1] <= 200, sizes  # whole chunks
+    assert len(sizes) < sum(sizes) / 40 and max(sizes) == 200, sizes  # chunks joined, up to full requests
+    assert not list(sink.spool.directory.glob("*.lp"))  # accepted batches' files deleted by close()
 
 
 def test_live_pace_is_sent_every_flush_interval(influx_server, influx_db, tmp_path):

@@ -40,6 +40,27 @@ def test_fifo_order_depth_and_reopen(tmp_path):
     assert again.oldest() == shorter and shorter.n_lines == 2 and again.depth_points == 5
 
 
+def test_lazy_remove_and_in_memory_copy(tmp_path):
+    """The sink removes accepted batches lazily (files deleted at collect() or the next append,
+    not between two requests) and sends batches from memory: the file holds the same bytes,
+    and a crash before collect() only means the accepted batch is found (and re-sent) again."""
+    sp = Spool(tmp_path, target=TARGET, max_bytes=10**6)
+    body = ("\n".join(lines("a", 3)) + "\n").encode()
+    a = sp.append_bytes(body, 3, fsync=False)
+    b = sp.append(lines("b", 2))
+    assert sp.read(a) == body == a.read_bytes() and sp.read(b) == b.read_bytes()
+    with pytest.raises(ValueError):
+        sp.append_bytes(b"m v=1 1", 1)  # not newline-terminated
+    sp.remove(a, lazy=True)
+    assert (sp.depth_batches, sp.depth_points) == (1, 2) and a.path.exists()
+    assert Spool(tmp_path, target=TARGET, max_bytes=10**6).depth_points == 5  # killed now: a is re-sent
+    sp.collect()
+    assert not a.path.exists() and Spool(tmp_path, target=TARGET, max_bytes=10**6).depth_points == 2
+    sp.remove(b, lazy=True)
+    c = sp.append(lines("c", 1))  # an append deletes the files of batches removed before
+    assert not b.path.exists() and sp.pending() == [c] and sp.read(c) == c.read_bytes()
+
+
 def test_incomplete_batch_from_a_crash_is_ignored_and_target_is_kept(tmp_path):
     sp = Spool(tmp_path, target=TARGET, max_bytes=10**6)
     sp.append(lines("a", 2))

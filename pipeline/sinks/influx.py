@@ -3,8 +3,8 @@
 Data path (DESIGN.md, "Sources and sinks")::
 
     write(records) -> lines (pipeline.lineprotocol) -> in-memory buffer
-                   -> every batch_size lines (1000 while the worker has nothing to send) /
-                      flush_interval_s: Spool.append (write-ahead)
+                   -> every batch_size // 5 lines (200 while the worker has nothing to
+                      send) / flush_interval_s: Spool.append (write-ahead)
     worker thread  -> oldest spool batches (joined up to batch_size lines)
                    -> transport.send (its own retries/backoff) -> accepted: removed
 
@@ -46,13 +46,16 @@ from pipeline.window_aggregates import WindowAggregator
 
 log = logging.getLogger(__name__)
 
-# While the worker has nothing to send, a buffer of this many lines is spooled right away, so
-# the server starts while the encoder fills the next batch; while it is sending, lines gather
-# up to batch_size ([influx] batch_size, default 5,000: InfluxDB's advice is 5,000-10,000
-# lines per write), i.e. a replay sends full batches: fewer requests and spool files. Measured
-# (bench/bench_influx.py docstring): no speed difference above the noise against 1,000-line
-# chunks (200 eager); influxd's CPU per point is the same for 200- and 5,000-line requests.
-WAL_EAGER_LINES = 1000
+# Lines are spooled (write-ahead) in chunks of batch_size // 5 lines (1,000 by default) as
+# soon as a chunk is full, and the worker sends the oldest chunks joined, up to batch_size
+# lines per request ([influx] batch_size, default 5,000: InfluxDB's advice is 5,000-10,000
+# lines per write). So while one request is with the server the next is already spooled
+# and goes out the moment the answer comes (no wait for a whole batch_size to gather and be
+# spooled: that cost 2-30 ms of idle server per request, bench/bench_influx.py docstring),
+# and a replay still sends full batch_size requests once the server falls behind. While the
+# worker has nothing to send, WAL_FIRST_LINES lines are enough, so the server starts early.
+WAL_CHUNKS_PER_BATCH = 5
+WAL_FIRST_LINES = 200
 ENV_TOKEN = "GAITWATCH_INFLUX_TOKEN"
 ENV_USERNAME = "GAITWATCH_INFLUX_USERNAME"
 ENV_PASSWORD = "GAITWATCH_INFLUX_PASSWORD"
@@ -156,13 +159,13 @@ class InfluxSink:
         self.sensors = {s.sensor_id: s for s in sensors}
         self.precision = precision
         self.batch_size = int(batch_size)
-        # Lines are spooled (write-ahead) in chunks of batch_size (one request each), smaller
-        # ones when the worker is idle or flush_interval_s has passed (live runs: at least
-        # every ~1 s); the worker joins consecutive small chunks up to batch_size per request
-        # (large requests when catching up after an outage). A killed process loses only the
-        # unspooled buffer: < batch_size lines and < flush_interval_s of data.
-        self.chunk_lines = self.batch_size
-        self.eager_lines = min(self.chunk_lines, WAL_EAGER_LINES)
+        # Lines are spooled (write-ahead) in chunks of chunk_lines, fewer when the worker is
+        # idle or flush_interval_s has passed (live runs: at least every ~1 s); the worker
+        # joins consecutive chunks up to batch_size per request (also when catching up after
+        # an outage). A killed process loses only the unspooled buffer: < chunk_lines lines
+        # and < flush_interval_s of data.
+        self.chunk_lines = max(1, self.batch_size // WAL_CHUNKS_PER_BATCH)
+        self.eager_lines = min(self.chunk_lines, WAL_FIRST_LINES)
         self.flush_interval_s = float(flush_interval_s)
         self.replay_interval_s = float(replay_interval_s)
         self.close_timeout_s = float(close_timeout_s)
@@ -241,9 +244,8 @@ class InfluxSink:
                 or (n >= self.eager_lines and not self._down and self.spool.depth_batches == 0)
             ):
                 try:
-                    # Whole batches only, unless stale or less than one: the few lines past
-                    # the last whole batch would be a request of their own; they wait for
-                    # the next batch (or flush_interval_s).
+                    # Whole chunks only, unless stale or less than one: the few lines past
+                    # the last whole chunk wait for the next one (or flush_interval_s).
                     self._spool_buffer(whole_batches=n >= self.chunk_lines and not stale)
                 except SinkError as exc:
                     self._error, self._error_raised = exc, True
@@ -305,7 +307,8 @@ class InfluxSink:
 
     def _deliver(self, batches: list[SpoolBatch]) -> None:
         """Send consecutive spool batches as one request (up to ``batch_size`` lines)."""
-        body = b"".join(b.read_bytes() for b in batches)
+        read = self.spool.read
+        body = read(batches[0]) if len(batches) == 1 else b"".join(map(read, batches))
         n_lines = sum(b.n_lines for b in batches)
         t0 = time.monotonic()
         rejected: list[tuple[str, str]] = []
@@ -322,7 +325,7 @@ class InfluxSink:
         self.stats.points_written += n_lines - len(rejected)
         self.stats.batches_written += 1
         for b in batches:
-            self.spool.remove(b)
+            self.spool.remove(b, lazy=True)  # (files deleted when the worker is idle or at the next append)
 
     def _split(self, lines: list[str], rejected: list[tuple[str, str]]) -> None:
         """Find the lines the server refuses by halving (each request is one plain write)."""
@@ -352,20 +355,27 @@ class InfluxSink:
                 except SinkError as exc:
                     self._error = exc
 
+    def _waiting(self) -> bool:
+        """Nothing for the worker to do now (called with ``_cond`` held)."""
+        return not self._stop and (
+            self.spool.depth_batches == 0 or (self._down and time.monotonic() < self._retry_at))
+
     def _run(self) -> None:
         while True:
             self._flush_stale()
             with self._cond:
                 if self._stop and (self.spool.depth_batches == 0 or self._down):
                     return
-                if not self._stop and (
-                    self.spool.depth_batches == 0 or (self._down and time.monotonic() < self._retry_at)
-                ):
-                    timeout = 0.25
-                    if self._down:
-                        timeout = min(timeout, max(0.0, self._retry_at - time.monotonic()))
-                    self._cond.wait(timeout)
-                    continue
+                waiting = self._waiting()
+            if waiting:
+                self.spool.collect()  # (files of accepted batches: deleted while there is time)
+                with self._cond:
+                    if self._waiting():  # (re-checked: a batch or stop may have come meanwhile)
+                        timeout = 0.25
+                        if self._down:
+                            timeout = min(timeout, max(0.0, self._retry_at - time.monotonic()))
+                        self._cond.wait(timeout)
+                continue
             batches = self.spool.oldest_run(max_lines=self.batch_size)
             if not batches:
                 continue
@@ -444,6 +454,7 @@ class InfluxSink:
         finally:
             self._stop_worker(timeout_s=self.close_timeout_s + 5)
             self.transport.close()
+            self.spool.collect()
             self.stats.points_encoded = self._enc.points
             self.stats.nonfinite_dropped = self._enc.nonfinite_dropped
             self.stats.points_empty = self._enc.points_empty
@@ -527,6 +538,7 @@ def flush_spool(section: Mapping[str, object], *, spool_dir: str | Path | None =
         sink._closed = True  # nothing of its own to add (no windows/summary/health)
         sink._stop_worker(timeout_s=timeout_s)
         transport.close()
+        spool.collect()
         sent += before - spool.depth_points
         left += spool.depth_points
     return sent, left
