@@ -47,6 +47,7 @@ import csv
 import difflib
 import json
 import math
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -739,11 +740,19 @@ class Recording:
             plain_header = header.endswith(b"\n") and b'"' not in header and b"\r" not in header[:-2]
             if plain_header:
                 size = max(1 << 16, min(self.chunk_rows, DEFAULT_CHUNK_ROWS) * 64)  # bytes, ~1 chunk of lines
+                # no larger than the rest of the file (+ room for a final line break) and no more
+                # rows than it can hold (a plain line has >= 1 byte per field and per used field):
+                # a 4 MiB buffer for a 300 KB recording can cost milliseconds of page faults (numpy
+                # asks for huge pages from 4 MiB). The output does not depend on either size.
+                left = max(0, os.fstat(f.fileno()).st_size - len(header))
+                size = min(size, left + 2)
+                n_used = int((out_col >= 0).sum())
+                chunk_rows = min(self.chunk_rows, left // (n_fields + n_used) + 1)
                 buf = np.empty(size, dtype=np.uint8)
                 view = memoryview(buf)
                 n_buf, pos, eof = 0, 0, False
                 while True:
-                    out = np.empty((self.chunk_rows, int((out_col >= 0).sum())))
+                    out = np.empty((chunk_rows, n_used))
                     rows = 0
                     while True:
                         got, pos, status = _parse_plain_lines(buf, pos, n_buf, n_fields, out_col, out, rows, _POW10)

@@ -234,3 +234,16 @@ def test_rate_or_error_from_the_head_equals_pandas(tmp_path, case):
     assert (fast._plain_head() is not None) == expect_plain
     if case in ("bad_after_head", "text_in_unused_column"):
         _same_as_pandas(p)
+
+
+@pytest.mark.parametrize("final_newline", [True, False])
+@pytest.mark.parametrize("chunk_rows", [1, 3, 100_000])
+def test_shortest_plain_lines_fill_the_file_sized_buffers(tmp_path, final_newline, chunk_rows):
+    """_chunks sizes its buffer and row block by the file (not 4 MiB for a small recording):
+    lines of 1-digit values and an empty unused field are the densest plain lines, the case
+    where the row bound is tight; the items still equal pandas'."""
+    rows = [f"{i},{i % 10},{(i * 7) % 10},{(i * 3) % 10}," for i in range(40)]
+    p = _write(tmp_path, "dense", "t_s,acc_x_ms2,acc_y_ms2,acc_z_ms2,note", rows, final_newline=final_newline)
+    _same_as_pandas(p, chunk_rows=chunk_rows, block_s=0.05)
+    chunks = list(Recording(p, chunk_rows=chunk_rows)._chunks())
+    assert all(isinstance(c, np.ndarray) for c in chunks) and sum(len(c) for c in chunks) == 40
