@@ -3,6 +3,7 @@ work on a shared machine): gateway publishes, worker CPU per sensor-second and p
 1 and 2 worker processes, NATS servers' CPU per message, on a local 3-node JetStream cluster.
 
     .venv/bin/python tests/cluster_capacity.py [N_ATHLETES]
+    .venv/bin/python tests/cluster_capacity.py --publish [ROUNDS]   # gateway publishing: window 1 vs 64
 
 Not a test (pytest does not collect it); figures in docs/CLUSTER.md. Per process CPU comes from
 /proc/<pid>/stat (user + system), so other processes' load does not count. Each worker first processes one
@@ -28,6 +29,7 @@ from pipeline.cluster import ClusterSettings, loads  # noqa: E402
 
 N_ATH = int(sys.argv[1]) if len(sys.argv) > 1 and sys.argv[1].isdigit() else 16
 FLOOD_ONLY = "--flood-only" in sys.argv
+PUBLISH_BENCH = "--publish" in sys.argv  # gateway publishing only: publish_window 1 vs 64, alternated
 TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -104,8 +106,60 @@ def publish(s, athletes, tag, session):
     return n
 
 
+def publish_bench(c, rounds: int, *, n_sensors: int = 32, per_sensor: int = 125, windows=(1, 64)):
+    """One gateway with ``n_sensors`` sensors (16 athletes x 2 feet) and ``n_sensors * per_sensor``
+    batches of BATCH_BYTES already sealed in its disk buffer (a backlog after an outage, or a
+    gateway at full load) publishes them all with each ``publish_window``, alternated per round:
+    wall msg/s, gateway process CPU per msg, NATS CPU per msg (3 nodes summed, R3)."""
+    from firmware_bridge.gateway import Gateway
+    from pipeline.records import SensorInfo
+
+    sensors = [SensorInfo(sensor_id=f"p{k}", placement="foot", side=("left", "right")[k % 2], athlete=f"a{k // 2}")
+               for k in range(n_sensors)]
+    body = os.urandom(BATCH_BYTES - 12)
+    res: dict[int, list] = {w: [] for w in windows}
+    for r in range(-1, rounds):  # round -1: creates each stream and its KV buckets (R3), not counted
+        for w in windows if r % 2 == 0 else windows[::-1]:
+            s = settings(c, f"pub{w}")
+            s.publish_window = w
+            s.batch_max_bytes = 1  # each chunk below is one batch
+            buf = d / f"pubbuf-{w}-{r}"
+            g = Gateway(s, buffer_dir=buf, sensors=sensors, session_id=f"r{r}", connect=False)
+            for i in range(per_sensor if r >= 0 else 2):
+                for x in sensors:
+                    g.chunk(x.sensor_id, i * 250_000_000, body)
+            n = g.buf.state["next_gseq"]
+            load = os.getloadavg()[0]
+            g_cpu0, n_cpu0, t0 = self_cpu(), nats_cpu(c), time.monotonic()
+            g = Gateway(s, buffer_dir=buf, sensors=sensors)  # publishes the backlog
+            while g.buf.pending():
+                time.sleep(0.01)
+            dt, g_cpu, n_cpu = time.monotonic() - t0, self_cpu() - g_cpu0, nats_cpu(c) - n_cpu0
+            assert g.close(timeout_s=60) and g.published == n
+            if r < 0:
+                continue
+            res[w].append((n / dt, n / g_cpu, n / n_cpu, load))
+            print(f"round {r} window {w:3d}: {n} msgs in {dt:.2f} s wall -> {n / dt:.0f} msg/s; gateway CPU "
+                  f"{g_cpu:.2f} s -> {n / g_cpu:.0f} msg per CPU-s; NATS CPU {n_cpu:.2f} s -> {n / n_cpu:.0f} R3 "
+                  f"publishes per NATS CPU-s; load average before {load:.1f}", flush=True)
+    for w, xs in res.items():
+        a = np.array([x[:3] for x in xs])
+        print(f"window {w:3d}: msg/s median {np.median(a[:, 0]):.0f} (range {a[:, 0].min():.0f}-{a[:, 0].max():.0f}); "
+              f"msg per gateway CPU-s {np.median(a[:, 1]):.0f} ({a[:, 1].min():.0f}-{a[:, 1].max():.0f}); msg per NATS "
+              f"CPU-s {np.median(a[:, 2]):.0f} ({a[:, 2].min():.0f}-{a[:, 2].max():.0f})")
+
+
 d = Path(tempfile.mkdtemp())
 c = NatsCluster(d / "nats").start()
+if PUBLISH_BENCH:
+    import numpy as np
+
+    try:
+        rounds = [int(a) for a in sys.argv[1:] if a.isdigit()]
+        publish_bench(c, rounds[0] if rounds else 4)
+    finally:
+        c.stop()
+    sys.exit(0)
 try:
     caps = {}
     for k in range(N_ATH):
