@@ -286,3 +286,15 @@ def test_a_worker_killed_while_committing_is_resumed_after_its_pending_batch(tmp
         got = sorted(t for s_, t in both if s_ == sid)
         want = [r.step.ic_s for r in ref_steps if r.step.sensor_id == sid]
         assert np.abs(np.subtract(got, want)).max() < 3e-3
+
+
+def test_a_batch_format_this_worker_does_not_know_fails_the_unit_instead_of_being_misdecoded(tmp_path, loop, unit):
+    """v1 (serial, no Gw-Ver) and v2 (BLE) are read; a newer version stops the unit with a message
+    naming the cause, and a BLE batch for a sensor registered as serial is refused too."""
+    spec, msgs = unit
+    sid = spec["sensors"][0]["sensor_id"]
+    for src, why in ((("3", "ble", "gaitwatch"), "upgrade the worker"), (("2", "ble", "gaitwatch"), "serial sensor")):
+        first = next(m for m in msgs if m[0] == sid)
+        run, sink = run_unit(tmp_path, loop, FakeKV(), spec, [(*first[:4], src)], f"v{src[0]}")
+        assert not run.ok and why in run.error, run.error
+        assert not steps(sink.records)
