@@ -119,6 +119,17 @@ def unit(tmp_path_factory):
     return spec, msgs
 
 
+@pytest.fixture(scope="module")
+def ble_unit(unit):
+    """The same athlete with gaitwatch BLE sensors: the frame stream's chunks as notifications in
+    v2 batches (Gw-Ver 2, kind gaitwatch), the unit spec as ``gateway --ble`` registers it."""
+    spec, msgs = unit
+    keys = ("clock_warmup_s", "clock_window_s", "slip_threshold_samples")
+    sensors = [{**x, "decoder": {"transport": "ble", "device": f"gw-{x['sensor_id']}", "kind": None,
+                                 **{k: x["decoder"][k] for k in keys}}} for x in spec["sensors"]]
+    return {**spec, "sensors": sensors}, [(*m[:4], ("2", "ble", "gaitwatch")) for m in msgs]
+
+
 def run_unit(tmp_path, loop, kv, spec, msgs, name, *, resume=None, stop_after=None, checkpoint_s=0.0,
              last_checkpoint_at=None, preroll_s=10.0, unconfirmed=False):
     """Feed ``msgs`` to a UnitRun; with ``stop_after`` (a stream seq) abort it once it has processed
@@ -164,8 +175,10 @@ def steps(records):
 
 
 @pytest.mark.parametrize("preroll_s", [10.0])  # (alignment warm-up 2.5 s + 10-step symmetry window)
-def test_resume_from_checkpoint_loses_nothing_after_the_horizon_and_writes_nothing_twice(tmp_path, loop, unit, preroll_s):
-    spec, msgs = unit
+@pytest.mark.parametrize("which", ["unit", "ble_unit"])  # serial (v1) and BLE (v2) batches
+def test_resume_from_checkpoint_loses_nothing_after_the_horizon_and_writes_nothing_twice(tmp_path, loop, which,
+                                                                                       request, preroll_s):
+    spec, msgs = request.getfixturevalue(which)
     ref_run, ref = run_unit(tmp_path, loop, FakeKV(), spec, msgs, "ref")
     assert ref_run.ok and ref_run.checkpoints > 10
     ref_steps = steps(ref.records)
@@ -298,3 +311,13 @@ def test_a_batch_format_this_worker_does_not_know_fails_the_unit_instead_of_bein
         run, sink = run_unit(tmp_path, loop, FakeKV(), spec, [(*first[:4], src)], f"v{src[0]}")
         assert not run.ok and why in run.error, run.error
         assert not steps(sink.records)
+
+
+def test_ble_batches_of_a_frame_stream_give_the_steps_of_the_serial_batches(tmp_path, loop, unit, ble_unit):
+    """The same bytes as gaitwatch BLE notifications (v2, decoded by live's FrameNotifications) or as
+    a serial byte stream (v1, PortDecoder): the same step records."""
+    _, serial = run_unit(tmp_path, loop, FakeKV(), *unit, "ser")
+    _, ble = run_unit(tmp_path, loop, FakeKV(), *ble_unit, "ble")
+    key = [(r.step.sensor_id, r.step.ic_s, r.step.to_s, r.step.segment) for r in steps(serial.records)]
+    assert len(key) > 50 and key == [(r.step.sensor_id, r.step.ic_s, r.step.to_s, r.step.segment)
+                                     for r in steps(ble.records)]
