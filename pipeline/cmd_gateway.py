@@ -51,6 +51,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--session-id", default=None)
     p.add_argument("--gateway-id", default=None)
     p.add_argument("--drain-timeout-s", type=float, default=30.0, help="at the end, wait this long for the buffer to drain")
+    p.add_argument("--publish-window", type=int, default=None, metavar="N",
+                   help="publishes awaiting their PubAck at once, at most one per sensor (default 64; 1: one at a time)")
     add_cluster_arguments(p)
     from firmware_bridge.ble_cli import add_ble_arguments  # the BLE options of `live` (--ble NAME ...)
 
@@ -65,6 +67,12 @@ def run(args: argparse.Namespace) -> int:
 
     config = load_config(args.config)
     s = settings_from_args(args, config)
+    if args.publish_window is not None:
+        from pipeline.errors import ConfigError
+
+        if args.publish_window < 1:
+            raise ConfigError(f"gateway: --publish-window must be >= 1, got {args.publish_window}")
+        s.publish_window = args.publish_window
     if getattr(args, "ble", None) or getattr(args, "from_ble_capture", None):
         return run_ble(args, config, s)
     sensors = sensors_for(args)

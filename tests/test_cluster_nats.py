@@ -458,7 +458,8 @@ def test_gateway_and_cluster_commands(nats_cluster, athletes, tmp_path, capsys):
     worker = WorkerThread(s, out, "wd")
     try:
         argv = ["gateway", "--placement", "foot", "--side", "left", "--side", "right", "--athlete", "bob",
-                "--buffer", str(tmp_path / "buf"), "--session-id", "s4", "--gateway-id", "track-pi", *common]
+                "--buffer", str(tmp_path / "buf"), "--session-id", "s4", "--gateway-id", "track-pi",
+                "--publish-window", "4", *common]
         for c in bob["caps"]:
             argv += ["--from-capture", str(c)]
         assert cli_main(argv) == 0
