@@ -37,7 +37,12 @@ reported separately. Capacity: the engine's CPU time per sensor-second with thos
 blocks, unpaced, on one core: ``sensors sustained = 1 / (CPU s per sensor-second)``.
 Memory per live sensor: peak RSS of a child running 1 vs ``--mem-sensors`` sensors.
 
-**gaitmap** (``--parts gaitmap``): see ``bench/compare_gaitmap.py`` (its own venv).
+**gaitmap** (``--parts gaitmap``): ``bench/gaitmap_worker.py`` in gaitmap's own venv, timed warm
+in its process (CSV -> events in memory, median of ``--gaitmap-repeat`` calls). gaitwatch is
+timed at two scopes: (a) the replay command as above (a fresh process's first call, CSV ->
+output files) and (b) gaitmap's scope: ``pipeline.cmd_replay.replay_in_memory`` (the same
+reader, engine and run loop, a memory sink) warm in its process, median of the same number
+of calls, its events checked equal to (a)'s steps.csv.
 """
 
 from __future__ import annotations
@@ -147,11 +152,49 @@ def pin_one_core() -> int:
     return cpu
 
 
+def _import_replay_modules() -> None:
+    """Every module a replay imports, including those ``cmd_replay.run`` imports inside the
+    call (the console and history sinks; the ``utf-8-sig`` codec the reader opens files with):
+    imports are a per-process cost, excluded from the timed call like the interpreter start."""
+    import codecs
+
+    from pipeline import cli, cmd_replay  # noqa: F401
+    import pipeline.engine, pipeline.run, pipeline.sinks.file_sink, firmware_bridge.replay  # noqa: F401,E401
+    import pipeline.sinks.console, pipeline.sinks.history_sink, pipeline.sinks.memory_sink  # noqa: F401,E401
+
+    codecs.lookup("utf-8-sig")
+
+
+def child_events(paths: list[str], config: str | None, repeat: int) -> dict:
+    """gaitwatch at gaitmap's scope, in this (fresh, pinned) process: CSV -> step events in
+    memory, ``pipeline.cmd_replay.replay_in_memory`` (the replay's reader, engine and run loop
+    with a memory sink; no files). Called ``1 + repeat`` times like the gaitmap worker: the
+    first call (cold: per-process caches such as filter designs, first-call paths) and the
+    median CPU time of the warm calls; the events of the last call."""
+    pin_one_core()
+    _import_replay_modules()
+    from pipeline.cmd_replay import replay_in_memory
+    from pipeline.config import load_config
+    from pipeline.records import StepRecord
+    from pipeline.warmup import warm_kernels
+
+    warm_kernels()  # loading the compiled kernels is a per-process cost, as in child_replay
+    cpus, records = [], []
+    for _ in range(1 + repeat):
+        c0 = time.process_time()
+        records, _ = replay_in_memory(paths, config=load_config(config))
+        cpus.append(time.process_time() - c0)
+    steps = [r.step for r in records if isinstance(r, StepRecord)]
+    return {"cold_cpu_s": cpus[0], "warm_cpu_s": statistics.median(cpus[1:]), "warm_cpu_min_s": min(cpus[1:]),
+            "warm_cpu_all_s": cpus[1:], "ic_s": sorted(st.ic_s for st in steps),
+            "to_s": sorted(st.to_s for st in steps if st.to_s == st.to_s)}
+
+
 def child_replay(argv: list[str], out_dir: str) -> dict:
     """One ``gaitwatch replay ARGV --out OUT_DIR`` in this process, timed (run in a fresh subprocess)."""
     cpu = pin_one_core()
-    from pipeline import cli, cmd_replay  # noqa: F401  (imports are not timed)
-    import pipeline.engine, pipeline.run, pipeline.sinks.file_sink, firmware_bridge.replay  # noqa: F401,E401
+    _import_replay_modules()  # imports are not timed
+    from pipeline import cli, cmd_replay
 
     from pipeline.warmup import warm_kernels
 
@@ -446,7 +489,17 @@ def gaitwatch_events(path: Path, config: Path | None = None) -> tuple[list[float
     return ic, to, res["cpu_s"]
 
 
-def bench_gaitmap(cache: Path, *, sim_minutes: float, shared_data: Path, jobs: int, log) -> dict:
+def gaitwatch_events_warm(path: Path, config: Path | None, repeat: int, cli_events: tuple[list, list]) -> dict:
+    """gaitwatch at gaitmap's scope (``child_events`` in a fresh pinned process); its events
+    must be the replay command's (``cli_events``, read back from steps.csv) to the microsecond."""
+    res, _ = run_child(["_events", str(repeat), str(path), *(["--config", str(config)] if config else [])])
+    for mem, fil in zip((res["ic_s"], res["to_s"]), cli_events):
+        if [f"{x:.6f}" for x in mem] != [f"{x:.6f}" for x in sorted(fil)]:
+            raise AssertionError(f"{path.name}: in-memory events differ from steps.csv")
+    return res
+
+
+def bench_gaitmap(cache: Path, *, sim_minutes: float, shared_data: Path, jobs: int, log, repeat: int = 5) -> dict:
     """gaitmap (its own venv) and gaitwatch on the same foot recordings; agreement and time."""
     import numpy as np
     import pandas as pd
@@ -475,7 +528,8 @@ def bench_gaitmap(cache: Path, *, sim_minutes: float, shared_data: Path, jobs: i
         out_json = tmp / "gaitmap.json"
         log(f"gaitmap ({GAITMAP_PY}) on {len(recs)} recordings ...")
         p = subprocess.run([str(GAITMAP_PY), "-W", "ignore", str(Path(__file__).with_name("gaitmap_worker.py")),
-                            str(out_json), *[str(r[1]) for r in recs]], capture_output=True, text=True,
+                            "--repeat", str(repeat), str(out_json), *[str(r[1]) for r in recs]],
+                           capture_output=True, text=True,
                            preexec_fn=lambda: os.sched_setaffinity(0, {cpu}))
         if p.returncode != 0:
             raise RuntimeError(f"gaitmap worker failed: {p.stderr[-3000:]}")
@@ -487,9 +541,18 @@ def bench_gaitmap(cache: Path, *, sim_minutes: float, shared_data: Path, jobs: i
             off = metrics_off_config(tmp)
             ic_e, to_e, wall_e = gaitwatch_events(pth, off) if off is not None else (ic, to, math.nan)
             assert (ic_e, to_e) == (ic, to), "steps must not depend on the form metrics"
+            # (b) gaitmap's scope: same process, warm calls, CSV -> events in memory, same engine path
+            warm = gaitwatch_events_warm(pth, None, repeat, (ic, to))
+            warm_e = gaitwatch_events_warm(pth, off, repeat, (ic, to)) if off is not None else None
             row = {"kind": kind, "name": pth.stem, "seconds": g["samples"] / g["fs_hz"], "fs_hz": g["fs_hz"],
                    "gw_s": wall, "gw_events_s": wall_e, "gm_cold_s": g["cold_cpu_s"], "gm_warm_s": g["warm_cpu_s"],
+                   "gm_warm_min_s": g.get("warm_cpu_min_s", g["warm_cpu_s"]), "gm_warm_all_s": g.get("warm_cpu_all_s"),
                    "gm_cold_wall_s": g["cold_s"], "gm_warm_wall_s": g["warm_s"],
+                   "gw_mem_warm_s": warm["warm_cpu_s"], "gw_mem_warm_min_s": warm["warm_cpu_min_s"],
+                   "gw_mem_cold_s": warm["cold_cpu_s"], "gw_mem_warm_all_s": warm["warm_cpu_all_s"],
+                   "gw_mem_ev_warm_s": warm_e["warm_cpu_s"] if warm_e else math.nan,
+                   "gw_mem_ev_warm_min_s": warm_e["warm_cpu_min_s"] if warm_e else math.nan,
+                   "repeat": repeat,
                    "gm_default_strides": g["strides_default_max_cost"], "gw_steps": len(ic), "variants": {}}
             for vname, v in g["variants"].items():
                 r = {"strides": v["strides"], "ic_vs_gw": match(ic, v["ic_s"]), "to_vs_gw": match(to, v["to_s"])}
@@ -505,7 +568,8 @@ def bench_gaitmap(cache: Path, *, sim_minutes: float, shared_data: Path, jobs: i
             else:
                 row["gw_zv"] = zv_agreement(truth, ic, to)
             rows.append(row)
-            log(f"  {pth.name}: gaitwatch {wall:.3f} s CPU, gaitmap {g['warm_cpu_s']:.3f} s CPU warm")
+            log(f"  {pth.name}: gaitwatch CLI {wall:.4f} s CPU, in memory warm {warm['warm_cpu_s']:.4f} s; "
+                f"gaitmap {g['warm_cpu_s']:.4f} s CPU warm")
         return {"gaitmap_version": gm["gaitmap_version"], "rows": rows}
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -514,23 +578,32 @@ def bench_gaitmap(cache: Path, *, sim_minutes: float, shared_data: Path, jobs: i
 def format_gaitmap(res: dict, variant: str) -> list[str]:
     f = lambda m: f"{m['mad_ms']:6.1f} {m['bias_ms']:+7.1f} {m['only_ref']:4d} {m['only_est']:4d}"  # noqa: E731
     lines = ["", f"gaitmap {res['gaitmap_version']} ({variant}: BarthDtw + {variant.split('+')[0]} events) vs "
-             "gaitwatch on the same foot recordings, one core each",
-             "CPU time (the machine is shared): gaitwatch replay CSV -> steps.csv with all metrics (gw_s) and events "
-             "only (gw_ev_s) vs gaitmap CSV -> events (cold = first call incl. numba JIT); ratio = gm_warm / gw",
-             f"{'recording':<32} {'signal_s':>8} {'gw_s':>7} {'gw_ev_s':>7} {'gm_warm_s':>9} {'gm_cold_s':>9} "
-             f"{'ratio':>6} {'ratio_ev':>8} {'gw_steps':>8} {'gm_strides':>10} {'gm_default':>10}"]
-    tot_gw = tot_gm = tot_ev = 0.0
+             "gaitwatch on the same foot recordings, one core each, CPU seconds (the machine is shared)",
+             "(a) gaitwatch's replay command: a fresh process's first call, CSV -> steps.csv, alerts.csv, session.json "
+             "(imports and kernel load excluded): all metrics (cli_s), events only (cli_ev_s)",
+             f"(b) same scope as gaitmap: CSV -> events in memory, same process, median of "
+             f"{res['rows'][0].get('repeat', 1)} warm calls: gaitwatch (replay_in_memory: the replay's reader, engine "
+             "and run loop, memory sink) all metrics (mem_s), events only (mem_ev_s); gaitmap warm (gm_warm_s), its "
+             "first call incl. numba JIT (gm_cold_s)",
+             "ratios = gm_warm_s / gaitwatch's",
+             f"{'recording':<30} {'signal_s':>8} {'cli_s':>7} {'cli_ev_s':>8} {'mem_s':>7} {'mem_ev_s':>8} "
+             f"{'gm_warm_s':>9} {'gm_cold_s':>9} {'(a)cli':>6} {'cli_ev':>6} {'(b)mem':>6} {'mem_ev':>6} "
+             f"{'gw_steps':>8} {'gm_strides':>10} {'gm_default':>10}"]
+    tot = dict.fromkeys(("gw_s", "gw_events_s", "gw_mem_warm_s", "gw_mem_ev_warm_s", "gm_warm_s"), 0.0)
     for r in res["rows"]:
         v = r["variants"][variant]
-        tot_gw += r["gw_s"]
-        tot_ev += r["gw_events_s"]
-        tot_gm += r["gm_warm_s"]
-        lines.append(f"{r['name'][:32]:<32} {r['seconds']:>8.1f} {r['gw_s']:>7.3f} {r['gw_events_s']:>7.3f} "
-                     f"{r['gm_warm_s']:>9.3f} {r['gm_cold_s']:>9.3f} {r['gm_warm_s'] / r['gw_s']:>6.1f} "
-                     f"{r['gm_warm_s'] / r['gw_events_s']:>8.1f} {r['gw_steps']:>8d} "
+        for k in tot:
+            tot[k] += r.get(k, math.nan)
+        gm = r["gm_warm_s"]
+        mem, mem_ev = r.get("gw_mem_warm_s", math.nan), r.get("gw_mem_ev_warm_s", math.nan)
+        lines.append(f"{r['name'][:30]:<30} {r['seconds']:>8.1f} {r['gw_s']:>7.4f} {r['gw_events_s']:>8.4f} "
+                     f"{mem:>7.4f} {mem_ev:>8.4f} {gm:>9.4f} {r['gm_cold_s']:>9.4f} {gm / r['gw_s']:>6.1f} "
+                     f"{gm / r['gw_events_s']:>6.1f} {gm / mem:>6.1f} {gm / mem_ev:>6.1f} {r['gw_steps']:>8d} "
                      f"{v['strides']:>10d} {r['gm_default_strides']:>10d}")
-    lines.append(f"{'total':<32} {'':>8} {tot_gw:>7.3f} {tot_ev:>7.3f} {tot_gm:>9.3f} {'':>9} {tot_gm / tot_gw:>6.1f} "
-                 f"{tot_gm / tot_ev:>8.1f}")
+    gm = tot["gm_warm_s"]
+    lines.append(f"{'total':<30} {'':>8} {tot['gw_s']:>7.4f} {tot['gw_events_s']:>8.4f} {tot['gw_mem_warm_s']:>7.4f} "
+                 f"{tot['gw_mem_ev_warm_s']:>8.4f} {gm:>9.4f} {'':>9} {gm / tot['gw_s']:>6.1f} "
+                 f"{gm / tot['gw_events_s']:>6.1f} {gm / tot['gw_mem_warm_s']:>6.1f} {gm / tot['gw_mem_ev_warm_s']:>6.1f}")
     lines += ["", "agreement (events matched one-to-one within 250 ms): median |diff| ms, median signed diff ms, "
               "only in reference, only in the other",
               f"{'recording':<32} {'event':<5} {'gaitmap vs gaitwatch (ref)':>27} {'gaitwatch vs truth':>27} "
@@ -621,6 +694,12 @@ def main(argv=None) -> int:
     if argv and argv[0] == "_replay":
         print(json.dumps(child_replay(argv[2:], argv[1])))
         return 0
+    if argv and argv[0] == "_events":
+        rest = argv[2:]
+        cfg = rest[rest.index("--config") + 1] if "--config" in rest else None
+        paths = [x for i, x in enumerate(rest) if x != "--config" and (i == 0 or rest[i - 1] != "--config")]
+        print(json.dumps(child_events(paths, cfg, int(argv[1]))))
+        return 0
     if argv and argv[0] == "_livemem":
         pin_one_core()
         print(json.dumps(child_live_mem(int(argv[1]), float(argv[2]), int(argv[3]))))
@@ -643,6 +722,8 @@ def main(argv=None) -> int:
     ap.add_argument("--mem-sensors", type=int, default=65, help="sensors in the live memory run (vs 1)")
     ap.add_argument("--gaitmap-sim-min", type=float, default=5.0,
                     help="minutes of the simulated session given to gaitmap and gaitwatch (default 5)")
+    ap.add_argument("--gaitmap-repeat", type=int, default=5,
+                    help="warm calls per recording for gaitmap and in-memory gaitwatch (median reported; default 5)")
     ap.add_argument("--shared-data", type=Path, default=ROOT.parent / "shared" / "data",
                     help="folder holding pyshoe_vicon/ (default ../shared/data)")
     ap.add_argument("--markdown", type=Path, default=None, help="also write the table to this file")
@@ -684,7 +765,8 @@ def main(argv=None) -> int:
                "added_n_kib": rn["rss_added_kib"],
                "per_sensor_kib": (rn["rss_added_kib"] - r1["rss_added_kib"]) / (a.mem_sensors - 1)}
     if "gaitmap" in parts:
-        gm = bench_gaitmap(a.cache_dir, sim_minutes=a.gaitmap_sim_min, shared_data=a.shared_data, jobs=a.jobs, log=log)
+        gm = bench_gaitmap(a.cache_dir, sim_minutes=a.gaitmap_sim_min, shared_data=a.shared_data, jobs=a.jobs, log=log,
+                           repeat=a.gaitmap_repeat)
     machine["loadavg_end"] = os.getloadavg()[0]
     table = format_table(machine, offline, live, capacity, mem, gm)
     print(table)

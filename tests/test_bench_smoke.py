@@ -80,3 +80,53 @@ def test_foot_flat_agreement_counts_ic_before_and_to_after():
     assert math.isclose(a["ic_lead_ms"], 80.0, abs_tol=1e-6) and math.isclose(a["to_lag_ms"], 120.0, abs_tol=1e-6)
     late = bp.zv_agreement(zv, starts + 0.02, to[:5])  # ICs after foot-flat began are wrong
     assert late["ic_before"] == 0 and late["to_after"] == 5
+
+
+def test_in_memory_child_gives_the_replay_commands_events(tmp_path):
+    """The benchmark's same-scope timing of gaitwatch (``_events``: replay_in_memory warm in a
+    fresh process) runs 1 + N calls and returns the events of steps.csv (``_replay`` child)."""
+    bp = _bench_module()
+    rec = ROOT / "fixtures" / "demo" / "demo_left_foot.csv"
+    res, _ = bp.run_child(["_events", "2", str(rec)])
+    assert len(res["warm_cpu_all_s"]) == 2 and res["cold_cpu_s"] > 0
+    assert math.isclose(res["warm_cpu_s"], float(np.median(res["warm_cpu_all_s"])))
+    ic, to, cpu = bp.gaitwatch_events(rec)
+    assert cpu > 0 and len(ic) >= 20
+    assert [f"{x:.6f}" for x in res["ic_s"]] == [f"{x:.6f}" for x in sorted(ic)]
+    assert [f"{x:.6f}" for x in res["to_s"]] == [f"{x:.6f}" for x in sorted(to)]
+    # the checked wrapper the gaitmap part uses raises when they differ
+    bp.gaitwatch_events_warm(rec, None, 1, (ic, to))
+    import pytest
+
+    with pytest.raises(AssertionError):
+        bp.gaitwatch_events_warm(rec, None, 1, (ic[:-1], to))
+
+
+def test_gaitmap_part_runs_both_scopes(tmp_path):
+    """``--parts gaitmap`` end to end on 12 s of the simulated session (no PyShoe): gaitmap in
+    its own venv and gaitwatch at both scopes. Needs gaitmap's venv (not a product dependency;
+    bench/README.md: python3 -m venv /tmp/gaitmap-venv && /tmp/gaitmap-venv/bin/pip install
+    gaitmap gaitmap-mad, or GAITMAP_PYTHON)."""
+    import os
+
+    import pytest
+
+    bp = _bench_module()
+    if not bp.GAITMAP_PY.exists():
+        pytest.skip(f"gaitmap venv not found at {bp.GAITMAP_PY}: python3 -m venv /tmp/gaitmap-venv && "
+                    "/tmp/gaitmap-venv/bin/pip install gaitmap gaitmap-mad (or set GAITMAP_PYTHON)")
+    out_json = tmp_path / "gm.json"
+    p = subprocess.run(
+        [sys.executable, str(SCRIPT), "--parts", "gaitmap", "--gaitmap-sim-min", "0.2", "--gaitmap-repeat", "2",
+         "--cache-dir", str(tmp_path / "cache"), "--jobs", "1", "--shared-data", str(tmp_path / "none"),
+         "--json", str(out_json)],
+        capture_output=True, text=True, timeout=600, cwd=str(ROOT), env={**os.environ})
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert "(a)cli" in p.stdout and "(b)mem" in p.stdout
+    rows = json.loads(out_json.read_text())["gaitmap"]["rows"]
+    assert [r["kind"] for r in rows] == ["sim", "sim"]
+    for r in rows:
+        assert r["repeat"] == 2 and len(r["gw_mem_warm_all_s"]) == 2 and len(r["gm_warm_all_s"]) == 2
+        for k in ("gw_s", "gw_events_s", "gw_mem_warm_s", "gw_mem_ev_warm_s", "gm_warm_s", "gm_cold_s"):
+            assert r[k] > 0, k
+        assert r["gw_steps"] > 0
