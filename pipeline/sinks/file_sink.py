@@ -39,6 +39,7 @@ import pickle
 import tempfile
 import re
 from collections.abc import Callable, Iterator, Sequence
+from json.encoder import encode_basestring_ascii as _json_str
 from operator import itemgetter
 from pathlib import Path
 
@@ -284,9 +285,74 @@ class FileSink:
         # alerts in the order they were raised (the engine's order: deterministic)
         self._atomic_write(self.alerts_path, self._alert_lines())
         if summary is not None:
-            text = json.dumps(summary.to_dict(), indent=2, allow_nan=False) + "\n"
+            text = json_indented(summary.to_dict()) + "\n"
             self._atomic_write(self.session_path, text)
 
 
 def _by_key(row: tuple) -> tuple:
     return row[0]
+
+
+class _NotPlain(Exception):
+    pass
+
+
+_FLOAT_REPR, _INT_REPR, _INF = float.__repr__, int.__repr__, float("inf")
+
+
+def _json_into(o, out: list[str], nl: str) -> None:
+    t = type(o)
+    if t is str:
+        out.append(_json_str(o))
+    elif t is float:
+        if o != o or o == _INF or o == -_INF:
+            raise _NotPlain  # json.dumps raises its own error for it
+        out.append(_FLOAT_REPR(o))
+    elif t is dict:
+        if not o:
+            out.append("{}")
+            return
+        inner = nl + "  "
+        sep = "{" + inner
+        for k, v in o.items():
+            if type(k) is not str:
+                raise _NotPlain
+            out.append(sep + _json_str(k) + ": ")
+            _json_into(v, out, inner)
+            sep = "," + inner
+        out.append(nl + "}")
+    elif t is list or t is tuple:
+        if not o:
+            out.append("[]")
+            return
+        inner = nl + "  "
+        sep = "[" + inner
+        for v in o:
+            out.append(sep)
+            _json_into(v, out, inner)
+            sep = "," + inner
+        out.append(nl + "]")
+    elif o is None:
+        out.append("null")
+    elif o is True:
+        out.append("true")
+    elif o is False:
+        out.append("false")
+    elif t is int:
+        out.append(_INT_REPR(o))
+    else:
+        raise _NotPlain
+
+
+def json_indented(obj) -> str:
+    """``json.dumps(obj, indent=2, allow_nan=False)``, the same text, ~2-3x faster for a tree
+    of dicts (str keys), lists, str, int, finite float, bool and None: with ``indent`` the
+    json module has no C encoder, and session.json (~5-15 KB) took 0.2-0.6 ms of every
+    replay. Anything else (NaN, other types, non-str keys) goes to ``json.dumps`` itself, so
+    its errors are unchanged (tests/test_sinks_file_json.py)."""
+    out: list[str] = []
+    try:
+        _json_into(obj, out, "\n")
+    except _NotPlain:
+        return json.dumps(obj, indent=2, allow_nan=False)
+    return "".join(out)
