@@ -20,6 +20,8 @@ import asyncio
 import threading
 import time
 
+import pytest
+
 import nats  # noqa: F401  (a product dependency: missing, the test must fail, not skip)
 
 from nats_fixtures import nats_cluster  # noqa: F401  (fixture)
@@ -165,3 +167,18 @@ def test_publish_window_never_sends_a_sensors_next_batch_before_the_previous_ack
     for subject, mid in js.stored:
         per.setdefault(subject, []).append(int(mid.rsplit(".", 1)[1]))
     assert all(v == list(range(40)) for v in per.values())  # each sensor in sealing order
+
+
+def test_publish_window_from_the_toml_config_and_checked(tmp_path):
+    """``[cluster].publish_window`` is a documented TOML setting (defaults.toml), validated at start."""
+    from pipeline.cluster import ClusterSettings
+    from pipeline.config import load_config
+    from pipeline.errors import ConfigError
+
+    assert ClusterSettings.from_config(load_config(None), urls=["nats://127.0.0.1:1"]).publish_window == 64
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[cluster]\nurls = ["nats://127.0.0.1:1"]\npublish_window = 8\n')
+    assert ClusterSettings.from_config(load_config(cfg)).publish_window == 8
+    cfg.write_text('[cluster]\nurls = ["nats://127.0.0.1:1"]\npublish_window = 0\n')
+    with pytest.raises(ConfigError, match="publish_window must be >= 1"):
+        ClusterSettings.from_config(load_config(cfg))
