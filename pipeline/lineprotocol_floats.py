@@ -58,6 +58,9 @@ _U50 = np.uint64(50)
 _U100 = np.uint64(100)
 _MANT_MASK = np.uint64((1 << 52) - 1)
 _EXP_MASK = np.uint64(0x7FF << 52)
+_E8 = np.uint64(100_000_000)
+_U32_100 = np.uint32(100)
+_PAIRS = np.frombuffer("".join(f"{i:02d}" for i in range(100)).encode(), dtype=np.uint8)  # "000102...99"
 _HIDDEN = np.uint64(1 << 52)
 
 
@@ -209,10 +212,34 @@ def _write_repr(bits, out, pos, digits):
         out[pos + 2] = 48
         return pos + 3
     m, e = _d2d(bits)
+    # digits, last first; two per division (a 17-digit value: 9 dependent divisions, not 17),
+    # and the low 8 digits in 32-bit arithmetic
     nd = 0
-    while m > _U0:
-        digits[nd] = np.uint8(48 + np.int64(m % _U10))
-        m = m // _U10
+    if m >= _E8:
+        hi = m // _E8
+        lo = np.uint32(m - hi * _E8)
+        for _ in range(4):
+            q = lo // _U32_100
+            r = np.int64(lo - q * _U32_100)
+            digits[nd] = _PAIRS[2 * r + 1]
+            digits[nd + 1] = _PAIRS[2 * r]
+            nd += 2
+            lo = q
+        m = hi
+    while m >= _U100:
+        q = m // _U100
+        r = np.int64(m - q * _U100)
+        digits[nd] = _PAIRS[2 * r + 1]
+        digits[nd + 1] = _PAIRS[2 * r]
+        nd += 2
+        m = q
+    if m >= _U10:
+        r = np.int64(m)
+        digits[nd] = _PAIRS[2 * r + 1]
+        digits[nd + 1] = _PAIRS[2 * r]
+        nd += 2
+    else:
+        digits[nd] = np.uint8(48 + np.int64(m))
         nd += 1
     # digits[nd-1] is the leading digit; the value is 0.D * 10**decpt
     decpt = nd + e
