@@ -40,7 +40,7 @@ def _ppm(text: str) -> float:
 def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "emulate",
-        help="emulate a serial sensor on a pseudo-terminal (try live mode without hardware)",
+        help="emulate a sensor (serial on a pseudo-terminal, or BLE) to try live mode without hardware",
         description="Write a sensor's stream (PROTOCOL.md frames or CSV text) to a new pseudo-terminal in real "
         "time; LINK becomes a symlink to it. Read it with: gaitwatch live --serial LINK ...",
     )

@@ -30,8 +30,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     from pipeline.records import PLACEMENTS, SIDES
 
     p = subparsers.add_parser("gateway", help="publish live sensors' raw frames to a NATS JetStream cluster",
-                              description="Read serial sensors (or replay captures) and publish their raw frames, "
-                              "buffered on disk, to a NATS JetStream stream.")
+                              description="Read serial or BLE sensors exactly as `live` does (or replay their captures) and "
+                              "publish their raw frames / notifications with the receive times, buffered on "
+                              "disk, to a NATS JetStream stream (docs/CLUSTER.md).")
     p.add_argument("--serial", action="append", default=[], metavar="PORT")
     p.add_argument("--from-capture", action="append", type=Path, default=[], metavar="FILE")
     p.add_argument("--placement", action="append", choices=PLACEMENTS, default=None)

@@ -45,9 +45,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
     p = subparsers.add_parser(
         "live",
-        help="analyse live sensors on serial/USB ports",
+        help="analyse live sensors (serial/USB ports and BLE)",
         description="Read live IMU sensors on serial/USB ports (binary frames of firmware_bridge/PROTOCOL.md "
-        "or CSV text lines) through the step detectors; write steps.csv and session.json. "
+        "or CSV text lines) or over BLE (--ble) through the step detectors; write steps.csv and session.json. "
         "Ctrl-C ends the run and writes the summary.",
     )
     p.add_argument("--serial", action="append", default=[], metavar="PORT",
