@@ -1,7 +1,8 @@
 """The alignment estimate's per-run fixed costs were cut (issue 9: short recordings) without
 changing its result: the still runs are found by edges instead of a Python loop over the
-samples, the low-pass design is cached per rate, and the low-passed sagittal rate is only
-computed when the travel sign is undecided. Checked against the code it replaced (copied
+samples, the low-pass design is cached per rate, the low-passed sagittal rate is only
+computed when the travel sign is undecided, and 3-vector cross products skip np.cross's
+general-shape handling. Checked against the code it replaced (copied
 below verbatim as the reference), bit for bit, on simulated foot/shank runs (acc + gyro),
 including an estimate that falls through to the swing sign."""
 
@@ -12,8 +13,8 @@ import pytest
 from scipy import signal
 
 from detectors import alignment
-from detectors.alignment import (ACTIVE_GYR_DPS, G_MS2, QUIET_GYR_DPS, _lowpass_sos, _still_runs, _swing_sign,
-                                 _travel_sign, estimate_rotation)
+from detectors.alignment import (ACTIVE_GYR_DPS, G_MS2, QUIET_GYR_DPS, _cross3, _lowpass_sos, _still_runs,
+                                 _swing_sign, _travel_sign, estimate_rotation)  # noqa: F401
 from pipeline.simulator import SimParams, Simulator
 
 
@@ -33,7 +34,35 @@ def _loop_runs(still):  # the loop _still_runs replaced
     return runs
 
 
-def _reference_estimate(acc_ms2, gyr_dps, *, placement, fs_hz, travel=_travel_sign):
+def _reference_travel_sign(acc_ms2, gyr_dps, still, ml, *, fs_hz):
+    """_travel_sign as it was (Python loop for the still runs, np.cross)."""
+    from scipy.spatial.transform import Rotation
+
+    dt = 1.0 / fs_hz
+    runs = _loop_runs(still)
+    vote = 0.0
+    for (a0, a1), (b0, _) in zip(runs, runs[1:]):
+        if not 0.2 * fs_hz <= b0 - a1 <= 2.0 * fs_hz:
+            continue
+        g_sensor = acc_ms2[a0:a1].mean(axis=0)
+        r0, _ = Rotation.align_vectors([[0.0, 0.0, 1.0]], [g_sensor])
+        steps = Rotation.from_rotvec(np.radians(gyr_dps[a1:b0]) * dt).as_matrix()
+        acc_w = alignment._level_acc(r0.as_matrix(), steps, np.ascontiguousarray(acc_ms2[a1:b0]))
+        acc_w[:, 2] -= np.linalg.norm(g_sensor)
+        v = np.cumsum(acc_w, axis=0) * dt
+        v -= np.outer(np.arange(1, v.shape[0] + 1) / v.shape[0], v[-1])
+        d = v.sum(axis=0) * dt
+        d[2] = 0.0
+        length = float(np.linalg.norm(d))
+        if length < 0.2:
+            continue
+        fwd = r0.inv().apply(d / length)
+        up = g_sensor / np.linalg.norm(g_sensor)
+        vote += length * float(np.sign(np.cross(fwd, up) @ ml))
+    return float(np.sign(vote))
+
+
+def _reference_estimate(acc_ms2, gyr_dps, *, placement, fs_hz, travel=_reference_travel_sign):
     """estimate_rotation as it was (with gyro): sag_lp always computed, butter designed per call."""
     wn = np.linalg.norm(gyr_dps, axis=1)
     active = wn > ACTIVE_GYR_DPS
@@ -102,3 +131,39 @@ def test_lowpass_design_is_cached_and_not_shared_mutably():
     assert a is _lowpass_sos(200.0)  # designed once per rate
     assert np.array_equal(a, signal.butter(2, 8.0 / 100.0, output="sos"))
     assert np.array_equal(_lowpass_sos(10.0), signal.butter(2, 4.0 / 5.0, output="sos"))  # 0.4 fs below 8 Hz
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_cross3_is_np_cross_bit_for_bit(seed):
+    rng = np.random.default_rng(seed)
+    for _ in range(20_000):
+        a = rng.normal(size=3) * 10.0 ** rng.uniform(-8, 8, 3)
+        b = rng.normal(size=3) * 10.0 ** rng.uniform(-8, 8, 3)
+        assert np.array_equal(_cross3(a, b), np.cross(a, b))
+    e = np.eye(3)
+    assert np.array_equal(_cross3(e[0], e[1]), np.cross(e[0], e[1]))
+
+
+def test_accelerometer_only_estimate_unchanged():
+    acc, _ = _sim("shank", "left", 200.0, 170.0, 2)
+    up = acc.mean(axis=0)
+    up /= np.linalg.norm(up)
+    helper = np.eye(3)[np.argmin(np.abs(up))]
+    fwd = np.cross(helper, up)
+    fwd /= np.linalg.norm(fwd)
+    ref = np.vstack([fwd, np.cross(up, fwd), up])
+    got, heading = estimate_rotation(acc, None, placement="shank", fs_hz=200.0)
+    assert heading is False and np.array_equal(got, ref)
+
+
+@pytest.mark.parametrize("placement,side,fs_hz,cadence,seed", [
+    ("foot", "left", 200.0, 170.0, 0), ("foot", "right", 500.0, 180.0, 1), ("foot", "left", 100.0, 110.0, 2)])
+def test_travel_sign_equals_the_replaced_code(placement, side, fs_hz, cadence, seed):
+    acc, gyr = _sim(placement, side, fs_hz, cadence, seed)
+    wn = np.linalg.norm(gyr, axis=1)
+    still = (wn < QUIET_GYR_DPS) & (np.abs(np.linalg.norm(acc, axis=1) - G_MS2) < 2.0)
+    w = gyr[wn > ACTIVE_GYR_DPS]
+    ml = np.linalg.eigh(w.T @ w)[1][:, -1]
+    for m in (ml, -ml):
+        got = _travel_sign(acc, gyr, still, m, fs_hz=fs_hz)
+        assert got != 0.0 and got == _reference_travel_sign(acc, gyr, still, m, fs_hz=fs_hz)
