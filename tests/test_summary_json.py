@@ -110,3 +110,28 @@ def test_odd_leaves():
         extra=OrderedDict([("b", {"n": np.float64("nan"), "k": Inner(5e-7)}), ("a", (1, 2.5))]),
     )
     _same(_jsonable(odd), _reference(odd))
+
+
+# ---- the session medians' small-run path (summary._StepMedian)
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as hs  # noqa: E402
+
+from pipeline.median import FOLD_EVERY, RESOLUTION, BinnedMedian  # noqa: E402
+from pipeline.summary import _StepMedian  # noqa: E402
+
+_values = hs.lists(hs.one_of(hs.floats(-500.0, 500.0), hs.floats(allow_nan=True, allow_infinity=True),
+                             hs.sampled_from([0.005, -0.005, 0.015, 1e300, -1e300, 2.5e-3, 117.125])),
+                   min_size=0, max_size=FOLD_EVERY + 40)
+
+
+@settings(max_examples=400, deadline=None)
+@given(values=_values, res=hs.sampled_from(sorted(set(RESOLUTION.values()))), split=hs.integers(0, FOLD_EVERY + 40))
+def test_step_median_equals_binned_median(values, res, split):
+    fast, ref = _StepMedian(res), BinnedMedian(res)
+    for i, v in enumerate(values):
+        fast.add(v)
+        ref.add(v)
+        if i == split:  # asked mid-run too: the same, and nothing changes for what follows
+            assert repr(fast.median()) == repr(ref.median())
+    assert repr(fast.median()) == repr(ref.median())
+    assert fast.count == ref.count
