@@ -159,12 +159,14 @@ def hour_of(records, sim_s: float, extra_metrics: int):
 
 
 def raw_ceiling(srv: InfluxServer, db: str, lines: list[str], batch: int = 5000) -> float:
-    """Seconds to POST these pre-built lines in batches of ``batch`` over one connection."""
+    """Seconds to POST these pre-built lines in batches of ``batch`` over one connection
+    (the CPU seconds this process spent posting them go to ``RAW_CPU``)."""
     import base64
 
     auth = "Basic " + base64.b64encode(f"{srv.user}:{srv.password}".encode()).decode()
     conn = http.client.HTTPConnection("127.0.0.1", srv.http_port, timeout=60)
     bodies = ["\n".join(lines[i:i + batch]).encode() for i in range(0, len(lines), batch)]
+    c0 = time.process_time()
     t0 = time.perf_counter()
     for body in bodies:
         conn.request("POST", f"/write?db={db}&precision=ms", body=body, headers={"Authorization": auth})
@@ -172,8 +174,12 @@ def raw_ceiling(srv: InfluxServer, db: str, lines: list[str], batch: int = 5000)
         resp.read()
         assert resp.status == 204, resp.status
     dt = time.perf_counter() - t0
+    RAW_CPU.append(time.process_time() - c0)
     conn.close()
     return dt
+
+
+RAW_CPU: list[float] = []
 
 
 def server_cpu_s(srv: InfluxServer) -> float:
@@ -263,11 +269,12 @@ def main() -> int:
         # Rounds of raw, v1, raw, v2, raw: each sink run is compared with the mean of the raw
         # runs just before and after it (the CPUs are shared with other work, whose load
         # comes and goes within seconds); the median round is reported.
-        def raw_run(tag: str) -> tuple[float, float]:
+        def raw_run(tag: str) -> tuple[float, float, float]:
             db = f"raw_{tag}"
             srv.create_database(db)
             c = server_cpu_s(srv)
-            return raw_ceiling(srv, db, lines), server_cpu_s(srv) - c
+            t = raw_ceiling(srv, db, lines)
+            return t, server_cpu_s(srv) - c, RAW_CPU[-1]
 
         # The sink's own lines (steps + 10-s windows + health + summary) as pre-built bodies:
         # a window line carries ~83 fields, so these points cost influxd more than step lines.
@@ -297,7 +304,7 @@ def main() -> int:
             ceil_v1 = 2 * len(lines) / (raws[0][0] + raws[1][0])
             ceil_v2 = 2 * len(lines) / (raws[1][0] + raws[2][0])
             rounds.append((res["v1"][0] / ceil_v1, ceil_v1, res["v2"][0] / ceil_v2, raws, res))
-            print(f"round {i + 1}: raw {', '.join(f'{len(lines) / t:6.0f}' for t, _ in raws)} points/s; "
+            print(f"round {i + 1}: raw {', '.join(f'{len(lines) / t:6.0f}' for t, _, _ in raws)} points/s; "
                   f"sink v1 {res['v1'][0]:6.0f} = {100 * rounds[-1][0]:3.0f} % of the raw runs around it, "
                   f"v2 {res['v2'][0]:6.0f} = {100 * rounds[-1][2]:3.0f} %")
         v1_ratios = sorted(r[0] for r in rounds)
@@ -308,7 +315,7 @@ def main() -> int:
         print(f"load average (1 min) before/after the timed runs: {load0:.2f} / {os.getloadavg()[0]:.2f} "
               f"on {os.cpu_count()} CPUs; median round:")
         v1_rate, v1_s, v1_pts, v1_cpu, v1_srv = res["v1"]
-        raw_srv = sum(c for _, c in raws) / len(raws)
+        raw_srv = sum(c for _, c, _ in raws) / len(raws)
         print(f"raw ceiling  (pre-built lines, 5000/batch, /write): {ceil_v1:10.0f} points/s "
               f"(influxd CPU {raw_srv:.2f} s for {len(lines)} points)")
         print(f"gaitwatch sink v1 (encode + spool + /write)       : {v1_rate:10.0f} points/s "
@@ -324,8 +331,30 @@ def main() -> int:
         print(f"gaitwatch sink v2 (influxdb-client via test front): {v2_rate:10.0f} points/s (median) "
               f"= median {100 * v2_ratios[len(v2_ratios) // 2]:.0f} % (the front is a Python proxy: lower bound)")
         print(f"1-hour 2-sensor session ({v1_pts} points incl. windows/health): written in {v1_s:.2f} s "
-              f"= {100 * v1_s / hour_replay_s:.1f} % of its replay time ({hour_replay_s:.0f} s, extrapolated "
-              f"from {replay_s:.1f} s for {args.sim_s:.0f} s) and {100 * v1_s / 3600:.2f} % of its duration")
+              f"= {100 * v1_s / hour_replay_s:.1f} % of its replay time ({hour_replay_s:.1f} s, extrapolated "
+              f"from {replay_s:.2f} s for {args.sim_s:.0f} s) and {100 * v1_s / 3600:.2f} % of its duration")
+        # The same comparison in CPU seconds (no parallelism: as if influxd and the client
+        # shared one core with nothing else): less sensitive to other load than wall time.
+        def per_pt(xs):
+            xs = sorted(xs)
+            return xs[len(xs) // 2]
+        raw_cpu_pt = per_pt((c + p) / len(lines) for r in rounds for _, c, p in r[3])
+        sink_cpu_pt = per_pt((r[4]["v1"][3] + r[4]["v1"][4]) / r[4]["v1"][2] for r in rounds)
+        cpu_ratios = sorted(sum(c + p for _, c, p in r[3]) / len(r[3]) / len(lines)
+                            / ((r[4]["v1"][3] + r[4]["v1"][4]) / r[4]["v1"][2]) for r in rounds)
+        gw_pt = per_pt(r[4]["v1"][3] / r[4]["v1"][2] for r in rounds)
+        print(f"CPU per point (influxd + this process), medians: raw {1e6 * raw_cpu_pt:.1f} us, sink v1 "
+              f"{1e6 * sink_cpu_pt:.1f} us (of which gaitwatch {1e6 * gw_pt:.1f} us): CPU-time ratio "
+              f"{', '.join(f'{100 * r:.0f} %' for r in cpu_ratios)} (rounds, sorted)")
+        # What < 10 % of the replay time asks for, against what this machine gives.
+        need = v1_pts / (0.1 * hour_replay_s)
+        raw_rates = sorted(len(lines) / t for r in rounds for t, _, _ in r[3])
+        own_srv = sorted(c for _, c in own)[len(own) // 2]
+        print(f"< 10 % of the replay time needs {v1_pts} points in {0.1 * hour_replay_s:.2f} s = {need:.0f} points/s; "
+              f"raw ceiling here {raw_rates[0]:.0f}-{raw_rates[-1]:.0f} points/s (median "
+              f"{raw_rates[len(raw_rates) // 2]:.0f}); influxd alone spends {own_srv:.2f} s CPU on the sink's "
+              f"{len(own_lines)} lines pre-built (median) = {100 * own_srv / hour_replay_s:.1f} % of the replay time; "
+              f"the replay itself: {hour_replay_s * replay_cpu_s / replay_s:.2f} s CPU per hour")
     finally:
         front.close()
         srv.close()

@@ -11,7 +11,8 @@ Layout of a spool directory (one per InfluxDB target)::
 
 A batch is written to ``.tmp`` and renamed into place, so a batch file is either complete or
 absent after a crash (POSIX rename is atomic). Batches that wait (the server did not take
-them) are fsync'd, file and directory, so they also survive a power cut; the sink spools
+them) are fsync'd, file and directory (and ``target.json`` with the first of them), so they
+also survive a power cut; the sink spools
 ahead of sending without fsync while the server accepts writes (a killed process loses
 nothing either way: the page cache belongs to the kernel). Batches
 are read back oldest first (by sequence number) and removed only after the server has
@@ -107,8 +108,12 @@ class Spool:
                 f"spool {self.directory} holds {self.depth_points} points for another target {old}; "
                 f"expected {self.target}. Flush it first (gaitwatch spool flush) or choose another spool directory"
             )
+        # target.json is made durable (fsync) together with the first batch that is, not now:
+        # a run whose server takes everything never waits for a disk flush.
+        self._target_durable = True
         if old != self.target:  # (a full disk must not stop a spool from being reopened and flushed)
-            self._write_atomic(tf, json.dumps(self.target, sort_keys=True).encode())
+            self._write_atomic(tf, json.dumps(self.target, sort_keys=True).encode(), fsync=False)
+            self._target_durable = False
 
     @staticmethod
     def read_target(directory: str | Path) -> dict | None:
@@ -159,9 +164,22 @@ class Spool:
                 f"({self.depth_points} points waiting); stopping so that nothing is dropped"
             ) from None
 
+    def _sync_target(self) -> None:
+        """fsync target.json (once), before any batch that relies on it is made durable."""
+        if self._target_durable:
+            return
+        fd = os.open(self.directory / TARGET_FILE, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        _fsync_dir(self.directory)
+        self._target_durable = True
+
     def sync(self) -> None:
         """fsync every pending batch and the directory (when batches start to wait)."""
         try:
+            self._sync_target()
             for b in self.pending():
                 try:
                     fd = os.open(b.path, os.O_RDONLY)
@@ -198,6 +216,11 @@ class Spool:
             seq = self._next_seq
             self._next_seq += 1
         path = self.directory / f"{seq:012d}-{n_lines}.lp"
+        if fsync and not self._target_durable:
+            try:
+                self._sync_target()
+            except OSError as exc:
+                raise SinkError(f"cannot sync the InfluxDB spool {self.directory}: {exc.strerror}") from None
         self._write_atomic(path, data, fsync=fsync)
         batch = SpoolBatch(seq, n_lines, path, len(data))
         with self._lock:
@@ -268,6 +291,8 @@ class Spool:
             return None
         data = ("\n".join(lines) + "\n").encode("utf-8")
         path = self.directory / f"{batch.seq:012d}-{len(lines)}.lp"
+        if not self._target_durable:
+            self.sync()
         self._write_atomic(path, data)
         if path != batch.path:
             batch.path.unlink(missing_ok=True)

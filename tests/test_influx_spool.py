@@ -61,6 +61,27 @@ def test_lazy_remove_and_in_memory_copy(tmp_path):
     assert not b.path.exists() and sp.pending() == [c] and sp.read(c) == c.read_bytes()
 
 
+def test_target_file_is_made_durable_with_the_first_durable_batch(tmp_path, monkeypatch):
+    """Opening a spool and spooling ahead while the server takes everything waits for no disk
+    flush; the first batch that must survive a power cut brings target.json with it."""
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        synced.append(os.readlink(f"/proc/self/fd/{fd}").rsplit("/", 1)[-1])
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    sp = Spool(tmp_path, target=TARGET, max_bytes=10**6)
+    sp.append(lines("a", 2), fsync=False)
+    assert synced == [] and Spool.read_target(tmp_path) == TARGET
+    b = sp.append(lines("b", 2))
+    assert synced[0] == "target.json" and b.path.name + ".tmp" in synced
+    synced.clear()
+    sp.sync()
+    assert "target.json" not in synced  # (once)
+
+
 def test_incomplete_batch_from_a_crash_is_ignored_and_target_is_kept(tmp_path):
     sp = Spool(tmp_path, target=TARGET, max_bytes=10**6)
     sp.append(lines("a", 2))
