@@ -32,37 +32,79 @@ Also: the sink's own lines (steps + windows + health + summary, captured from on
 sink run) posted pre-built the same way, to separate what the server pays for heavier points
 (a 10-s window line has ~83 fields) from what the sink itself costs.
 
-Measured 2026-11-26, ``--sim-s 300`` (2 CPUs shared with 5 other sessions; load average
-before/after each run in brackets). Earlier today (commit 1a38de2 vs 9f07c70) the encoder went
-from 33.5 to 15.7 us per point and the median round from ~43 % to ~70 %.
-Requests of [influx] batch_size lines (commit edd5037: 1,000-line spool chunks, 200 when the
-worker is idle, became 5,000-line chunks, 1,000 when idle), median round of each run:
+Definitions (unchanged by the round-4 work; the bench only gained the CPU lines and the
+"< 10 % needs" line at the end of its output):
 
-* before (6462d58): 62 % [2.1/2.5], 76 % [3.6/3.8], 76 % [3.3/3.6], 67 % [2.7/3.0],
-  74 % [3.2/3.4]; single rounds 41-102 %.
-* after (edd5037), alternated with the last two before-runs: 71 % [2.1/2.4], 70 % [3.1/3.3],
-  53 % [3.2/3.4]; single rounds 42-101 %.
-* In one process, old and new sink modules alternated with raw runs around each (12 each):
-  median 0.68 vs 0.61 [2.8/3.3], then 0.55 vs 0.57 (and 0.68 with 200 lines when idle)
-  [3.3/4.5]. No difference shows above the noise: the request size is not what limits.
-* Why: influxd's CPU per point is the same for 200- and 5,000-line requests (10,200 step
-  lines: 0.27-0.31 s CPU at 200/request, 0.25-0.32 s at 5,000). Encode and send do overlap
-  (requests go back to back from ~40 ms on, the main thread waits only in close() for the
-  last one), but on 2 shared CPUs they compete: a 1,000-line request takes ~0.1 s while the
-  encoder runs and a 5,000-line one ~0.13 s after it stopped. Wall time then follows the sum
-  of gaitwatch's CPU (0.19-0.24 s for 11,260 points) and influxd's (0.28-0.49 s), while the
-  raw ceiling pays influxd's alone. The sink's points are also heavier: its own lines
-  pre-built ran at 73-100 % of the step-lines rate (influxd 0.30-0.49 s vs 0.28-0.35 s);
-  the sink reached 58-102 % of that (median rounds).
-  So the >= 70 % target holds in about half of the runs at load 2-4, as before; meeting it
-  reliably here needs the encoder's CPU cut well below the server's, or a free core.
-* 1-hour session written in 16.5-22.5 % of its replay time (before and after alike): the
-  engine now replays the hour in ~2.6-3 s (0.21-0.25 s CPU and, in 5 of 8 runs, wall per
-  300 s), so < 10 % needs ~40k+ points/s, above the raw ceiling measured here (11-36k
-  points/s): not reachable on this machine with influxd 1.6.7 sharing its CPUs. Inside a
-  real 300-s replay the sink adds 0.07-0.14 s (+32-77 %, fastest of 5) until every point is
-  acknowledged.
-* v2 through the Python test front: median 47-59 % (lower bound).
+* raw ceiling = 10,200 / t, where t is the wall time from the first POST to the last 204 of
+  the 1-hour session's 10,200 step lines (lp.record_lines, ms precision, 31 fields and
+  ~930 bytes per line, built before timing) sent to ``/write`` in bodies of 5,000 lines over
+  one keep-alive connection;
+* sink rate = points written (steps + 10-s windows + health [+ summary]: 11,239 on the hour)
+  / wall time from creating the v1 sink (default [influx] config, fresh spool directory)
+  until close() returns with every point acknowledged, the records handed over in the
+  replay's call sizes (~2 per write());
+* ratio of a round = sink rate / mean of the raw rates just before and after it; a run
+  reports the median of ``--repeat`` rounds and every round's ratio;
+* replay time of the hour = wall time of one replay of the ``--sim-s`` 2-sensor simulation
+  through the engine (no sinks, after a 10-s warm-up replay) x 3600 / sim-s; the 1-hour figure
+  is the sink's wall time of the median round / that replay time;
+* CPU lines (added in round 4, because wall times swing +-30 % with the other sessions'
+  load): CPU seconds of influxd (/proc) + of this process per point, per side, and their
+  ratio per round -- the ratio the two would reach if they shared one core with nothing else.
+
+Round 4 (2026-11-26, 2 CPUs shared with the lead and two other helpers). Changes: NaN/inf
+left out by the compiled writer from per-shape field pieces (no per-point finiteness mask,
+``compress`` and template in Python; windows on the same path); write() encodes 32 records
+at a time (the replay hands over ~2 per call); a step's contact/flight/cadence inline;
+spool chunks of batch_size // 5 joined into requests of up to batch_size, so the next
+request is ready when the server answers; accepted spool files deleted lazily and batches
+sent from memory (no file I/O in the sender between two requests, each syscall being a GIL
+hand-over that waits up to 5 ms behind the encoder); target.json fsync'd only with the
+first durable batch. Line protocol unchanged (tests/test_lineprotocol*.py), spool tests green.
+
+* gaitwatch's CPU for the hour's 11,239 points, sink with a null transport, fastest of 5,
+  alternated with the tree before (b31db08), 3 times: 0.164-0.171 s before, 0.137-0.141 s
+  after (14.6 -> 12.3 us per point; load ~3). Per step point: encoder 9.3 -> 7.5 us (Python
+  3.5 us, compiled writer 2.2 us of which Ryu 1.6 us, the rest numpy/str glue), window
+  aggregation (pipeline/window_aggregates.py) ~2.5 us, spool writes ~0.8 us. In the timed
+  bench runs: 0.19-0.23 s before, 0.15 s after.
+* Server idle between the requests of one run, summed (the hour, real influxd, sends
+  timed in the sink): 16-39 ms before (4 runs), 3-25 ms after (8 runs); first request
+  11-46 ms after creating the sink (9 runs; one 77 ms with a 68-ms creation), before 24-73 ms.
+* Ratio, 3 runs each of 7 rounds, the two trees alternated run by run (load 3.1-3.8 on 2
+  CPUs before/after every run; ``--sim-s 300 --repeat 7``):
+  before (b31db08): medians 68 %, 69 %, 68 %; all 21 rounds 37-107 %, median 68 %, 8 of 21
+  >= 70 %. After (a48165b): medians 68 %, 63 %, 86 %; all 21 rounds 40-118 %, median 70 %,
+  11 of 21 >= 70 %. CPU-time ratio after: medians 63 %, 62 %, 81 % (rounds 42-106 %): raw
+  23-26 us per point (influxd + poster), sink 37.5-39.8 us (gaitwatch 13.3-14.0 us, influxd
+  the rest). v2 through the Python test front: medians 58-69 % (lower bound).
+  So the >= 70 % target is met in about half of the rounds, not reliably. Why: at load ~3
+  on 2 CPUs wall time follows the sum of the CPU both sides need (e.g. 0.15 s gaitwatch +
+  0.25 s influxd = 0.40 s wall), and the sink's points also cost influxd ~5-10 % more
+  CPU per point than the raw step lines (a window line has 83 fields). Reaching 70 % with
+  no spare core needs gaitwatch below ~9-10 us of CPU per point (13-14 us in these runs,
+  12.3 us alone), 25-35 % less again: its Python per step (reading ~30 values and ~24
+  metric names, ~3.5 us) and the window aggregation (~2.5 us) alone are ~6 us. With a
+  core free for the encoder the server is the bottleneck and the sink can run at the speed
+  of its own lines pre-built (presumably the rounds at 84-118 %).
+* 1-hour, 2-sensor session (11,239 points): written in 10.4-16.9 % of its replay time after
+  (median rounds; 19.7-20.4 % before). Replay of the hour: 2.5-4.6 s wall (2.6-2.9 s CPU),
+  so < 10 % needs 11,239 points in 0.27-0.40 s = 28,000-42,000 points/s, against a raw
+  ceiling of 14,000-47,500 points/s (medians 24,000-36,000) in the same runs. influxd
+  alone spends 0.28-0.37 s of CPU on the sink's 11,239 lines posted pre-built (25-33 us per
+  point, medians of the runs): 7-14 % of the replay time before any client work. Not
+  reachable on this machine with influxd 1.6.7 sharing its 2 CPUs (the best median round
+  touched 10.4 %). What it needs: influxd on cores of its own -- at 25-33 us of CPU per
+  point one free core gives ~30,000-40,000 points/s, about the need with nothing to
+  spare, so two cores for influxd (InfluxDB 1.x handles concurrent write requests in
+  parallel; the sink would then need 2 requests in flight -- neither measured here, where
+  no core is free) plus one for gaitwatch's encoder (12 us per point = 0.14 s per hour,
+  3.5-5.5 % of the replay time); or a server spending well under 20 us of CPU per point.
+
+Earlier rounds (same definitions): the encoder went from 33.5 to 15.7 us per point (1a38de2
+vs 9f07c70), medians ~43 % -> ~70 %; 5,000-line requests (edd5037) measured no faster than
+1,000-line ones (influxd's CPU per point is the same for 200- and 5,000-line requests);
+runs then: medians 53-77 %, 1-hour 16.5-22.5 % of a 2.6-3 s replay.
 """
 
 from __future__ import annotations
