@@ -43,7 +43,7 @@ from pipeline.errors import SinkError
 
 _NAME = re.compile(r"^(\d{12})-(\d+)\.lp$")
 TARGET_FILE = "target.json"
-CACHE_BYTES = 64 * 1024 * 1024  # batches kept in memory as well (sent without reading the file)
+CACHE_BYTES = 16 * 1024 * 1024  # batches kept in memory as well (sent without reading the file; ~3 requests)
 
 
 @dataclass(frozen=True, slots=True)

@@ -61,6 +61,19 @@ def test_lazy_remove_and_in_memory_copy(tmp_path):
     assert not b.path.exists() and sp.pending() == [c] and sp.read(c) == c.read_bytes()
 
 
+def test_in_memory_copies_are_bounded(tmp_path, monkeypatch):
+    import pipeline.spool as spool_mod
+
+    monkeypatch.setattr(spool_mod, "CACHE_BYTES", 200)
+    sp = Spool(tmp_path, target=TARGET, max_bytes=10**6)
+    batches = [sp.append(lines(t, 4), fsync=False) for t in "abcdef"]  # ~60 bytes each
+    assert 0 < sp._cache_bytes <= 200 and len(sp._cache) < len(batches)
+    assert [sp.read(b) for b in batches] == [b.read_bytes() for b in batches]  # the rest from disk
+    for b in batches:
+        sp.remove(b, lazy=True)
+    assert sp._cache_bytes == 0 and not sp._cache
+
+
 def test_target_file_is_made_durable_with_the_first_durable_batch(tmp_path, monkeypatch):
     """Opening a spool and spooling ahead while the server takes everything waits for no disk
     flush; the first batch that must survive a power cut brings target.json with it."""
