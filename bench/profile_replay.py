@@ -55,7 +55,8 @@ def main(argv=None) -> int:
             cmd_replay.run(args)
             pr.disable()
     dur_s = a.minutes * 60.0 if not a.files else float("nan")
-    print(f"unprofiled CPU {cpu:.3f} s" + (f"  -> {dur_s / cpu:.0f}x real time" if dur_s == dur_s else ""))
+    print(f"unprofiled CPU {cpu * 1e3:.2f} ms (warm: the second call in this process)"
+          + (f"  -> {dur_s / cpu:.0f}x real time" if dur_s == dur_s else ""))
     st = pstats.Stats(pr)
     st.sort_stats(a.sort).print_stats(str(ROOT), a.top)
     return 0

@@ -130,3 +130,14 @@ def test_gaitmap_part_runs_both_scopes(tmp_path):
         for k in ("gw_s", "gw_events_s", "gw_mem_warm_s", "gw_mem_ev_warm_s", "gm_warm_s", "gm_cold_s"):
             assert r[k] > 0, k
         assert r["gw_steps"] > 0
+
+
+def test_profile_replay_runs_on_given_files():
+    """bench/profile_replay.py --files: the unprofiled CPU time and the repo's functions."""
+    demo = ROOT / "fixtures" / "demo"
+    p = subprocess.run([sys.executable, str(ROOT / "bench" / "profile_replay.py"), "--files",
+                        str(demo / "demo_left_foot.csv"), str(demo / "demo_right_foot.csv"), "--top", "5"],
+                       capture_output=True, text=True, timeout=300, cwd=str(ROOT))
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert p.stdout.startswith("unprofiled CPU ") and " ms (warm" in p.stdout.splitlines()[0]
+    assert "pipeline/run.py" in p.stdout
