@@ -102,10 +102,11 @@ first durable batch. Line protocol unchanged (tests/test_lineprotocol*.py), spoo
   reachable on this machine with influxd 1.6.7 sharing its 2 CPUs (the best median round
   touched 10.4 %, in a loaded run whose replay was slow). What it needs: influxd on cores
   of its own -- at 25-33 us of CPU per point one free core gives ~30,000-40,000 points/s,
-  about the need with nothing to spare, so two cores for influxd (InfluxDB 1.x handles concurrent write requests in
-  parallel; the sink would then need 2 requests in flight -- neither measured here, where
-  no core is free) plus one for gaitwatch's encoder (12 us per point = 0.14 s per hour,
-  3.5-5.5 % of the replay time); or a server spending well under 20 us of CPU per point.
+  about the need with nothing to spare, so two cores for influxd (InfluxDB 1.x handles
+  concurrent write requests in parallel; the sink would then need 2 requests in flight --
+  neither measured here, where no core is free) plus one for gaitwatch's encoder (12 us per
+  point = 0.14 s per hour, 3.5-5.5 % of the replay time); or a server spending well under
+  20 us of CPU per point.
 
 Earlier rounds (same definitions): the encoder went from 33.5 to 15.7 us per point (1a38de2
 vs 9f07c70), medians ~43 % -> ~70 %; 5,000-line requests (edd5037) measured no faster than
