@@ -305,7 +305,10 @@ def test_killed_worker_units_resume_on_the_other_worker_from_the_checkpoint(nats
     ann_unit = unit_key("s3", "ann")
     try:
         speed = DURATION_S / 16.0  # 16 s of streaming
-        feeders = [threading.Thread(target=feed_all, args=(gws[n], a), kwargs={"speed": speed})
+        # ann's end of stream is sent only after the kill: on a loaded machine the holder could
+        # otherwise finish ann's whole unit before the kill below (seen once in CI), and the
+        # test would no longer be about a takeover mid-run
+        feeders = [threading.Thread(target=feed_all, args=(gws[n], a), kwargs={"speed": speed, "end": n != "ann"})
                    for n, a in athletes.items()]
         for t in feeders:
             t.start()
@@ -351,6 +354,9 @@ def test_killed_worker_units_resume_on_the_other_worker_from_the_checkpoint(nats
         assert resumed_s <= ttl + poll + ckpt + 10.0
         for t in feeders:
             t.join()
+        assert not unit_steps(out, "s3", "ann").exists()  # nobody could finish ann before the kill
+        for sensor in athletes["ann"]["sensors"]:
+            gws["ann"].end(sensor.sensor_id)
         for g in gws.values():
             assert g.close(timeout_s=TIMEOUT_S)
         for n in athletes:
