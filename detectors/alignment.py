@@ -142,6 +142,84 @@ def _lowpass_sos(fs_hz: float) -> np.ndarray:
     return signal.butter(2, min(8.0, 0.4 * fs_hz) / (fs_hz / 2), output="sos")
 
 
+def _norm3(v: np.ndarray) -> np.float64:
+    """``np.linalg.norm`` of a 1-d float64 vector by its own formula (``sqrt(v.dot(v))``:
+    numpy's code for ord=None, axis=None, real input), without its ~3 us of argument handling."""
+    return np.sqrt(v.dot(v))
+
+
+_Z_UP = np.array([[0.0, 0.0, 1.0]])
+
+
+class _PublicRotations:
+    """The travel-sign vote's rotations through scipy's public ``Rotation`` API."""
+
+    @staticmethod
+    def align_vectors(a: np.ndarray, b: np.ndarray):
+        from scipy.spatial.transform import Rotation
+
+        return Rotation.align_vectors(a, [b])[0]
+
+    @staticmethod
+    def rotvec_matrices(rotvec: np.ndarray) -> np.ndarray:
+        from scipy.spatial.transform import Rotation
+
+        return Rotation.from_rotvec(rotvec).as_matrix()
+
+    @staticmethod
+    def matrix(r) -> np.ndarray:
+        return r.as_matrix()
+
+    @staticmethod
+    def apply_inverse(r, v: np.ndarray) -> np.ndarray:
+        return r.inv().apply(v)
+
+
+class _BackendRotations:
+    """The same calls straight into the backend ``Rotation`` itself dispatches to for numpy
+    float64 arrays of at most 2 dimensions (scipy's compiled ``_rotation_cy``): the same
+    functions on the same arrays, so the same bits, without ~50 us of the public API's
+    array-API dispatch and promotion per stride (a single rotation is its quaternion as a
+    (1, 4) array, as ``Rotation`` holds it). ``_rotations`` checks the module is the one
+    ``Rotation`` uses, else the public API is used."""
+
+    def __init__(self, backend):
+        self._b = backend
+
+    def align_vectors(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        q = self._b.align_vectors(np.array(a, dtype=np.float64), np.array(b, dtype=np.float64).reshape(1, 3), None, False)[0]
+        return np.asarray(q).reshape(1, 4)
+
+    def rotvec_matrices(self, rotvec: np.ndarray) -> np.ndarray:
+        return np.asarray(self._b.as_matrix(self._b.from_rotvec(np.asarray(rotvec, dtype=np.float64), False)))
+
+    def matrix(self, q: np.ndarray) -> np.ndarray:
+        return np.asarray(self._b.as_matrix(q))[0]
+
+    def apply_inverse(self, q: np.ndarray, v: np.ndarray) -> np.ndarray:
+        q_inv = np.asarray(self._b.inv(q))[0].reshape(1, 4)  # Rotation.inv(): a single rotation
+        return np.asarray(self._b.apply(q_inv, np.asarray(v, dtype=np.float64).reshape(1, 3), False))[0]
+
+
+@functools.lru_cache(maxsize=1)
+def _rotations():
+    """``_BackendRotations`` when scipy's ``Rotation`` uses its compiled backend for numpy
+    (checked on the objects themselves, not on the version), else ``_PublicRotations``."""
+    try:
+        from scipy.spatial.transform import Rotation
+
+        backend = Rotation.identity()._backend
+        names = ("align_vectors", "from_rotvec", "as_matrix", "inv", "apply")
+        if (getattr(backend, "__name__", "").endswith("_rotation_cy")
+                and all(callable(getattr(backend, n, None)) for n in names)
+                and Rotation.from_rotvec(np.zeros((2, 3)))._backend is backend
+                and Rotation.align_vectors(_Z_UP, [[0.0, 1.0, 1.0]])[0]._backend is backend):
+            return _BackendRotations(backend)
+    except Exception:  # a scipy that does not look like this: the public API
+        pass
+    return _PublicRotations()
+
+
 def _still_runs(still: np.ndarray, min_n: int = 3) -> list[tuple[int, int]]:
     """``[start, stop)`` of every run of True in ``still`` at least ``min_n`` long, in order."""
     edges = np.flatnonzero(np.diff(still.astype(np.int8), prepend=np.int8(0), append=np.int8(0)))
@@ -162,8 +240,7 @@ def _travel_sign(acc_ms2: np.ndarray, gyr_dps: np.ndarray, still: np.ndarray, ml
     the horizontal displacement is the forward axis, and right = forward x up. Each stride
     votes with its length.
     """
-    from scipy.spatial.transform import Rotation
-
+    rot = _rotations()
     dt = 1.0 / fs_hz
     runs = _still_runs(still)
     vote = 0.0
@@ -171,20 +248,21 @@ def _travel_sign(acc_ms2: np.ndarray, gyr_dps: np.ndarray, still: np.ndarray, ml
         if not 0.2 * fs_hz <= b0 - a1 <= 2.0 * fs_hz:
             continue
         g_sensor = acc_ms2[a0:a1].mean(axis=0)
-        r0, _ = Rotation.align_vectors([[0.0, 0.0, 1.0]], [g_sensor])  # sensor -> level
-        steps = Rotation.from_rotvec(np.radians(gyr_dps[a1:b0]) * dt).as_matrix()
+        g_norm = _norm3(g_sensor)
+        q0 = rot.align_vectors(_Z_UP, g_sensor)  # sensor -> level
+        steps = rot.rotvec_matrices(np.radians(gyr_dps[a1:b0]) * dt)
         # orientation as a matrix (q @ step is the composition q * step), integrated over the swing
-        acc_w = _level_acc(r0.as_matrix(), steps, np.ascontiguousarray(acc_ms2[a1:b0]))
-        acc_w[:, 2] -= np.linalg.norm(g_sensor)
+        acc_w = _level_acc(rot.matrix(q0), steps, np.ascontiguousarray(acc_ms2[a1:b0]))
+        acc_w[:, 2] -= g_norm
         v = np.cumsum(acc_w, axis=0) * dt
         v -= np.outer(np.arange(1, v.shape[0] + 1) / v.shape[0], v[-1])  # zero-velocity update
         d = v.sum(axis=0) * dt
         d[2] = 0.0
-        length = float(np.linalg.norm(d))
+        length = float(_norm3(d))
         if length < 0.2:  # shuffling or standing: no direction
             continue
-        fwd = r0.inv().apply(d / length)
-        up = g_sensor / np.linalg.norm(g_sensor)
+        fwd = rot.apply_inverse(q0, d / length)
+        up = g_sensor / g_norm
         vote += length * float(np.sign(_cross3(fwd, up) @ ml))
     return float(np.sign(vote))
 
