@@ -115,6 +115,20 @@ def _butter_sos(order: int, wn: float) -> np.ndarray:
     return _butter_sos_cached(order, wn).copy()
 
 
+@functools.lru_cache(maxsize=16)
+def _sosfilt_zi_cached(order: int, wn: float) -> np.ndarray:
+    zi = signal.sosfilt_zi(_butter_sos_cached(order, wn))
+    zi.flags.writeable = False  # shared: callers multiply it (a new array), never write it
+    return zi
+
+
+def _sosfilt_zi(order: int, wn: float) -> np.ndarray:
+    """``signal.sosfilt_zi(_butter_sos(order, wn))``, once per design and process (a
+    deterministic function of the design: the same array): ~40 us of scipy per segment and
+    sensor otherwise, a fixed cost of every run. Read-only; ``* x0`` makes the state."""
+    return _sosfilt_zi_cached(order, wn)
+
+
 def _median(xs: list[float]) -> float:
     """``float(np.median(xs))`` for a short list of floats, without numpy's per-call overhead
     (same arithmetic: the middle value, or the two middle values' sum halved)."""
@@ -314,6 +328,7 @@ class GyroStepDetector(_StepDetectorBase):
         self.push_threshold_dps = push_threshold_dps
         self.lowpass_hz = lowpass_hz
         self._sos = _butter_sos(2, lowpass_hz / (fs_hz / 2))
+        self._zi_unit = _sosfilt_zi(2, lowpass_hz / (fs_hz / 2))  # signal.sosfilt_zi(self._sos)
         # the low-pass lags the raw rate; the raw minimum is searched this far back
         self._delay_n = int(math.ceil(1.5 / (2 * math.pi * lowpass_hz) * 2 * fs_hz))
         super().__init__(fs_hz=fs_hz, min_contact_s=min_contact_s, max_contact_s=max_contact_s,
@@ -340,7 +355,7 @@ class GyroStepDetector(_StepDetectorBase):
         self._start_block(block)
         w = -block.gyr_dps[:, 1]
         if self._zi is None:
-            self._zi = signal.sosfilt_zi(self._sos) * w[0]
+            self._zi = self._zi_unit * w[0]  # signal.sosfilt_zi(self._sos) * w[0], the zi cached
         wf, self._zi = sosfilt_1d(self._sos, w, self._zi)  # scipy's sosfilt, compiled without its wrapper
         b = self._buf
         if self._win_start is None:
