@@ -303,9 +303,17 @@ class MetricsSummary:
                 values.clear()
 
     def to_dict(self) -> dict:
+        from pipeline.median import BinnedMedian, median_of_finite
+
         out: dict = {}
         for sid, medians in sorted(self._medians.items()):
-            self._fold(sid)
+            pending = self._pending[sid]
+            # a short run (nothing folded yet: fewer than FOLD_EVERY steps) takes its medians from
+            # the values directly (the same bins and floats, pipeline.median.median_of_finite)
+            # instead of folding them into pages first; the values stay pending, as before a fold
+            short = all(type(med) is BinnedMedian and not med._folded and not med._pending for med in medians.values())
+            if not short:
+                self._fold(sid)
             out[sid] = {}
             by_name: dict[str, dict[str, int]] = {}
             for (name, reason), n in self._nan_counts[sid].items():
@@ -314,9 +322,11 @@ class MetricsSummary:
                 r[why] = r.get(why, 0) + n
             for name, med in medians.items():
                 reasons = by_name.get(name, {})
+                count, median = (median_of_finite(pending[name], med.resolution) if short
+                                 else (med.count, med.median()))
                 out[sid][name] = {
-                    "unit": unit_of(name), "steps": med.count + sum(reasons.values()), "valid": med.count,
-                    "median": med.median(),
+                    "unit": unit_of(name), "steps": count + sum(reasons.values()), "valid": count,
+                    "median": median,
                     "nan_reasons": dict(sorted(reasons.items())),
                 }
         return out
