@@ -179,8 +179,12 @@ def child_events(paths: list[str], config: str | None, repeat: int) -> dict:
     from pipeline.warmup import warm_kernels
 
     warm_kernels()  # loading the compiled kernels is a per-process cost, as in child_replay
+    import gc
+
     cpus, records = [], []
     for _ in range(1 + repeat):
+        records = None  # the previous call's output is not kept alive while timing the next
+        gc.collect()  # each call starts with an empty GC (gaitmap_worker does the same)
         c0 = time.process_time()
         records, _ = replay_in_memory(paths, config=load_config(config))
         cpus.append(time.process_time() - c0)
