@@ -50,8 +50,9 @@ def njit(fn):
     except RuntimeError as exc:
         if not _no_locator(exc):
             raise
-    if not numba.config.CACHE_DIR and fallback_cache_dir():
-        numba.config.CACHE_DIR = fallback_cache_dir()
+    fallback = None if numba.config.CACHE_DIR else fallback_cache_dir()
+    if fallback:
+        numba.config.CACHE_DIR = fallback
         log.info("compiled-kernel cache: the source tree and user cache are read-only; using %s",
                  numba.config.CACHE_DIR)
         try:

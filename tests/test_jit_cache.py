@@ -21,10 +21,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 PROBE = r"""
-import json, numpy as np
+import json
 from pipeline import lineprotocol_floats as lf
-from detectors import _jit
-out = lf.format_floats(np.array([0.1, 1.5e-7, 123456.789])) if hasattr(lf, "format_floats") else None
 k = lf._umul128
 k(3, 5)
 print(json.dumps({"hits": sum(k.stats.cache_hits.values()), "misses": sum(k.stats.cache_misses.values()),
@@ -49,13 +47,20 @@ def _run_readonly(tmp: Path, home: Path, readonly_tmp: bool) -> subprocess.Compl
                           capture_output=True, text=True, env=env, timeout=300)
 
 
-@pytest.mark.skipif(bool(_can_unshare()), reason=str(_can_unshare()))
-def test_kernels_cache_in_temp_dir_when_tree_and_home_are_read_only(tmp_path):
-    import json
-
+@pytest.fixture
+def home_tmp(tmp_path):
+    """An empty home directory and TMPDIR for the probe (made read-only inside the namespace)."""
     home, tmp = tmp_path / "home", tmp_path / "tmp"
     home.mkdir()
     tmp.mkdir()
+    return home, tmp
+
+
+@pytest.mark.skipif(bool(_can_unshare()), reason=str(_can_unshare()))
+def test_kernels_cache_in_temp_dir_when_tree_and_home_are_read_only(home_tmp):
+    import json
+
+    home, tmp = home_tmp
     first = _run_readonly(tmp, home, readonly_tmp=False)
     assert first.returncode == 0, first.stderr[-3000:]
     r1 = json.loads(first.stdout.strip().splitlines()[-1])
@@ -68,10 +73,8 @@ def test_kernels_cache_in_temp_dir_when_tree_and_home_are_read_only(tmp_path):
 
 
 @pytest.mark.skipif(bool(_can_unshare()), reason=str(_can_unshare()))
-def test_kernels_still_run_when_nothing_is_writable(tmp_path):
-    home, tmp = tmp_path / "home", tmp_path / "tmp"
-    home.mkdir()
-    tmp.mkdir()
+def test_kernels_still_run_when_nothing_is_writable(home_tmp):
+    home, tmp = home_tmp
     r = _run_readonly(tmp, home, readonly_tmp=True)
     assert r.returncode == 0, r.stderr[-3000:]
     assert r.stderr.count("compiled on every start") == 1, r.stderr  # warned once, not per kernel
