@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-import nats  # noqa: E402,F401  (nats-py is a product dependency: missing, the tests must fail, not skip)
+import nats  # noqa: E402  (nats-py is a product dependency: missing, the tests must fail, not skip)
 
 from nats_fixtures import NATS_SERVER, OperatorAuth, free_ports
 from test_cluster_nats import DURATION_S, TIMEOUT_S, WorkerThread, feed_all, make_capture, start_gateway, unit_steps, wait_for
@@ -39,6 +39,49 @@ OPENSSL = shutil.which("openssl")
 
 def _ssl(*args, cwd):
     subprocess.run([OPENSSL, *args], cwd=cwd, check=True, capture_output=True)
+
+
+def one_sensor_athlete(tmp_path, name: str, side: str, seed: int) -> dict:
+    """One athlete with one foot sensor ``<name>-<l|r>``: its serial capture, in feed_all's form."""
+    sid = f"{name}-{side[0]}"
+    cap = make_capture(tmp_path / f"{sid}.gwcap", sensor_id=sid, side=side, athlete=name, seed=seed)
+    return {"sensors": [SensorInfo(sensor_id=sid, placement="foot", side=side, athlete=name)], "caps": [cap]}
+
+
+def assert_cluster_equals_live(tmp_path, s_gw, s_wk, athlete: dict, *, session_id: str, worker_id: str,
+                               toml) -> None:
+    """The athlete sent through a gateway (``s_gw``) and a worker (``s_wk``) gives the steps.csv of
+    ``live --from-capture`` of the same capture; ``cluster status`` works with the config file."""
+    info, cap = athlete["sensors"][0], athlete["caps"][0]
+    ref = tmp_path / "ref"
+    assert cli_main(["live", "--from-capture", str(cap), "--placement", "foot", "--side", info.side,
+                     "--athlete", info.athlete, "--out", str(ref)]) == 0
+    out = tmp_path / "out"
+    worker = WorkerThread(s_wk, out, worker_id)
+    try:
+        gw = start_gateway(s_gw, tmp_path / "buf", athlete, session_id=session_id)
+        feed_all(gw, athlete)
+        assert gw.close(timeout_s=TIMEOUT_S), gw.health()
+        wait_for(lambda: unit_steps(out, session_id, info.athlete).exists(), what="steps.csv")
+        assert unit_steps(out, session_id, info.athlete).read_text() == (ref / "steps.csv").read_text()
+        assert cli_main(["cluster", "status", "--config", str(toml)]) == 0
+    finally:
+        worker.close()
+
+
+async def wait_until_serving(connect_kw: dict) -> None:
+    """Connect with ``connect_kw`` until JetStream answers (30 s)."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            nc = await nats.connect(**{**connect_kw, "max_reconnect_attempts": 1})
+            await nc.jetstream().account_info()
+            await nc.close()
+            return
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.3)
 
 
 @pytest.fixture(scope="module")
@@ -63,23 +106,8 @@ def secure_server(tmp_path_factory):
     proc = subprocess.Popen([NATS_SERVER, "-c", str(conf)], stdout=(d / "log").open("wb"), stderr=subprocess.STDOUT)
     url = f"tls://127.0.0.1:{port}"
     try:
-        import nats
-
-        async def ready():
-            s = ClusterSettings(urls=[url], user="gw", password="s3cret", tls_ca=str(d / "ca.pem"))
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    nc = await nats.connect(**{**s.connect_kw(), "max_reconnect_attempts": 1})
-                    await nc.jetstream().account_info()
-                    await nc.close()
-                    return
-                except Exception:
-                    if time.monotonic() > deadline:
-                        raise
-                    await asyncio.sleep(0.3)
-
-        asyncio.run(ready())
+        asyncio.run(wait_until_serving(
+            ClusterSettings(urls=[url], user="gw", password="s3cret", tls_ca=str(d / "ca.pem")).connect_kw()))
         yield {"url": url, "ca": d / "ca.pem", "dir": d}
     finally:
         proc.terminate()
@@ -96,30 +124,15 @@ def test_gateway_and_worker_through_tls_and_password_from_config_and_env(secure_
     s = ClusterSettings.from_config(config)
     assert s.password == "s3cret" and s.tls_ca and "tls" in s.connect_kw()
 
-    cap = make_capture(tmp_path / "dan-r.gwcap", sensor_id="dan-r", side="right", athlete="dan", seed=7)
-    athlete = {"sensors": [SensorInfo(sensor_id="dan-r", placement="foot", side="right", athlete="dan")], "caps": [cap]}
-    ref = tmp_path / "ref"
-    assert cli_main(["live", "--from-capture", str(cap), "--placement", "foot", "--side", "right",
-                     "--athlete", "dan", "--out", str(ref)]) == 0
-    out = tmp_path / "out"
-    worker = WorkerThread(s, out, "wsec")
-    try:
-        gw = start_gateway(s, tmp_path / "buf", athlete, session_id="sec1")
-        feed_all(gw, athlete)
-        assert gw.close(timeout_s=TIMEOUT_S), gw.health()
-        wait_for(lambda: unit_steps(out, "sec1", "dan").exists(), what="steps.csv")
-        assert unit_steps(out, "sec1", "dan").read_text() == (ref / "steps.csv").read_text()
-        # the status command reads the same config (and the password from the environment)
-        assert cli_main(["cluster", "status", "--config", str(toml)]) == 0
-    finally:
-        worker.close()
+    # (cluster status reads the same config, and the password from the environment)
+    assert_cluster_equals_live(tmp_path, s, s, one_sensor_athlete(tmp_path, "dan", "right", 7),
+                               session_id="sec1", worker_id="wsec", toml=toml)
 
 
 def test_without_the_password_nothing_gets_in_and_the_gateway_keeps_its_batches(secure_server, tmp_path):
     s = ClusterSettings(urls=[secure_server["url"]], user="gw", password="wrong", tls_ca=str(secure_server["ca"]),
                         replicas=1, stream="SEC2", subject_prefix="sec2.f", kv_prefix="sec2", batch_max_s=0.05)
-    cap = make_capture(tmp_path / "eve-l.gwcap", sensor_id="eve-l", side="left", athlete="eve", seed=8)
-    athlete = {"sensors": [SensorInfo(sensor_id="eve-l", placement="foot", side="left", athlete="eve")], "caps": [cap]}
+    athlete = one_sensor_athlete(tmp_path, "eve", "left", 8)
     gw = start_gateway(s, tmp_path / "buf", athlete, session_id="sec2")
     feed_all(gw, athlete, stop_s=DURATION_S / 4)
     assert gw.close(timeout_s=3) is False
@@ -146,24 +159,8 @@ def jwt_server(tmp_path_factory):
     proc = subprocess.Popen([NATS_SERVER, "-c", str(conf)], stdout=(d / "log").open("wb"), stderr=subprocess.STDOUT)
     url = f"nats://127.0.0.1:{port}"
     try:
-        import nats
-
         probe = auth.user_creds(d, "probe")
-
-        async def ready():
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    nc = await nats.connect(servers=[url], user_credentials=str(probe), max_reconnect_attempts=1)
-                    await nc.jetstream().account_info()
-                    await nc.close()
-                    return
-                except Exception:
-                    if time.monotonic() > deadline:
-                        raise
-                    await asyncio.sleep(0.3)
-
-        asyncio.run(ready())
+        asyncio.run(wait_until_serving({"servers": [url], "user_credentials": str(probe)}))
         yield {"url": url, "auth": auth, "dir": d}
     finally:
         proc.terminate()
@@ -184,25 +181,9 @@ def test_gateway_and_worker_with_creds_files_against_an_operator_mode_server(jwt
     assert s_wk.creds == str(wk_creds)
     monkeypatch.delenv("GAITWATCH_NATS_CREDS")
 
-    cap = make_capture(tmp_path / "fay-r.gwcap", sensor_id="fay-r", side="right", athlete="fay", seed=9)
-    athlete = {"sensors": [SensorInfo(sensor_id="fay-r", placement="foot", side="right", athlete="fay")], "caps": [cap]}
-    ref = tmp_path / "ref"
-    assert cli_main(["live", "--from-capture", str(cap), "--placement", "foot", "--side", "right",
-                     "--athlete", "fay", "--out", str(ref)]) == 0
-    out = tmp_path / "out"
-    worker = WorkerThread(s_wk, out, "wjwt")
-    try:
-        gw = start_gateway(s_gw, tmp_path / "buf", athlete, session_id="jwt1")
-        feed_all(gw, athlete)
-        assert gw.close(timeout_s=TIMEOUT_S), gw.health()
-        wait_for(lambda: unit_steps(out, "jwt1", "fay").exists(), what="steps.csv")
-        assert unit_steps(out, "jwt1", "fay").read_text() == (ref / "steps.csv").read_text()
-        assert cli_main(["cluster", "status", "--config", str(toml)]) == 0
-    finally:
-        worker.close()
+    assert_cluster_equals_live(tmp_path, s_gw, s_wk, one_sensor_athlete(tmp_path, "fay", "right", 9),
+                               session_id="jwt1", worker_id="wjwt", toml=toml)
     # the users connected as themselves (the server logs nothing else; ask it who we are)
-    import nats
-
     async def whoami(creds):
         nc = await nats.connect(servers=[jwt_server["url"]], user_credentials=str(creds), max_reconnect_attempts=1)
         try:
@@ -223,8 +204,7 @@ def test_creds_signed_by_an_unknown_key_are_refused_and_the_gateway_keeps_its_ba
     creds = jwt_server["auth"].user_creds(tmp_path, "mallory", account_seed=rogue_seed)
     s = ClusterSettings(urls=[jwt_server["url"]], creds=str(creds), replicas=1, stream="JWT2",
                         subject_prefix="jwt2.f", kv_prefix="jwt2", batch_max_s=0.05)
-    cap = make_capture(tmp_path / "gus-l.gwcap", sensor_id="gus-l", side="left", athlete="gus", seed=11)
-    athlete = {"sensors": [SensorInfo(sensor_id="gus-l", placement="foot", side="left", athlete="gus")], "caps": [cap]}
+    athlete = one_sensor_athlete(tmp_path, "gus", "left", 11)
     gw = start_gateway(s, tmp_path / "buf", athlete, session_id="jwt2")
     feed_all(gw, athlete, stop_s=DURATION_S / 4)
     assert gw.close(timeout_s=3) is False
