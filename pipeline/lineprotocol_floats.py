@@ -65,6 +65,15 @@ _HIDDEN = np.uint64(1 << 52)
 
 
 @njit
+def _put_pair(digits, nd, r):
+    """Store the two decimal digits of ``r`` (0..99) at ``digits[nd]``, last digit first
+    (digits are collected last first); returns the next free index."""
+    digits[nd] = _PAIRS[2 * r + 1]
+    digits[nd + 1] = _PAIRS[2 * r]
+    return nd + 2
+
+
+@njit
 def _umul128(a, b):
     """The 128-bit product of two uint64: (low, high)."""
     a_lo = a & _M32
@@ -221,23 +230,17 @@ def _write_repr(bits, out, pos, digits):
         for _ in range(4):
             q = lo // _U32_100
             r = np.int64(lo - q * _U32_100)
-            digits[nd] = _PAIRS[2 * r + 1]
-            digits[nd + 1] = _PAIRS[2 * r]
-            nd += 2
+            nd = _put_pair(digits, nd, r)
             lo = q
         m = hi
     while m >= _U100:
         q = m // _U100
         r = np.int64(m - q * _U100)
-        digits[nd] = _PAIRS[2 * r + 1]
-        digits[nd + 1] = _PAIRS[2 * r]
-        nd += 2
+        nd = _put_pair(digits, nd, r)
         m = q
     if m >= _U10:
         r = np.int64(m)
-        digits[nd] = _PAIRS[2 * r + 1]
-        digits[nd + 1] = _PAIRS[2 * r]
-        nd += 2
+        nd = _put_pair(digits, nd, r)
     else:
         digits[nd] = np.uint8(48 + np.int64(m))
         nd += 1
