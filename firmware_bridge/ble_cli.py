@@ -81,6 +81,26 @@ def _options(args: argparse.Namespace, cfg) -> dict:
             "slip_threshold_samples": cfg["slip_threshold_samples"]}
 
 
+def check_ble_args(args: argparse.Namespace, command: str) -> None:
+    """The BLE options' own checks, shared by ``live`` and ``gateway`` (``command`` names the
+    one in the message)."""
+    if args.serial or args.from_capture:
+        raise ConfigError(f"{command}: BLE and serial sensors in one run are not supported yet; use one kind")
+    if args.ble and args.from_ble_capture:
+        raise ConfigError(f"{command}: use either --ble devices or --from-ble-capture files, not both")
+    for name, v in (("--ble-scan-timeout-s", args.ble_scan_timeout_s), ("--ble-backoff-max-s", args.ble_backoff_max_s)):
+        if not (math.isfinite(v) and v > 0):
+            raise ConfigError(f"{command}: {name} must be a positive number, got {v!r}")
+
+
+def ble_kinds(args: argparse.Namespace, command: str) -> list[str | None]:
+    """``--ble-kind`` given once (for every ``--ble``) or once per ``--ble``; None = detect."""
+    kinds = args.ble_kind
+    if kinds and len(kinds) not in (1, len(args.ble)):
+        raise ConfigError(f"{command}: expected --ble-kind once or {len(args.ble)} times (once per --ble)")
+    return (kinds * len(args.ble) if kinds and len(kinds) == 1 else kinds) or [None] * len(args.ble)
+
+
 def _sensors(args: argparse.Namespace, names: list[str]) -> list[SensorInfo]:
     from pipeline.cmd_live import _per_port
 
@@ -100,21 +120,12 @@ def _sensors(args: argparse.Namespace, names: list[str]) -> list[SensorInfo]:
 def run_ble(args: argparse.Namespace) -> int:
     from pipeline.config import load_config
 
-    if args.serial or args.from_capture:
-        raise ConfigError("live: BLE and serial sensors in one run are not supported yet; use one kind")
-    if args.ble and args.from_ble_capture:
-        raise ConfigError("live: use either --ble devices or --from-ble-capture files, not both")
-    for name, v in (("--ble-scan-timeout-s", args.ble_scan_timeout_s), ("--ble-backoff-max-s", args.ble_backoff_max_s)):
-        if not (math.isfinite(v) and v > 0):
-            raise ConfigError(f"live: {name} must be a positive number, got {v!r}")
+    check_ble_args(args, "live")
     config = load_config(args.config)
     cfg = config.section("serial")
     if args.from_ble_capture:
         return _run_captures(args, config, cfg)
-    kinds = args.ble_kind
-    if kinds and len(kinds) not in (1, len(args.ble)):
-        raise ConfigError(f"live: expected --ble-kind once or {len(args.ble)} times (once per --ble)")
-    kinds = (kinds * len(args.ble) if kinds and len(kinds) == 1 else kinds) or [None] * len(args.ble)
+    kinds = ble_kinds(args, "live")
     sensors = _sensors(args, list(args.ble))
 
     from firmware_bridge.ble_source import BleSession, BleTarget

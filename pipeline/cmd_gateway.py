@@ -140,20 +140,12 @@ def run(args: argparse.Namespace) -> int:
 
 def run_ble(args: argparse.Namespace, config, s) -> int:
     """``--ble`` devices (or ``--from-ble-capture`` files) -> v2 batches."""
-    import math
-
     from firmware_bridge import ble_cli
     from firmware_bridge.gateway import Gateway, feed_capture
     from firmware_bridge.gateway_ble import GatewayBleSession, ble_decoder_spec
     from pipeline.errors import ConfigError
 
-    if args.serial or args.from_capture:
-        raise ConfigError("gateway: BLE and serial sensors in one gateway are not supported yet; run one of each")
-    if args.ble and args.from_ble_capture:
-        raise ConfigError("gateway: use either --ble devices or --from-ble-capture files, not both")
-    for name, v in (("--ble-scan-timeout-s", args.ble_scan_timeout_s), ("--ble-backoff-max-s", args.ble_backoff_max_s)):
-        if not (math.isfinite(v) and v > 0):
-            raise ConfigError(f"gateway: {name} must be a positive number, got {v!r}")
+    ble_cli.check_ble_args(args, "gateway")
     cfg = config.section("serial")
     if args.from_ble_capture:
         from firmware_bridge.serial_capture import read_capture
@@ -185,10 +177,7 @@ def run_ble(args: argparse.Namespace, config, s) -> int:
         for t in threads:
             t.join()
     else:
-        kinds = args.ble_kind
-        if kinds and len(kinds) not in (1, len(args.ble)):
-            raise ConfigError(f"gateway: expected --ble-kind once or {len(args.ble)} times (once per --ble)")
-        kinds = (kinds * len(args.ble) if kinds and len(kinds) == 1 else kinds) or [None] * len(args.ble)
+        kinds = ble_cli.ble_kinds(args, "gateway")
         sensors = ble_cli._sensors(args, list(args.ble))
         options = ble_cli._options(args, cfg)
         from firmware_bridge.ble_source import BleTarget

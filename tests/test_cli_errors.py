@@ -72,3 +72,21 @@ def test_unwritable_out_dir_is_one_line(tmp_path, run_cli):
     blocker.write_text("not a dir")
     proc = run_cli("replay", tmp_path / "r.csv", "--placement", "foot", "--side", "left", "--out", blocker / "sub")
     _check_one_line_error(proc, "cannot create output directory")
+
+
+@pytest.mark.parametrize("command", ["live", "gateway"])
+@pytest.mark.parametrize("args, message", [
+    (["--ble", "x", "--serial", "/dev/null"], "BLE and serial sensors in one run are not supported yet"),
+    (["--ble", "x", "--from-ble-capture", "c.gwcap"], "use either --ble devices or --from-ble-capture files"),
+    (["--ble", "x", "--ble-scan-timeout-s", "0"], "--ble-scan-timeout-s must be a positive number"),
+    (["--ble", "x", "--ble", "y", "--ble", "z", "--ble-kind", "rsc", "--ble-kind", "rsc"],
+     "expected --ble-kind once or 3 times"),
+])
+def test_ble_option_errors_are_the_same_for_live_and_gateway(command, args, message, tmp_path, capsys):
+    """live and gateway share the BLE options' checks; the message names the command."""
+    from pipeline.cli import main
+
+    extra = ["--buffer", str(tmp_path / "buf"), "--nats", "nats://127.0.0.1:1"] if command == "gateway" else []
+    assert main([command, *args, *extra]) == 2
+    err = capsys.readouterr().err
+    assert f"{command}: " in err and message in err, err
