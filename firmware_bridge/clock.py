@@ -18,7 +18,12 @@ network delay measurements", IEEE INFOCOM 1999). ``b`` is the clock skew (device
 Arrival times alone are never used as sample times: they only feed this fit. To keep cost
 and memory bounded, the window keeps one point per ``bin_s`` of device time (the one with
 the smallest offset, which is the only one the lower envelope can use) and forgets points
-older than ``window_s``. The mapping has a constant bias equal to the minimum transport
+older than ``window_s``. The skew is fitted only once the points span ``min_skew_span_s``
+(10 s); before that the map is offset-only (``b = 0``). Over a short span the slope of the
+envelope is set by the delay jitter of a few bins, not by the clock: on a link with no skew
+at all (the scripted BLE backend, exact device times) a 2-s fit gave slopes near the
+1000-ppm bound and 3 one-sample slips in 8 s, while a real crystal's <= 100 ppm drift
+adds at most 1 ms over 10 s (half a sample at 500 Hz). The mapping has a constant bias equal to the minimum transport
 delay (the same for every sensor on the same kind of link), so sensors of a session share
 one host time base.
 """
@@ -34,10 +39,12 @@ class ClockMap:
 
     Parameters (keyword-only): ``window_s`` sliding window of device time, ``bin_s`` width
     of the per-bin minimum, ``max_skew_ppm`` bound on the fitted drift (a fit outside it is
-    clamped, e.g. while the window is still short and noisy).
+    clamped), ``min_skew_span_s`` device time the points must span before a drift is fitted
+    (offset only before; see the module docstring).
     """
 
-    def __init__(self, *, window_s: float = 60.0, bin_s: float = 0.25, max_skew_ppm: float = 1000.0):
+    def __init__(self, *, window_s: float = 60.0, bin_s: float = 0.25, max_skew_ppm: float = 1000.0,
+                 min_skew_span_s: float = 10.0):
         if not (window_s > 0 and bin_s > 0 and bin_s < window_s):
             raise ValueError(f"need 0 < bin_s < window_s, got bin_s={bin_s!r} window_s={window_s!r}")
         if not max_skew_ppm >= 0:
@@ -45,6 +52,9 @@ class ClockMap:
         self.window_s = float(window_s)
         self.bin_s = float(bin_s)
         self.max_skew_ppm = float(max_skew_ppm)
+        if not min_skew_span_s >= 0:
+            raise ValueError(f"min_skew_span_s must be >= 0, got {min_skew_span_s!r}")
+        self.min_skew_span_s = float(min_skew_span_s)
         self.reset()
 
     def reset(self) -> None:
@@ -114,7 +124,8 @@ class ClockMap:
 
     def _solve(self) -> tuple[float, float]:
         if self._fit is None:
-            self._fit = _lower_envelope_fit([(p[1], p[2]) for p in self._bins], self.max_skew_ppm * 1e-6)
+            max_b = self.max_skew_ppm * 1e-6 if self.span_s >= self.min_skew_span_s else 0.0
+            self._fit = _lower_envelope_fit([(p[1], p[2]) for p in self._bins], max_b)
         return self._fit
 
 

@@ -90,3 +90,24 @@ def test_envelope_lies_under_every_point(pts):
     a, b = _lower_envelope_fit(pts, max_b=1e9)
     for x, y in pts:
         assert y >= a + b * x - 1e-9
+
+
+
+def test_no_drift_is_fitted_until_the_points_span_min_skew_span_s():
+    """On a link with no skew, a drift fitted over the first 2 s (a BLE decoder's clock
+    warm-up) is the slope of the delay jitter of 8 bins, larger than a real crystal's
+    <= 100 ppm; the map stays offset-only until the points span min_skew_span_s (10 s)."""
+    t, dev, recv = simulate(drift_ppm=0.0, duration_s=12.0, seed=5)
+    default, fitted = ClockMap(), ClockMap(min_skew_span_s=0.0)
+    noisy = []
+    for h, d, r in zip(t, dev, recv):
+        for cm in (default, fitted):
+            cm.observe(device_s=d * 1e-6, host_s=r)
+        if 1.0 <= h < 9.5:
+            assert default.skew_ppm == 0.0
+            noisy.append(abs(fitted.skew_ppm))
+    assert max(noisy) > 100.0, max(noisy)  # what a short-span fit would have used
+    assert default.span_s >= 10.0 and default.skew_ppm != 0.0  # fitted once 10 s are spanned
+    assert abs(default.skew_ppm) < 100.0
+    with pytest.raises(ValueError):
+        ClockMap(min_skew_span_s=-1.0)
