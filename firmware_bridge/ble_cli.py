@@ -101,7 +101,7 @@ def ble_kinds(args: argparse.Namespace, command: str) -> list[str | None]:
     return (kinds * len(args.ble) if kinds and len(kinds) == 1 else kinds) or [None] * len(args.ble)
 
 
-def _sensors(args: argparse.Namespace, names: list[str]) -> list[SensorInfo]:
+def _sensors(args: argparse.Namespace, names: list[str], command: str = "live") -> list[SensorInfo]:
     from pipeline.cmd_live import _per_port
 
     n = len(names)
@@ -110,7 +110,7 @@ def _sensors(args: argparse.Namespace, names: list[str]) -> list[SensorInfo]:
     ids = _per_port("sensor-id", args.sensor_id, n, default=lambda k: "ble-" + "".join(
         c if c.isalnum() else "-" for c in names[k]).strip("-").lower())
     if args.sensor_id is not None and len(args.sensor_id) == 1 and n > 1:
-        raise ConfigError("live: --sensor-id must be given once per --ble device (ids must be unique)")
+        raise ConfigError(f"{command}: --sensor-id must be given once per --ble device (ids must be unique)")
     if len(set(ids)) != len(ids):
         ids = [f"{i}-{k}" for k, i in enumerate(ids)]
     return [SensorInfo(sensor_id=i, placement=pl, side=sd, athlete=args.athlete)

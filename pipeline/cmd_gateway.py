@@ -178,7 +178,7 @@ def run_ble(args: argparse.Namespace, config, s) -> int:
             t.join()
     else:
         kinds = ble_cli.ble_kinds(args, "gateway")
-        sensors = ble_cli._sensors(args, list(args.ble))
+        sensors = ble_cli._sensors(args, list(args.ble), "gateway")
         options = ble_cli._options(args, cfg)
         from firmware_bridge.ble_source import BleTarget
 

@@ -81,6 +81,8 @@ def test_unwritable_out_dir_is_one_line(tmp_path, run_cli):
     (["--ble", "x", "--ble-scan-timeout-s", "0"], "--ble-scan-timeout-s must be a positive number"),
     (["--ble", "x", "--ble", "y", "--ble", "z", "--ble-kind", "rsc", "--ble-kind", "rsc"],
      "expected --ble-kind once or 3 times"),
+    (["--ble", "x", "--ble", "y", "--sensor-id", "a", "--placement", "foot", "--side", "left"],
+     "--sensor-id must be given once per --ble device"),
 ])
 def test_ble_option_errors_are_the_same_for_live_and_gateway(command, args, message, tmp_path, capsys):
     """live and gateway share the BLE options' checks; the message names the command."""
