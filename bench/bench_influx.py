@@ -122,6 +122,7 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -207,24 +208,37 @@ def hour_of(records, sim_s: float, extra_metrics: int):
     return out
 
 
-def raw_ceiling(srv: InfluxServer, db: str, lines: list[str], batch: int = 5000) -> float:
-    """Seconds to POST these pre-built lines in batches of ``batch`` over one connection
-    (the CPU seconds this process spent posting them go to ``RAW_CPU``)."""
+def raw_ceiling(srv: InfluxServer, db: str, lines: list[str], batch: int = 5000, connections: int = 1) -> float:
+    """Seconds to POST these pre-built lines in batches of ``batch`` over one connection, or
+    over ``connections`` (each sending every n-th body, one thread each) (the CPU seconds
+    this process spent posting them go to ``RAW_CPU``)."""
     import base64
 
     auth = "Basic " + base64.b64encode(f"{srv.user}:{srv.password}".encode()).decode()
-    conn = http.client.HTTPConnection("127.0.0.1", srv.http_port, timeout=60)
+    conns = [http.client.HTTPConnection("127.0.0.1", srv.http_port, timeout=60) for _ in range(connections)]
     bodies = ["\n".join(lines[i:i + batch]).encode() for i in range(0, len(lines), batch)]
+
+    def post(conn, mine):
+        for body in mine:
+            conn.request("POST", f"/write?db={db}&precision=ms", body=body, headers={"Authorization": auth})
+            resp = conn.getresponse()
+            resp.read()
+            assert resp.status == 204, resp.status
+
     c0 = time.process_time()
     t0 = time.perf_counter()
-    for body in bodies:
-        conn.request("POST", f"/write?db={db}&precision=ms", body=body, headers={"Authorization": auth})
-        resp = conn.getresponse()
-        resp.read()
-        assert resp.status == 204, resp.status
+    if connections == 1:
+        post(conns[0], bodies)
+    else:
+        threads = [threading.Thread(target=post, args=(c, bodies[k::connections])) for k, c in enumerate(conns)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
     dt = time.perf_counter() - t0
     RAW_CPU.append(time.process_time() - c0)
-    conn.close()
+    for c in conns:
+        c.close()
     return dt
 
 
@@ -330,35 +344,47 @@ def main() -> int:
         own_lines = capture_sink_lines(srv, base, session, hour, chunk, tmp)
         own = []
 
+        # Each sink variant is followed by a raw run; a variant is compared with the mean of
+        # the raw runs just before and after it. v1 = the default config (requests_in_flight
+        # = 2); v1x1 = the same with one request at a time (as before round 5), for the A/B.
+        variants = (("v1", {}), ("v1x1", {"requests_in_flight": 1}), ("v2", {}))
         rounds = []
+        raw2 = []
         for i in range(args.repeat):
             db = f"own_{i}"
             srv.create_database(db)
             c = server_cpu_s(srv)
             own.append((raw_ceiling(srv, db, own_lines), server_cpu_s(srv) - c))
-            raws = [raw_run(f"{i}a")]
+            raws = [raw_run(f"{i}_0")]
             res = {}
-            for transport in ("v1", "v2"):
-                db = f"{transport}_{i}"
+            for name, over in variants:
+                transport = name[:2]
+                db = f"{name}_{i}"
                 srv.create_database(db)
                 sec = dict(base, transport=transport, database=db, bucket=db, spool_dir=str(tmp / f"spool-{db}"),
-                           url=srv.url if transport == "v1" else front.url)
+                           url=srv.url if transport == "v1" else front.url, **over)
                 if transport == "v2":
                     sec.update(token=front.token, username="", password="")
                 c = server_cpu_s(srv)
-                res[transport] = (*sink_rate(sec, session, hour, chunk), server_cpu_s(srv) - c)
+                res[name] = (*sink_rate(sec, session, hour, chunk), server_cpu_s(srv) - c)
                 got = srv.count("gait_step", "contact_ms", db=db)
                 assert got == len(hour), (got, len(hour))
-                raws.append(raw_run(f"{i}{'bc'[len(raws) - 1]}"))
-            ceil_v1 = 2 * len(lines) / (raws[0][0] + raws[1][0])
-            ceil_v2 = 2 * len(lines) / (raws[1][0] + raws[2][0])
-            rounds.append((res["v1"][0] / ceil_v1, ceil_v1, res["v2"][0] / ceil_v2, raws, res))
+                raws.append(raw_run(f"{i}_{len(raws)}"))
+            ceil = {name: 2 * len(lines) / (raws[k][0] + raws[k + 1][0]) for k, (name, _) in enumerate(variants)}
+            ratio = {name: res[name][0] / ceil[name] for name, _ in variants}
+            rounds.append((ratio["v1"], ceil["v1"], ratio["v2"], raws, res, ratio["v1x1"]))
+            db = f"raw2_{i}"
+            srv.create_database(db)
+            raw2.append(raw_ceiling(srv, db, lines, batch=(len(lines) + 3) // 4, connections=2))
             print(f"round {i + 1}: raw {', '.join(f'{len(lines) / t:6.0f}' for t, _, _ in raws)} points/s; "
-                  f"sink v1 {res['v1'][0]:6.0f} = {100 * rounds[-1][0]:3.0f} % of the raw runs around it, "
-                  f"v2 {res['v2'][0]:6.0f} = {100 * rounds[-1][2]:3.0f} %")
+                  f"sink v1 {res['v1'][0]:6.0f} = {100 * ratio['v1']:3.0f} % of the raw runs around it, "
+                  f"one request at a time {res['v1x1'][0]:6.0f} = {100 * ratio['v1x1']:3.0f} %, "
+                  f"v2 {res['v2'][0]:6.0f} = {100 * ratio['v2']:3.0f} %; raw with 2 in flight "
+                  f"{len(lines) / raw2[-1]:6.0f}")
         v1_ratios = sorted(r[0] for r in rounds)
         v2_ratios = sorted(r[2] for r in rounds)
-        _, ceil_v1, _, raws, res = sorted(rounds, key=lambda r: r[0])[len(rounds) // 2]
+        x1_ratios = sorted(r[5] for r in rounds)
+        _, ceil_v1, _, raws, res, _ = sorted(rounds, key=lambda r: r[0])[len(rounds) // 2]
 
         hour_replay_s = replay_s * 3600.0 / args.sim_s
         print(f"load average (1 min) before/after the timed runs: {load0:.2f} / {os.getloadavg()[0]:.2f} "
@@ -371,6 +397,12 @@ def main() -> int:
               f"= {100 * v1_rate / ceil_v1:.0f} % of the ceiling (gaitwatch's own CPU: {v1_cpu:.2f} s, "
               f"influxd CPU {v1_srv:.2f} s, in {v1_s:.2f} s wall for {v1_pts} points)")
         print(f"   v1 ratio of every round, sorted: {', '.join(f'{100 * r:.0f} %' for r in v1_ratios)}")
+        x1_s = sorted(r[4]["v1x1"][1] for r in rounds)
+        print(f"   one request at a time (requests_in_flight = 1), every round: "
+              f"{', '.join(f'{100 * r:.0f} %' for r in x1_ratios)}; 1 hour in {x1_s[len(x1_s) // 2]:.2f} s (median)")
+        raw2_s = sorted(raw2)[len(raw2) // 2]
+        print(f"   raw with 2 requests in flight (4 bodies of {(len(lines) + 3) // 4}, 2 connections): "
+              f"{len(lines) / raw2_s:.0f} points/s (median), 1 hour in {raw2_s:.2f} s")
         own_rates = sorted(len(own_lines) / t for t, _ in own)
         own_rate = own_rates[len(own_rates) // 2]
         print(f"   the sink's own {len(own_lines)} lines pre-built, 5000/batch: {own_rate:10.0f} points/s (median; "

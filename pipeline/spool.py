@@ -245,12 +245,15 @@ class Spool:
         with self._lock:
             return self._batches[0] if self._batches else None
 
-    def oldest_run(self, *, max_lines: int) -> list[SpoolBatch]:
-        """The oldest batches, in order, as many as fit in ``max_lines`` (at least one)."""
+    def oldest_run(self, *, max_lines: int, skip: frozenset[int] | set[int] = frozenset()) -> list[SpoolBatch]:
+        """The oldest batches whose ``seq`` is not in ``skip`` (those another request is
+        sending), in order, as many as fit in ``max_lines`` (at least one, if any)."""
         out: list[SpoolBatch] = []
         n = 0
         with self._lock:
             for b in self._batches:
+                if b.seq in skip:
+                    continue
                 if out and n + b.n_lines > max_lines:
                     break
                 out.append(b)

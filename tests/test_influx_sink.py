@@ -418,21 +418,25 @@ def test_ns_precision_and_source_health(influx_server, influx_db, tmp_path):
     assert h[0]["time"] == SESSION.wall_ns(4.5)
 
 
-def test_replay_burst_is_sent_in_requests_of_batch_size(influx_server, influx_db, tmp_path):
+@pytest.mark.parametrize("in_flight", [1, 2])
+def test_replay_burst_is_sent_in_requests_of_batch_size(influx_server, influx_db, tmp_path, in_flight):
     """A replay hands lines faster than the server takes them: lines are spooled in chunks of
     batch_size // 5 as they fill (the next request is ready when the server answers), and the
     worker joins the waiting chunks into requests of at most batch_size lines, full ones once
     the server falls behind; the few lines past a whole chunk wait for the next one; every
-    point lands."""
+    point lands. With two requests in flight, the final gait_health point goes alone, last."""
     recs = make_step_records(sensors=[LEFT, RIGHT], duration_s=300.0)
     sink = sink_from_config(section(influx_server.url, influx_db, tmp_path, batch_size=200, flush_interval_s=60.0,
-                                    **creds(influx_server)), session=SESSION, sensors=[LEFT, RIGHT])
-    assert sink.chunk_lines == 40
+                                    requests_in_flight=in_flight, **creds(influx_server)),
+                            session=SESSION, sensors=[LEFT, RIGHT])
+    assert sink.chunk_lines == 40 and sink.requests_in_flight == in_flight
     sizes: list[int] = []
+    last_lines: list[bytes] = []
     send = sink.transport.send
 
     def counting(body: bytes) -> None:
         sizes.append(body.count(b"\n"))
+        last_lines[:] = [body.rstrip(b"\n").rsplit(b"\n", 1)[-1]]
         send(body)
 
     sink.transport.send = counting
@@ -440,8 +444,11 @@ def test_replay_burst_is_sent_in_requests_of_batch_size(influx_server, influx_db
     stats = sink.close(None)
     assert n_steps(influx_server, influx_db) == len(recs)
     assert sum(sizes) == stats.points_written == stats.points_encoded > len(recs)
-    assert all(n % 40 == 0 and n <= 200 for n in sizes[:-1]) and 0 < sizes[-1] <= 200, sizes  # whole chunks
+    tail = 1 if in_flight == 1 else 2  # (2: the rest of the buffer, then the final health point alone)
+    assert all(n % 40 == 0 and n <= 200 for n in sizes[:-tail]) and all(0 < n <= 200 for n in sizes[-tail:]), sizes
     assert len(sizes) < sum(sizes) / 40 and max(sizes) == 200, sizes  # chunks joined, up to full requests
+    if in_flight == 2:
+        assert sizes[-1] == 1 and last_lines[0].startswith(schema.MEASUREMENT_HEALTH.encode() + b","), last_lines
     assert not list(sink.spool.directory.glob("*.lp"))  # accepted batches' files deleted by close()
 
 

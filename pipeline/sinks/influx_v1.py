@@ -28,9 +28,11 @@ RETRY_STATUSES = (429, 500, 502, 503, 504)
 
 
 class V1Transport:
-    """Synchronous ``/write`` client; safe to call from one worker thread."""
+    """Synchronous ``/write`` client; safe to call from up to ``max_requests_in_flight``
+    worker threads at once (one pooled connection each)."""
 
     kind = "v1"
+    max_requests_in_flight = 4  # the sink's workers share the connection pool (urllib3 is thread-safe)
 
     def __init__(
         self,
@@ -82,7 +84,8 @@ class V1Transport:
             raise_on_status=False,
             redirect=0,
         )
-        self._http = urllib3.PoolManager(num_pools=2, maxsize=2, timeout=Timeout(total=timeout_s))
+        self._http = urllib3.PoolManager(num_pools=2, maxsize=self.max_requests_in_flight,
+                                         timeout=Timeout(total=timeout_s))
 
     def describe(self) -> dict:
         """Where the data goes (no credentials): the spool's target identity."""

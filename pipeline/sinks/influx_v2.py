@@ -38,6 +38,7 @@ _PRECISION = {"ns": "ns", "us": "us", "ms": "ms", "s": "s"}
 
 class V2Transport:
     kind = "v2"
+    max_requests_in_flight = 1  # send() waits on the one batching WriteApi's callbacks: one sender
 
     def __init__(
         self,
