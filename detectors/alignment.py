@@ -55,24 +55,112 @@ def _rotate_rows(m, v, out):
 
 
 @njit
-def _level_acc(q0, steps, acc_ms2):
-    """Specific force of each swing sample in the level frame: ``out[k] = q_k @ acc[k]``
-    with ``q_{k+1} = q_k @ steps[k]`` from the level attitude ``q0`` (3x3 matrices; the
-    products summed left to right). Compiled (why: see detectors/_jit.py): the loop over a
-    stride's samples was two numpy matrix products per sample."""
-    n = acc_ms2.shape[0]
-    out = np.empty((n, 3))
-    q = q0.copy()
-    nq = np.empty((3, 3))
-    for k in range(n):
-        a0, a1, a2 = acc_ms2[k, 0], acc_ms2[k, 1], acc_ms2[k, 2]
-        for r in range(3):
-            out[k, r] = q[r, 0] * a0 + q[r, 1] * a1 + q[r, 2] * a2
-        for r in range(3):
-            for c in range(3):
-                nq[r, c] = q[r, 0] * steps[k, 0, c] + q[r, 1] * steps[k, 1, c] + q[r, 2] * steps[k, 2, c]
-        q[:, :] = nq
-    return out
+def _stride_votes(acc_ms2, gyr_dps, starts, stops, ml, fs_hz):
+    """Each stride's travel vote for ``_travel_sign``: ``(vote, votes)`` where ``votes[j]``
+    is ``[length, side]`` of the j-th stride between consecutive still runs
+    ``[starts[i], stops[i])`` (``side`` = +1/-1, or 0 when the stride was skipped: swing
+    not 0.2-2 s long, or shorter than 0.2 m) and ``vote`` is ``sum(length * side)`` in
+    stride order.
+
+    The strapdown integration with zero-velocity updates (Foxlin 2005, IEEE CG&A 25(6):38)
+    of one stride, in the sensor frame of its first stance: ``R_0 = I``,
+    ``R_{k+1} = R_k @ exp([w_k dt]x)`` (the gyro increment as a rotation vector, its matrix
+    by scipy's formulas: the half-angle quaternion, a Taylor series below 1e-3 rad, then
+    the quaternion's matrix), gravity-free acceleration ``R_k @ acc_k - g`` with ``g`` the
+    mean specific force of the stance, velocity its running sum times ``dt`` with the
+    linear drift removed so that it ends at zero, displacement the sum of the velocities
+    times ``dt``, and its horizontal part (the component along ``g`` removed).
+
+    The code this replaced did the same in a *levelled* frame: the stance's attitude
+    ``q0`` (scipy's ``align_vectors``, gravity onto +z), then ``q0 R_k acc_k`` minus
+    ``|g|`` on z, zeroing z of the displacement, and rotating it back with ``q0``'s inverse.
+    Since ``q0 g = |g| z``, every step there is ``q0`` applied to the one here, and ``q0``
+    cancels: the same stride lengths and directions in exact arithmetic, within rounding
+    (~1e-15 relative; only the sign of the summed vote is used) - without a levelling
+    rotation, and without ~5 scipy calls and ~20 numpy calls per stride (~0.8 ms per
+    foot sensor on a 19-s recording, most of a short replay's alignment cost).
+    Compiled (why: see detectors/_jit.py).
+    """
+    n_runs = starts.shape[0]
+    votes = np.zeros((max(n_runs - 1, 0), 2))
+    dt = 1.0 / fs_hz
+    rad_dt = np.pi / 180.0 * dt
+    vote = 0.0
+    r = np.empty((3, 3))
+    nr = np.empty((3, 3))
+    s = np.empty((3, 3))
+    for i in range(n_runs - 1):
+        a0, a1, b0 = starts[i], stops[i], starts[i + 1]
+        n = b0 - a1
+        if not (0.2 * fs_hz <= n <= 2.0 * fs_hz):
+            continue
+        g0 = 0.0
+        g1 = 0.0
+        g2 = 0.0
+        for k in range(a0, a1):
+            g0 += acc_ms2[k, 0]
+            g1 += acc_ms2[k, 1]
+            g2 += acc_ms2[k, 2]
+        m = a1 - a0
+        g0 /= m
+        g1 /= m
+        g2 /= m
+        for p in range(3):
+            for q in range(3):
+                r[p, q] = 1.0 if p == q else 0.0
+        c0 = c1 = c2 = 0.0  # running sum of the gravity-free acceleration (velocity / dt)
+        sv0 = sv1 = sv2 = 0.0  # sum of the velocities / dt
+        for k in range(a1, b0):
+            a_0, a_1, a_2 = acc_ms2[k, 0], acc_ms2[k, 1], acc_ms2[k, 2]
+            c0 += r[0, 0] * a_0 + r[0, 1] * a_1 + r[0, 2] * a_2 - g0
+            c1 += r[1, 0] * a_0 + r[1, 1] * a_1 + r[1, 2] * a_2 - g1
+            c2 += r[2, 0] * a_0 + r[2, 1] * a_1 + r[2, 2] * a_2 - g2
+            sv0 += c0
+            sv1 += c1
+            sv2 += c2
+            # the increment's rotation matrix (scipy from_rotvec(...).as_matrix())
+            x, y, z = gyr_dps[k, 0] * rad_dt, gyr_dps[k, 1] * rad_dt, gyr_dps[k, 2] * rad_dt
+            angle = np.sqrt(x * x + y * y + z * z)
+            if angle <= 1e-3:
+                a2 = angle * angle
+                scale = 0.5 - a2 / 48.0 + a2 * a2 / 3840.0
+            else:
+                scale = np.sin(angle / 2.0) / angle
+            qx, qy, qz, qw = scale * x, scale * y, scale * z, np.cos(angle / 2.0)
+            xx, yy, zz, ww = qx * qx, qy * qy, qz * qz, qw * qw
+            xy, zw, xz, yw, yz, xw = qx * qy, qz * qw, qx * qz, qy * qw, qy * qz, qx * qw
+            s[0, 0] = xx - yy - zz + ww
+            s[1, 1] = -xx + yy - zz + ww
+            s[2, 2] = -xx - yy + zz + ww
+            s[0, 1] = 2.0 * (xy - zw)
+            s[1, 0] = 2.0 * (xy + zw)
+            s[0, 2] = 2.0 * (xz + yw)
+            s[2, 0] = 2.0 * (xz - yw)
+            s[1, 2] = 2.0 * (yz - xw)
+            s[2, 1] = 2.0 * (yz + xw)
+            for p in range(3):
+                for q in range(3):
+                    nr[p, q] = r[p, 0] * s[0, q] + r[p, 1] * s[1, q] + r[p, 2] * s[2, q]
+            r[:, :] = nr
+        # velocity v_k = dt * (c_k - (k + 1) / n * c_last): displacement dt * sum(v_k)
+        h = (n + 1) / 2.0
+        d0 = (sv0 - h * c0) * dt * dt
+        d1 = (sv1 - h * c1) * dt * dt
+        d2 = (sv2 - h * c2) * dt * dt
+        gn = np.sqrt(g0 * g0 + g1 * g1 + g2 * g2)
+        u0, u1, u2 = g0 / gn, g1 / gn, g2 / gn
+        du = d0 * u0 + d1 * u1 + d2 * u2
+        h0, h1, h2 = d0 - du * u0, d1 - du * u1, d2 - du * u2  # horizontal displacement
+        length = np.sqrt(h0 * h0 + h1 * h1 + h2 * h2)
+        votes[i, 0] = length
+        if length < 0.2:  # shuffling or standing: no direction
+            continue
+        # right = forward x up; its sign along ml
+        side = (h1 * u2 - h2 * u1) * ml[0] + (h2 * u0 - h0 * u2) * ml[1] + (h0 * u1 - h1 * u0) * ml[2]
+        sg = 1.0 if side > 0 else (-1.0 if side < 0 else (0.0 if side == 0 else np.nan))  # np.sign
+        votes[i, 1] = sg
+        vote += length * sg
+    return vote, votes
 
 
 def _cross3(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -93,11 +181,12 @@ def _rotate(m: np.ndarray, v: np.ndarray) -> np.ndarray:
 
 def warm_up() -> None:
     """Compile ``_rotate_rows`` (for read-only blocks, as SampleBlocks hold them) and
-    ``_level_acc`` or load them from numba's cache, before the first block needs them."""
+    ``_stride_votes`` or load them from numba's cache, before the first block needs them."""
     v = np.zeros((1, 3))
     v.flags.writeable = False
     _rotate(np.eye(3), v)
-    _level_acc(np.eye(3), np.zeros((1, 3, 3)), np.zeros((1, 3)))
+    z = np.zeros(2, dtype=np.int64)
+    _stride_votes(np.zeros((1, 3)), np.zeros((1, 3)), z, z, np.zeros(3), 200.0)
 
 
 def estimate_rotation(acc_ms2: np.ndarray, gyr_dps: np.ndarray | None, *, placement: str,
@@ -142,90 +231,18 @@ def _lowpass_sos(fs_hz: float) -> np.ndarray:
     return signal.butter(2, min(8.0, 0.4 * fs_hz) / (fs_hz / 2), output="sos")
 
 
-def _norm3(v: np.ndarray) -> np.float64:
-    """``np.linalg.norm`` of a 1-d float64 vector by its own formula (``sqrt(v.dot(v))``:
-    numpy's code for ord=None, axis=None, real input), without its ~3 us of argument handling."""
-    return np.sqrt(v.dot(v))
-
-
-_Z_UP = np.array([[0.0, 0.0, 1.0]])
-
-
-class _PublicRotations:
-    """The travel-sign vote's rotations through scipy's public ``Rotation`` API."""
-
-    @staticmethod
-    def align_vectors(a: np.ndarray, b: np.ndarray):
-        from scipy.spatial.transform import Rotation
-
-        return Rotation.align_vectors(a, [b])[0]
-
-    @staticmethod
-    def rotvec_matrices(rotvec: np.ndarray) -> np.ndarray:
-        from scipy.spatial.transform import Rotation
-
-        return Rotation.from_rotvec(rotvec).as_matrix()
-
-    @staticmethod
-    def matrix(r) -> np.ndarray:
-        return r.as_matrix()
-
-    @staticmethod
-    def apply_inverse(r, v: np.ndarray) -> np.ndarray:
-        return r.inv().apply(v)
-
-
-class _BackendRotations:
-    """The same calls straight into the backend ``Rotation`` itself dispatches to for numpy
-    float64 arrays of at most 2 dimensions (scipy's compiled ``_rotation_cy``): the same
-    functions on the same arrays, so the same bits, without ~50 us of the public API's
-    array-API dispatch and promotion per stride (a single rotation is its quaternion as a
-    (1, 4) array, as ``Rotation`` holds it). ``_rotations`` checks the module is the one
-    ``Rotation`` uses, else the public API is used."""
-
-    def __init__(self, backend):
-        self._b = backend
-
-    def align_vectors(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        q = self._b.align_vectors(np.array(a, dtype=np.float64), np.array(b, dtype=np.float64).reshape(1, 3), None, False)[0]
-        return np.asarray(q).reshape(1, 4)
-
-    def rotvec_matrices(self, rotvec: np.ndarray) -> np.ndarray:
-        return np.asarray(self._b.as_matrix(self._b.from_rotvec(np.asarray(rotvec, dtype=np.float64), False)))
-
-    def matrix(self, q: np.ndarray) -> np.ndarray:
-        return np.asarray(self._b.as_matrix(q))[0]
-
-    def apply_inverse(self, q: np.ndarray, v: np.ndarray) -> np.ndarray:
-        q_inv = np.asarray(self._b.inv(q))[0].reshape(1, 4)  # Rotation.inv(): a single rotation
-        return np.asarray(self._b.apply(q_inv, np.asarray(v, dtype=np.float64).reshape(1, 3), False))[0]
-
-
-@functools.lru_cache(maxsize=1)
-def _rotations():
-    """``_BackendRotations`` when scipy's ``Rotation`` uses its compiled backend for numpy
-    (checked on the objects themselves, not on the version), else ``_PublicRotations``."""
-    try:
-        from scipy.spatial.transform import Rotation
-
-        backend = Rotation.identity()._backend
-        names = ("align_vectors", "from_rotvec", "as_matrix", "inv", "apply")
-        if (getattr(backend, "__name__", "").endswith("_rotation_cy")
-                and all(callable(getattr(backend, n, None)) for n in names)
-                and Rotation.from_rotvec(np.zeros((2, 3)))._backend is backend
-                and Rotation.align_vectors(_Z_UP, [[0.0, 1.0, 1.0]])[0]._backend is backend):
-            return _BackendRotations(backend)
-    except Exception:  # a scipy that does not look like this: the public API
-        pass
-    return _PublicRotations()
-
-
 def _still_runs(still: np.ndarray, min_n: int = 3) -> list[tuple[int, int]]:
     """``[start, stop)`` of every run of True in ``still`` at least ``min_n`` long, in order."""
+    starts, stops = _still_bounds(still, min_n)
+    return list(zip(starts.tolist(), stops.tolist()))
+
+
+def _still_bounds(still: np.ndarray, min_n: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """``_still_runs`` as two int64 arrays (starts, stops), for the compiled vote."""
     edges = np.flatnonzero(np.diff(still.astype(np.int8), prepend=np.int8(0), append=np.int8(0)))
     starts, stops = edges[0::2], edges[1::2]
     keep = stops - starts >= min_n
-    return list(zip(starts[keep].tolist(), stops[keep].tolist()))
+    return starts[keep].astype(np.int64), stops[keep].astype(np.int64)
 
 
 def _travel_sign(acc_ms2: np.ndarray, gyr_dps: np.ndarray, still: np.ndarray, ml: np.ndarray, *,
@@ -235,35 +252,16 @@ def _travel_sign(acc_ms2: np.ndarray, gyr_dps: np.ndarray, still: np.ndarray, ml
     Between two foot-flat periods the foot's displacement is computed by strapdown
     integration with zero-velocity updates (Foxlin 2005, IEEE CG&A 25(6):38; the PyShoe
     INS of Wagstaff et al. 2020 works the same way): orientation from the gyro starting
-    level at the first stance, velocity from the gravity-free acceleration, its drift
-    removed so the velocity is zero again at the next stance. The foot moves forward, so
-    the horizontal displacement is the forward axis, and right = forward x up. Each stride
-    votes with its length.
+    at the first stance, velocity from the gravity-free acceleration, its drift removed so
+    the velocity is zero again at the next stance. The foot moves forward, so the
+    horizontal displacement is the forward axis, and right = forward x up. Each stride
+    votes with its length. All strides in one compiled pass (``_stride_votes``: why, and
+    why no levelling rotation is needed, there).
     """
-    rot = _rotations()
-    dt = 1.0 / fs_hz
-    runs = _still_runs(still)
-    vote = 0.0
-    for (a0, a1), (b0, _) in zip(runs, runs[1:]):
-        if not 0.2 * fs_hz <= b0 - a1 <= 2.0 * fs_hz:
-            continue
-        g_sensor = acc_ms2[a0:a1].mean(axis=0)
-        g_norm = _norm3(g_sensor)
-        q0 = rot.align_vectors(_Z_UP, g_sensor)  # sensor -> level
-        steps = rot.rotvec_matrices(np.radians(gyr_dps[a1:b0]) * dt)
-        # orientation as a matrix (q @ step is the composition q * step), integrated over the swing
-        acc_w = _level_acc(rot.matrix(q0), steps, np.ascontiguousarray(acc_ms2[a1:b0]))
-        acc_w[:, 2] -= g_norm
-        v = np.cumsum(acc_w, axis=0) * dt
-        v -= np.outer(np.arange(1, v.shape[0] + 1) / v.shape[0], v[-1])  # zero-velocity update
-        d = v.sum(axis=0) * dt
-        d[2] = 0.0
-        length = float(_norm3(d))
-        if length < 0.2:  # shuffling or standing: no direction
-            continue
-        fwd = rot.apply_inverse(q0, d / length)
-        up = g_sensor / g_norm
-        vote += length * float(np.sign(_cross3(fwd, up) @ ml))
+    starts, stops = _still_bounds(still)
+    vote, _ = _stride_votes(np.ascontiguousarray(acc_ms2, dtype=np.float64),
+                            np.ascontiguousarray(gyr_dps, dtype=np.float64), starts, stops,
+                            np.ascontiguousarray(ml, dtype=np.float64), float(fs_hz))
     return float(np.sign(vote))
 
 

@@ -35,7 +35,10 @@ def _loop_runs(still):  # the loop _still_runs replaced
 
 
 def _reference_travel_sign(acc_ms2, gyr_dps, still, ml, *, fs_hz):
-    """_travel_sign as it was (Python loop for the still runs, np.cross)."""
+    """_travel_sign as it was (Python loop for the still runs, np.cross; its compiled
+    _level_acc, since replaced, as plain Python from test_alignment_stride_votes)."""
+    from test_alignment_stride_votes import _level_acc
+
     from scipy.spatial.transform import Rotation
 
     dt = 1.0 / fs_hz
@@ -47,7 +50,7 @@ def _reference_travel_sign(acc_ms2, gyr_dps, still, ml, *, fs_hz):
         g_sensor = acc_ms2[a0:a1].mean(axis=0)
         r0, _ = Rotation.align_vectors([[0.0, 0.0, 1.0]], [g_sensor])
         steps = Rotation.from_rotvec(np.radians(gyr_dps[a1:b0]) * dt).as_matrix()
-        acc_w = alignment._level_acc(r0.as_matrix(), steps, np.ascontiguousarray(acc_ms2[a1:b0]))
+        acc_w = _level_acc(r0.as_matrix(), steps, np.ascontiguousarray(acc_ms2[a1:b0]))
         acc_w[:, 2] -= np.linalg.norm(g_sensor)
         v = np.cumsum(acc_w, axis=0) * dt
         v -= np.outer(np.arange(1, v.shape[0] + 1) / v.shape[0], v[-1])
