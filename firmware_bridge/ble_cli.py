@@ -105,10 +105,11 @@ def _sensors(args: argparse.Namespace, names: list[str], command: str = "live") 
     from pipeline.cmd_live import _per_port
 
     n = len(names)
-    placements = _per_port("placement", args.placement, n)
-    sides = _per_port("side", args.side, n)
+    per = "--ble" if args.ble else "--from-ble-capture"
+    placements = _per_port("placement", args.placement, n, command=command, per=per)
+    sides = _per_port("side", args.side, n, command=command, per=per)
     ids = _per_port("sensor-id", args.sensor_id, n, default=lambda k: "ble-" + "".join(
-        c if c.isalnum() else "-" for c in names[k]).strip("-").lower())
+        c if c.isalnum() else "-" for c in names[k]).strip("-").lower(), command=command, per=per)
     if args.sensor_id is not None and len(args.sensor_id) == 1 and n > 1:
         raise ConfigError(f"{command}: --sensor-id must be given once per --ble device (ids must be unique)")
     if len(set(ids)) != len(ids):

@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
         s.publish_window = args.publish_window
     if getattr(args, "ble", None) or getattr(args, "from_ble_capture", None):
         return run_ble(args, config, s)
-    sensors = sensors_for(args)
+    sensors = sensors_for(args, "gateway")
     cfg = config.section("serial")
     if args.from_capture:
         from firmware_bridge.serial_capture import read_capture

@@ -82,29 +82,35 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return p
 
 
-def _per_port(name: str, values: list[str] | None, n: int, default=None) -> list:
+def _per_port(name: str, values: list[str] | None, n: int, default=None, *, command: str = "live",
+              per: str = "--serial") -> list:
+    """A per-sensor option given once (for all) or once per sensor (``per``: the option that
+    names the sensors); errors name ``command`` (live and gateway share this)."""
     if not values:
         if default is None:
-            raise ConfigError(f"live: --{name} is required (once for all ports or once per port)")
+            raise ConfigError(f"{command}: --{name} is required (once for all sensors or once per {per})")
         return [default(k) for k in range(n)]
     if len(values) == 1:
         return values * n
     if len(values) != n:
-        raise ConfigError(f"live: expected --{name} once or {n} times (once per --serial), got {len(values)}")
+        raise ConfigError(f"{command}: expected --{name} once or {n} times (once per {per}), got {len(values)}")
     return list(values)
 
 
-def sensors_for(args: argparse.Namespace) -> list[SensorInfo]:
+def sensors_for(args: argparse.Namespace, command: str = "live") -> list[SensorInfo]:
     ports = args.serial or [str(p) for p in args.from_capture]
     if not ports:
-        raise ConfigError("live: give at least one sensor with --serial PORT (or --from-capture FILE)")
+        raise ConfigError(f"{command}: give at least one sensor with --serial PORT (or --from-capture FILE)")
     if args.serial and args.from_capture:
-        raise ConfigError("live: use either --serial ports or --from-capture files, not both")
-    placements = _per_port("placement", args.placement, len(ports))
-    sides = _per_port("side", args.side, len(ports))
-    ids = _per_port("sensor-id", args.sensor_id, len(ports), default=lambda k: _default_id(args, k))
+        raise ConfigError(f"{command}: use either --serial ports or --from-capture files, not both")
+    per = "--serial" if args.serial else "--from-capture"
+    placements = _per_port("placement", args.placement, len(ports), command=command, per=per)
+    sides = _per_port("side", args.side, len(ports), command=command, per=per)
+    ids = _per_port("sensor-id", args.sensor_id, len(ports), default=lambda k: _default_id(args, k),
+                    command=command, per=per)
     if args.sensor_id is not None and len(args.sensor_id) == 1 and len(ports) > 1:
-        raise ConfigError("live: --sensor-id must be given once per --serial port (ids must be unique)")
+        unit = "port" if args.serial else "file"
+        raise ConfigError(f"{command}: --sensor-id must be given once per {per} {unit} (ids must be unique)")
     if len(set(ids)) != len(ids):
         ids = [f"{i}-{k}" for k, i in enumerate(ids)]
     return [SensorInfo(sensor_id=i, placement=pl, side=sd, athlete=args.athlete)

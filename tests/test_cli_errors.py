@@ -92,3 +92,22 @@ def test_ble_option_errors_are_the_same_for_live_and_gateway(command, args, mess
     assert main([command, *args, *extra]) == 2
     err = capsys.readouterr().err
     assert f"{command}: " in err and message in err, err
+
+
+@pytest.mark.parametrize("command", ["live", "gateway"])
+@pytest.mark.parametrize("args, message", [
+    (["--serial", "/dev/null", "--serial", "/dev/zero", "--placement", "foot", "--side", "left", "--side", "right",
+      "--side", "left"], "expected --side once or 2 times (once per --serial), got 3"),
+    (["--serial", "/dev/null", "--side", "left"], "--placement is required (once for all sensors or once per --serial)"),
+    (["--ble", "x", "--ble", "y", "--placement", "foot", "--side", "left", "--side", "left", "--side", "left"],
+     "expected --side once or 2 times (once per --ble), got 3"),
+])
+def test_per_sensor_option_errors_name_the_command_and_option(command, args, message, tmp_path, capsys):
+    """The per-sensor option checks are shared by live and gateway, serial and BLE; the message
+    names the command that was run and the option that lists the sensors."""
+    from pipeline.cli import main
+
+    extra = ["--buffer", str(tmp_path / "buf"), "--nats", "nats://127.0.0.1:1"] if command == "gateway" else []
+    assert main([command, *args, *extra]) == 2
+    err = capsys.readouterr().err
+    assert f"{command}: " in err and message in err, err
