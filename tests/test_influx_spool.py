@@ -40,6 +40,24 @@ def test_fifo_order_depth_and_reopen(tmp_path):
     assert again.oldest() == shorter and shorter.n_lines == 2 and again.depth_points == 5
 
 
+def test_oldest_run_skips_batches_being_sent_and_removal_out_of_order(tmp_path):
+    """Two requests in flight: the second worker takes the oldest batches the first is not
+    sending; they may be acknowledged in either order."""
+    sp = Spool(tmp_path, target=TARGET, max_bytes=10**6)
+    a, b, c, d = (sp.append(lines(t, 2)) for t in "abcd")
+    first = sp.oldest_run(max_lines=4)
+    assert first == [a, b]
+    second = sp.oldest_run(max_lines=4, skip={x.seq for x in first})
+    assert second == [c, d]
+    assert sp.oldest_run(max_lines=4, skip={x.seq for x in first + second}) == []
+    sp.remove(c)  # the second request answered first
+    sp.remove(d)
+    assert sp.pending() == [a, b] and sp.oldest_run(max_lines=1, skip={a.seq}) == [b]
+    sp.remove(b)
+    sp.remove(a)
+    assert sp.depth_batches == 0 and not list(tmp_path.glob("*.lp"))
+
+
 def test_lazy_remove_and_in_memory_copy(tmp_path):
     """The sink removes accepted batches lazily (files deleted at collect() or the next append,
     not between two requests) and sends batches from memory: the file holds the same bytes,
