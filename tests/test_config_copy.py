@@ -122,3 +122,40 @@ def test_errors_unchanged(tmp_path):
     assert str(new.value) == str(old.value)
     with pytest.raises(ConfigError, match="expected a table"):
         load_config(overrides={"metrics": 3})
+
+
+def test_file_merge_cached_per_text_and_configs_independent(tmp_path):
+    """The defaults merged with a file's text are made once per (text, path) and process
+    (``_merged_file``); every Config still owns its tree (equal to the replaced loader's,
+    nothing shared), a changed file is read again, and mutating one config's tree or
+    sections changes neither the next one nor the cache."""
+    p = tmp_path / "c.toml"
+    p.write_text("[metrics]\nenabled = []\n[ingest]\nblock_s = 0.5\n", encoding="utf-8")
+    cfg._merged_file.cache_clear()
+    a = load_config(p)
+    hits = cfg._merged_file.cache_info().hits
+    b = load_config(p)
+    assert cfg._merged_file.cache_info().hits == hits + 1  # parsed and merged once
+    _same_tree(a._data, b._data)
+    _same_tree(a._data, _old_load(p)._data)
+    for name, sec in a._data.items():
+        for t in (sec, a.section(name)):
+            for k, v in list(t.items()):
+                if isinstance(v, list):
+                    v.append("x")
+                elif isinstance(v, dict):
+                    v["zz"] = 1
+                t[k] = "mutated" if not isinstance(v, (list, dict)) else v
+    _same_tree(load_config(p)._data, _old_load(p)._data)
+    p.write_text("[metrics]\nenabled = []\n[ingest]\nblock_s = 0.25\n", encoding="utf-8")
+    assert load_config(p).get("ingest", "block_s") == 0.25 == _old_load(p).get("ingest", "block_s")
+    _same_tree(load_config(p, {"ingest": {"block_s": 2}})._data, _old_load(p, {"ingest": {"block_s": 2}})._data)
+
+
+def test_file_errors_raised_on_every_call(tmp_path):
+    p = tmp_path / "bad.toml"
+    for text, match in (("[metrics\n", "invalid TOML"), ("[nosuch]\nx = 1\n", "unknown key 'nosuch'")):
+        p.write_text(text, encoding="utf-8")
+        for _ in range(2):
+            with pytest.raises(ConfigError, match=match):
+                load_config(p)
