@@ -24,6 +24,7 @@ Streaming contract: ``update(StepRecord) -> list[Alert]``, ``flush()``, ``reset(
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import deque
 from collections.abc import Iterable, Mapping
@@ -89,8 +90,31 @@ class Rule:
 
 
 def parse_rules(raw: Iterable[Mapping[str, Any]], *, where: str = "[[alerts.rules]]") -> list[Rule]:
-    """Validate rule tables: unknown keys, wrong types and unknown metrics are errors."""
-    rules, known = [], known_metrics()
+    """Validate rule tables: unknown keys, wrong types and unknown metrics are errors.
+
+    Valid rule sets are parsed once per process and content (``_parsed_rules``; Rule is
+    frozen, each call gets its own list): validating the shipped rules (~70 us, ~160 us
+    after a GC) is otherwise a fixed cost of every engine. Tables with values that are not
+    hashable (lists: always an error) and every error go through ``_parse_rules``."""
+    raw, known = list(raw), known_metrics()
+    try:
+        key = (tuple(tuple((k, type(v), v) for k, v in table.items()) for table in raw), where, frozenset(known))
+        hash(key)
+    except (AttributeError, TypeError):  # not a table, or an unhashable value: parse (and report) as ever
+        return _parse_rules(raw, where, known)
+    return list(_parsed_rules(key))
+
+
+@functools.lru_cache(maxsize=16)
+def _parsed_rules(key) -> tuple[Rule, ...]:
+    """``_parse_rules`` of the tables in ``key`` (as built by ``parse_rules``: each table's
+    items in order with their types, so 1 and 1.0 or True stay apart); errors not cached."""
+    tables, where, known = key
+    return tuple(_parse_rules([{k: v for k, _, v in items} for items in tables], where, known))
+
+
+def _parse_rules(raw: Iterable[Mapping[str, Any]], where: str, known) -> list[Rule]:
+    rules = []
     for i, table in enumerate(raw):
         at = f"{where} #{i + 1}"
         if not isinstance(table, Mapping):
