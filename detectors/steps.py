@@ -53,7 +53,7 @@ import numpy as np
 from scipy import signal
 
 from detectors.contract import require
-from detectors.steps_kernels import impact_onset_at, max_rise, push_off, sosfilt_1d, upward_crossings
+from detectors.steps_kernels import impact_onset_at, sosfilt_1d, try_step_at, upward_crossings
 from pipeline.records import SampleBlock, Step
 
 G_MS2 = 9.80665
@@ -283,6 +283,7 @@ class _StepDetectorBase:
         self.running_max_contact_s = running_max_contact_s
         self.running_min_cadence_spm = running_min_cadence_spm
         self._rise_n = max(1, int(round(IMPACT_RISE_S * fs_hz)))
+        self._back_n = int(round(SECOND_LOADING_S * self._rise_n / IMPACT_RISE_S))  # as impact_onset
         self.reset()
 
     def reset(self) -> None:
@@ -296,9 +297,6 @@ class _StepDetectorBase:
 
     def _time(self, idx: float) -> float:
         return self._t0_s + idx / self.fs_hz
-
-    def _jerk_ok(self, rise_ms2: float) -> bool:
-        return rise_ms2 / (self._rise_n / self.fs_hz) / G_MS2 >= self.impact_jerk_min_gps
 
     def _make_step(self, ic: float, to: float) -> Step:
         b = self._buf
@@ -452,38 +450,29 @@ class GyroStepDetector(_StepDetectorBase):
     def _try_step(self, c: int) -> Step | None:
         b = self._buf
         fs = self.fs_hz
-        wf = b.column("wf")
-        w = b.column("w")
         ws = max(self._win_start, b.start, c - int((self.max_stride_s + self.max_contact_s) * fs))
-        i_c, i_ws = c - b.start, ws - b.start
         # TO: the last prominent minimum before the swing starts at c (push-off; a heel
         # strike's foot-slap minimum comes earlier, shallow wiggles are not prominent). It is
         # deep compared with this runner's recent push-offs (a forefoot strike's
         # terminal-swing rotation before the heel drop is not).
         thr = max(self.push_threshold_dps, PUSH_RELATIVE_DEPTH * self._ref_depth_dps)
-        # the searches are compiled (detectors/steps_kernels.py: per-call numpy/scipy
-        # overhead dominated them); push_off's docstring spells out each one
-        k_to, frac, k_start, ms = push_off(w, wf, i_ws, i_c, thr, 0.5 * thr, self._delay_n)
-        if k_to < 0:
-            return None
-        to = (b.start + k_to) + frac
         # IC: the impact between the previous mid-swing (the peak of the swing lobe, as in
-        # Falbriard's mid-swing to mid-swing cycles) and min_contact_s before TO; searching
-        # from mid-swing keeps the lift-off of the previous step out of the window
-        if wf[ms] < max(3.0 * self.swing_threshold_dps, 0.3 * self._ref_depth_dps):
-            ms = i_ws  # no swing in the window (first step of a segment)
-        ic_hi = int(math.floor(to - self.min_contact_s * fs))
-        ic_lo = max(b.start + ms, int(math.ceil(to - self.max_contact_s * fs)))
-        up = b.acc[:, 2]
-        found = impact_onset(up, ic_lo - b.start, ic_hi - b.start, rise_n=self._rise_n)
-        if found is None or not self._jerk_ok(found[2]):
-            return None  # no impact: not a stance (keep the window open)
-        l0, l1, _ = slice(ic_hi - b.start, i_c + 1).indices(up.shape[0])
-        if l1 - l0 > self._rise_n and max_rise(up, l0, l1, self._rise_n) > LATE_IMPACT_RATIO * found[2]:
-            # the real impact comes after this "toe-off": it was the terminal-swing rotation
-            # before a forefoot landing, and c the heel drop; the window stays open
+        # Falbriard's mid-swing to mid-swing cycles; when it is no real swing, the window's
+        # start) and min_contact_s before TO; searching from mid-swing keeps the lift-off of
+        # the previous step out of the window. No impact, or a much bigger rise after TO (the
+        # real impact comes after this "toe-off": it was the terminal-swing rotation before a
+        # forefoot landing, and c the heel drop): not a step, the window stays open.
+        # All of it in one compiled call (detectors/steps_kernels.py try_step_at spells out
+        # each step; per-call numpy/scipy and then Python overhead dominated it).
+        w = b.column("w")
+        k_to, to, n, frac = try_step_at(
+            w, b.column("wf"), b.acc[:, 2], b.start, ws - b.start, c - b.start, thr, 0.5 * thr, self._delay_n,
+            max(3.0 * self.swing_threshold_dps, 0.3 * self._ref_depth_dps), self.min_contact_s * fs,
+            self.max_contact_s * fs, self._rise_n, self._back_n, FIRST_CONTACT_FRACTION, ONSET_FRACTION,
+            self._rise_n / fs, G_MS2, self.impact_jerk_min_gps, LATE_IMPACT_RATIO)
+        if n < 0:
             return None
-        step = self._make_step((b.start + found[0]) + found[1], to)
+        step = self._make_step((b.start + n) + frac, to)
         self._win_start = c
         self._depths = (self._depths + [float(-w[k_to])])[-8:]
         self._ref_depth_dps = _median(self._depths)

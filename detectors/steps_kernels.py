@@ -14,6 +14,8 @@ Indices are plain sample indices into the arrays passed in; -1 means "none".
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from detectors._jit import njit
@@ -226,6 +228,73 @@ def impact_onset_at(up, lo, hi, rise_n, back_n, first_fraction, onset_fraction):
 
 
 @njit
+def try_step_at(w, wf, up, start, i_ws, i_c, depth, prominence, delay_n, mid_level, min_contact_n,
+                max_contact_n, rise_n, back_n, first_fraction, onset_fraction, rise_s, g_ms2, jerk_min_gps,
+                late_ratio):
+    """One swing-start candidate of ``GyroStepDetector._try_step`` in one call: its
+    push-off (TO), its impact (IC) and both rejections, with buffer sample ``k`` at
+    segment index ``start + k``. Returns ``(k_to, to, n, frac)``: TO's buffer sample and
+    segment index, IC's buffer sample and sub-sample fraction (IC = ``(start + n) +
+    frac``); ``n = -1`` when the window is not a step (``k_to = -1`` too when there is no
+    push-off). The same steps, comparisons and float operations in the same order as the
+    Python it replaces (``tests/test_steps_try_step.py`` keeps it and compares):
+
+    * ``push_off`` over ``[i_ws, i_c)``; ``to = (start + k_to) + offset``;
+    * the mid-swing peak only counts if ``wf`` there reaches ``mid_level``, else ``i_ws``;
+    * IC searched in ``[max(start + mid, ceil(to - max_contact_n)), floor(to -
+      min_contact_n))`` as ``detectors.steps.impact_onset`` does (clipped to ``[3, len -
+      rise_n - 3)``, ``impact_onset_at``), kept if its jerk ``rise / rise_s / g_ms2``
+      reaches ``jerk_min_gps``;
+    * rejected when the biggest rise over ``slice(floor(to - min_contact_n) - start,
+      i_c + 1)`` (Python's slice semantics: negative bounds from the end) exceeds
+      ``late_ratio`` times the IC's rise (a forefoot landing's heel drop).
+
+    One compiled call per candidate instead of three kernels and ~30 Python operations
+    (~8 us each warm, and each kernel's dispatch cold after a GC).
+    """
+    k_to, offset, k_start, ms = push_off(w, wf, i_ws, i_c, depth, prominence, delay_n)
+    if k_to < 0:
+        return -1, 0.0, -1, 0.0
+    to = (start + k_to) + offset
+    if wf[ms] < mid_level:
+        ms = i_ws  # no swing in the window (first step of a segment)
+    ic_hi = np.int64(math.floor(to - min_contact_n))
+    ic_lo = np.int64(math.ceil(to - max_contact_n))
+    if start + ms > ic_lo:
+        ic_lo = start + ms
+    n_up = up.shape[0]
+    lo = ic_lo - start
+    hi = ic_hi - start
+    if lo < 3:
+        lo = 3
+    if hi > n_up - rise_n - 3:
+        hi = n_up - rise_n - 3
+    if hi - lo < 1:
+        return k_to, to, -1, 0.0
+    n, frac, rise = impact_onset_at(up, lo, hi, rise_n, back_n, first_fraction, onset_fraction)
+    if n < 0 or not (rise / rise_s / g_ms2 >= jerk_min_gps):
+        return k_to, to, -1, 0.0
+    # slice(ic_hi - start, i_c + 1).indices(n_up)
+    l0 = ic_hi - start
+    if l0 < 0:
+        l0 += n_up
+        if l0 < 0:
+            l0 = 0
+    elif l0 > n_up:
+        l0 = n_up
+    l1 = i_c + 1
+    if l1 < 0:
+        l1 += n_up
+        if l1 < 0:
+            l1 = 0
+    elif l1 > n_up:
+        l1 = n_up
+    if l1 - l0 > rise_n and max_rise(up, l0, l1, rise_n) > late_ratio * rise:
+        return k_to, to, -1, 0.0
+    return k_to, to, n, frac
+
+
+@njit
 def upward_crossings(x, before, level):
     """Indices k where ``x`` rises through ``level``: ``x[k - 1] < level <= x[k]``, with
     ``x[-1]`` taken as ``before`` (the sample before this block)
@@ -271,3 +340,4 @@ def warm_up() -> None:
     sosfilt_1d(np.ones((1, 6)), w, np.zeros((1, 2)))
     impact_onset_at(up, 3, 8, 2, 16, 0.6, 0.6)
     max_rise(up, 0, 8, 2)
+    try_step_at(w, w, up, 0, 0, 32, 1.0, 0.5, 3, 1.0, 2.0, 5.0, 2, 16, 0.6, 0.6, 0.01, 9.8, 40.0, 3.0)
