@@ -33,6 +33,17 @@ def make_source(path: str, q: queue.Queue, **kw) -> SerialSource:
     return SerialSource(port=path, sensor_id="pty", out=q, host_t0_s=time.monotonic(), **kw)
 
 
+# For the tests of framing (bytes -> every sample, in order): no clock slips. A slip is the
+# assembler dropping or repeating one sample when the nominal sample times drift from the
+# fitted device clock by > 0.75 periods (tests/test_protocol_stream.py and test_serial_live.py
+# cover it). On a loaded machine the fit's offset can still improve by a millisecond or two
+# after the 0.5-s warm-up (a read delayed at the start), and the assembler then rightly drops
+# one sample to follow it: host scheduling, not framing. (Seen once in a full-suite run while
+# benchmarks loaded both cores: 599 of 600 samples and no gap; a slip is the only path that
+# removes a sample without a gap. Not reproduced in 12 runs beside 3 busy processes.)
+NO_SLIPS = {"slip_threshold_samples": 1e6}
+
+
 def play(port: PtyPort, chunks, *, speed: float = 1.0) -> threading.Thread:
     th = threading.Thread(target=stream, args=(port, chunks), kwargs={"speed": speed}, daemon=True)
     th.start()
@@ -62,7 +73,7 @@ def test_binary_stream_through_a_real_pty():
     total = sum(c[2].n for c in chunks if isinstance(c[2], SamplesFrame))
     q: queue.Queue = queue.Queue()
     with PtyPort() as port:
-        src = make_source(port.path, q)
+        src = make_source(port.path, q, **NO_SLIPS)
         src.open_once()  # opened before the device talks (pyserial flushes input on open)
         src.start()
         play(port, chunks, speed=1.0)
@@ -87,7 +98,7 @@ def test_garbage_on_the_line_is_counted_and_every_frame_arrives():
     total = sum(c[2].n for c in chunks if isinstance(c[2], SamplesFrame))
     q: queue.Queue = queue.Queue()
     with PtyPort() as port:
-        src = make_source(port.path, q)
+        src = make_source(port.path, q, **NO_SLIPS)
         src.open_once()
         src.start()
         play(port, noisy, speed=1.0)
@@ -244,7 +255,7 @@ def test_random_fragmentation_on_the_wire_loses_nothing():
     total = sum(c[2].n for c in chunks if isinstance(c[2], SamplesFrame))
     q: queue.Queue = queue.Queue()
     with PtyPort() as port:
-        src = make_source(port.path, q)
+        src = make_source(port.path, q, **NO_SLIPS)
         src.open_once()
         src.start()
         th = play(port, pieces)
