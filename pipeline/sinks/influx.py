@@ -5,8 +5,9 @@ Data path (DESIGN.md, "Sources and sinks")::
     write(records) -> lines (pipeline.lineprotocol) -> in-memory buffer
                    -> every batch_size // 5 lines (200 while the worker has nothing to
                       send) / flush_interval_s: Spool.append (write-ahead)
-    worker thread  -> oldest spool batches (joined up to batch_size lines)
-                   -> transport.send (its own retries/backoff) -> accepted: removed
+    worker threads -> oldest spool batches no other worker is sending (joined up to
+      (requests_in_flight)  batch_size lines) -> transport.send (its own retries/backoff)
+                   -> accepted: removed (requests may complete out of spool order)
 
 Every batch is in the spool before it is sent (fsync'd as soon as the server fails to take
 it, and on append while it is down), so an outage or a killed process loses at most the
