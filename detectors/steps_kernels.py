@@ -228,6 +228,16 @@ def impact_onset_at(up, lo, hi, rise_n, back_n, first_fraction, onset_fraction):
 
 
 @njit
+def _slice_bound(i, n):
+    """A start or stop of ``slice(...).indices(n)`` with step 1: negative counts from the end,
+    then clamped to [0, n] (Python's semantics)."""
+    if i < 0:
+        i += n
+        return i if i > 0 else 0
+    return i if i < n else n
+
+
+@njit
 def try_step_at(w, wf, up, start, i_ws, i_c, depth, prominence, delay_n, mid_level, min_contact_n,
                 max_contact_n, rise_n, back_n, first_fraction, onset_fraction, rise_s, g_ms2, jerk_min_gps,
                 late_ratio):
@@ -275,20 +285,8 @@ def try_step_at(w, wf, up, start, i_ws, i_c, depth, prominence, delay_n, mid_lev
     if n < 0 or not (rise / rise_s / g_ms2 >= jerk_min_gps):
         return k_to, to, -1, 0.0
     # slice(ic_hi - start, i_c + 1).indices(n_up)
-    l0 = ic_hi - start
-    if l0 < 0:
-        l0 += n_up
-        if l0 < 0:
-            l0 = 0
-    elif l0 > n_up:
-        l0 = n_up
-    l1 = i_c + 1
-    if l1 < 0:
-        l1 += n_up
-        if l1 < 0:
-            l1 = 0
-    elif l1 > n_up:
-        l1 = n_up
+    l0 = _slice_bound(ic_hi - start, n_up)
+    l1 = _slice_bound(i_c + 1, n_up)
     if l1 - l0 > rise_n and max_rise(up, l0, l1, rise_n) > late_ratio * rise:
         return k_to, to, -1, 0.0
     return k_to, to, n, frac

@@ -310,11 +310,11 @@ def _mantissa_too_long(buf, start, stop):
     return False
 
 
-
 def _file_id(f) -> tuple[int, int, int, int]:
     """(size, mtime_ns, inode, device) of an open file: the same file, unchanged."""
     st = os.fstat(f.fileno())
     return st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev
+
 
 @njit
 def _parse_plain_lines(buf, pos, end, n_fields, out_col, out, row0, pow10):

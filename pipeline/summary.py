@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.median import _MAX_BIN, BinnedMedian, resolution_of
+from pipeline.median import BinnedMedian, median_of_finite, resolution_of
 from pipeline.metrics import MetricsSummary  # form (issue 3)
 from pipeline.records import CLEARED, SIDES, Alert, SensorInfo, SessionInfo, StepRecord
 
@@ -51,16 +51,9 @@ class _StepMedian(BinnedMedian):
     __slots__ = ()
 
     def median(self) -> float:
-        pending = self._pending
-        if self._folded or not pending:
+        if self._folded or not self._pending:
             return super().median()
-        with np.errstate(over="ignore"):
-            x = np.asarray(pending, dtype=np.float64) / self.resolution
-        k = np.sort(np.rint(np.clip(x, -_MAX_BIN, _MAX_BIN)).astype(np.int64))
-        lo, hi = int(k[(k.size - 1) // 2]), int(k[k.size // 2])
-        if lo == hi:
-            return lo * self.resolution
-        return 0.5 * (lo + hi) * self.resolution
+        return median_of_finite(self._pending, self.resolution)[1]  # (pending values are finite)
 
 
 class _Figures:

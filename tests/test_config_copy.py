@@ -84,18 +84,23 @@ def test_same_config_as_deepcopy(tmp_path, case):
         _same_tree(new._data, cfg._parsed_defaults())
 
 
-def test_copies_are_independent():
-    a = load_config()
-    before = copy.deepcopy(cfg._parsed_defaults())
-    for name, sec in a._data.items():  # mutate everything reachable from one config and its sections
-        s = a.section(name)
-        for t in (s, sec):
+def _mutate_all(config: Config) -> None:
+    """Mutate everything reachable from one config's tree and from its sections' copies."""
+    for name, sec in config._data.items():
+        copied = config.section(name)  # (taken before the tree is mutated)
+        for t in (copied, sec):
             for k, v in list(t.items()):
                 if isinstance(v, list):
                     v.append("x")
                 elif isinstance(v, dict):
                     v["zz"] = 1
                 t[k] = "mutated" if not isinstance(v, (list, dict)) else v
+
+
+def test_copies_are_independent():
+    a = load_config()
+    before = copy.deepcopy(cfg._parsed_defaults())
+    _mutate_all(a)
     assert cfg._parsed_defaults() == before
     _same_tree(load_config()._data, _old_load()._data)
 
@@ -138,14 +143,7 @@ def test_file_merge_cached_per_text_and_configs_independent(tmp_path):
     assert cfg._merged_file.cache_info().hits == hits + 1  # parsed and merged once
     _same_tree(a._data, b._data)
     _same_tree(a._data, _old_load(p)._data)
-    for name, sec in a._data.items():
-        for t in (sec, a.section(name)):
-            for k, v in list(t.items()):
-                if isinstance(v, list):
-                    v.append("x")
-                elif isinstance(v, dict):
-                    v["zz"] = 1
-                t[k] = "mutated" if not isinstance(v, (list, dict)) else v
+    _mutate_all(a)
     _same_tree(load_config(p)._data, _old_load(p)._data)
     p.write_text("[metrics]\nenabled = []\n[ingest]\nblock_s = 0.25\n", encoding="utf-8")
     assert load_config(p).get("ingest", "block_s") == 0.25 == _old_load(p).get("ingest", "block_s")
