@@ -133,7 +133,12 @@ class BleSession:
         self.capture_dir = capture_dir
         self.session_meta = dict(session_meta or {})
         self.links = [_Link(i, t, t.kind) for i, t in enumerate(targets)]
-        self.raw: "queue.SimpleQueue[tuple[int, float, bytes | None]]" = queue.SimpleQueue()
+        # queue.Queue, not SimpleQueue: CPython 3.11's SimpleQueue.get(timeout=...) blocks until
+        # the next put() when a signal handler that runs during the wait outlasts the timeout
+        # (it then waits with a negative, i.e. infinite, timeout). The Ctrl-C handler's log line
+        # took longer than the 50 ms poll in a software-emulated VM while every link was down,
+        # so nothing was ever put again and `live` hung (tests/test_ble_supervisor.py)
+        self.raw: "queue.Queue[tuple[int, float, bytes | None]]" = queue.Queue()
         self.error: BaseException | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop_async: asyncio.Event | None = None

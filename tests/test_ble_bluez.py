@@ -76,10 +76,11 @@ echo "adapter: $(timeout 10 bluetoothctl show 2>&1 | grep -E 'Controller|Powered
 LIVE=$!
 wait $EMU
 kill -INT $LIVE
+T_INT=$(date +%s)
 for i in $(seq 90); do kill -0 $LIVE 2>/dev/null || break; sleep 1; done
 kill -0 $LIVE 2>/dev/null && {{ echo "live still running 90 s after SIGINT"; kill -ABRT $LIVE; }}
 wait $LIVE
-echo "live rc=$?"
+echo "live rc=$? ($(( $(date +%s) - T_INT )) s after SIGINT)"
 """
 
 
@@ -108,6 +109,7 @@ def test_live_ble_through_bluez_in_a_vm(tmp_path):
                            "--qemu-opts=-cpu Nehalem", "--exec", f"sh {work / 'guest.sh'}"],
                           capture_output=True, text=True, env=env, timeout=900)
     out = work / "out"
+    shutil.copytree(out, tmp_path / "guest-out")  # the guest's logs stay with pytest's last runs
     logs = {p.name: p.read_text(errors="replace")[-3000:] for p in out.glob("*.*") if p.is_file()}
     assert "live rc=0" in proc.stdout, (proc.stdout[-3000:], proc.stderr[-3000:], logs)
 

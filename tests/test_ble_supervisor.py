@@ -209,3 +209,37 @@ def test_movesense_is_subscribed_and_streams_imu6_blocks():
     assert h["kind"] == "movesense" and h["device_samples"] == n * per and h["gaps"] == 0
     blocks = [i for i in items if isinstance(i, SampleBlock)]
     assert {b.fs_hz for b in blocks} == {104.0} and all(b.gyr_dps is not None for b in blocks)
+
+
+def test_ctrl_c_with_a_slow_handler_ends_items_while_no_link_delivers():
+    """Regression (CI hang in the BlueZ VM test): a SIGINT handler that outlasts the 50 ms poll
+    while nothing arrives must still end ``items()``. CPython 3.11's ``SimpleQueue.get(timeout)``
+    then waits for the next put() forever; with every sensor out of range that never came."""
+    import os
+    import signal
+    import threading
+
+    p, _ = gaitwatch_peripheral(seconds=1.0)
+    p.advertising = False  # out of range: nothing is ever queued
+    client, scanner = FakeWorld([p]).backends()
+    s = BleSession([BleTarget("gw-left", LF)], host_t0_s=time.monotonic(), client_backend=client,
+                   scanner_backend=scanner, scan_timeout_s=0.2, backoff_initial_s=0.1, backoff_max_s=0.4).start()
+    stop = threading.Event()
+
+    def on_sigint(signum, frame):
+        time.sleep(0.2)  # as slow as logging was under emulation: longer than the poll
+        stop.set()
+
+    rescue = threading.Timer(10.0, lambda: s.raw.put((0, time.monotonic(), None)))  # unblocks the old bug
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
+        rescue.start()
+        t0 = time.monotonic()
+        list(s.items(stop=stop))
+        took_s = time.monotonic() - t0
+    finally:
+        rescue.cancel()
+        signal.signal(signal.SIGINT, previous)
+    assert stop.is_set() and took_s < 3.0, took_s  # 0.5 s + the handler + one poll; the bug waited 10 s
+    assert not s.alive
