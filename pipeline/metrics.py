@@ -30,6 +30,7 @@ from detectors.form import overstride as _overstride
 from detectors.form import pronation as _pronation
 from detectors.form import strike as _strike
 from detectors.form import stride_length as _stride
+from detectors.form.foot_stance import foot_stance
 from detectors.form.orientation import Attitude, foot_stance_attitude
 from pipeline.config import Config, load_config
 from pipeline.records import Metric, SampleBlock, SensorInfo, Step
@@ -38,9 +39,19 @@ UNITS = (("_gps", "g/s"), ("_dps", "deg/s"), ("_deg", "deg"), ("_mps", "m/s"), (
          ("_g", "g"), ("_m", "m"), ("_code", "code"), ("_clipped", "bool"))
 
 
+_UNIT_OF: dict[str, str] = {}  # name -> unit, filled by unit_of (a name's unit never changes)
+
+
 def unit_of(name: str) -> str:
+    """The unit of a metric from its name's suffix (:data:`UNITS`); ValueError without one.
+    Looked up once per name and process (~25 names, asked ~40 times per sensor and run)."""
+    unit = _UNIT_OF.get(name)
+    if unit is not None:
+        return unit
     for suffix, unit in UNITS:
         if name.endswith(suffix):
+            if type(name) is str:  # (a str subclass could compare equal to another name)
+                _UNIT_OF[name] = unit
             return unit
     raise ValueError(f"metric name {name!r} has no unit suffix ({', '.join(s for s, _ in UNITS)})")
 
@@ -53,7 +64,7 @@ class StepContext:
     built per step, and the metrics layer's budget is tens of microseconds per step."""
 
     __slots__ = ("step", "sensor", "params", "stride", "shank_axis_body", "sensor_rotation",
-                 "_foot_att", "_shank_att", "_stride_values")
+                 "_foot_att", "_shank_att", "_stride_values", "_foot_stance")
 
     def __init__(self, step: Step, sensor: SensorInfo, params: dict,
                  stride: _stride.StrideSamples | None = None, shank_axis_body: np.ndarray | None = None,
@@ -64,7 +75,7 @@ class StepContext:
         self.stride = stride  # samples from the previous step on (MetricsChain)
         self.shank_axis_body = shank_axis_body  # from a standing calibration (MetricsChain)
         self.sensor_rotation = sensor_rotation  # sensor -> body (alignment), for clipping from the signal
-        self._foot_att = self._shank_att = self._stride_values = None
+        self._foot_att = self._shank_att = self._stride_values = self._foot_stance = None
 
     @property
     def foot_attitude(self) -> tuple[Attitude | None, str]:
@@ -96,6 +107,21 @@ class StepContext:
     def attitude(self) -> tuple[Attitude | None, str]:
         return self.foot_attitude if self.sensor.placement == "foot" else self.shank_attitude
 
+    def foot_stance(self, att: Attitude) -> tuple:
+        """A foot step's (impact, strike, pronation) Values from one compiled pass, once
+        (:func:`detectors.form.foot_stance.foot_stance`; ``att`` is :attr:`foot_attitude`'s).
+        Impact is None when its group would not measure it (a rate below
+        ``impact_min_fs_hz``)."""
+        if self._foot_stance is None:
+            p = self.params
+            want = not self.step.fs_hz < p["impact_min_fs_hz"]
+            self._foot_stance = foot_stance(
+                self.step, att, want_impact=want, acc_range_g=self.sensor.acc_range_g, window_s=p["impact_window_s"],
+                clip_fraction=p["clip_fraction"], sensor_rotation=self.sensor_rotation,
+                travel_heading_rad=self.travel_heading_rad if want else math.nan, side=self.sensor.side,
+                rearfoot_min_deg=p["rearfoot_min_deg"], forefoot_max_deg=p["forefoot_max_deg"])
+        return self._foot_stance
+
 
 def _impact_group(ctx: StepContext) -> Values:
     p = ctx.params
@@ -103,6 +129,8 @@ def _impact_group(ctx: StepContext) -> Values:
     if ctx.step.fs_hz < p["impact_min_fs_hz"]:
         return nan_all(names, "fs_too_low")
     att, why = ctx.attitude
+    if att is not None and ctx.sensor.placement == "foot":  # shared with strike and pronation
+        return ctx.foot_stance(att)[0]
     return _impact.impact(ctx.step, att, why, placement=ctx.sensor.placement, acc_range_g=ctx.sensor.acc_range_g,
                           axis_body=ctx.shank_axis_body, window_s=p["impact_window_s"],
                           clip_fraction=p["clip_fraction"], sensor_rotation=ctx.sensor_rotation,
@@ -113,6 +141,8 @@ def _strike_group(ctx: StepContext) -> Values:
     if ctx.sensor.placement != "foot":
         return {}
     att, why = ctx.foot_attitude
+    if att is not None:
+        return ctx.foot_stance(att)[1]
     p = ctx.params
     return _strike.strike(ctx.step, att, why, rearfoot_min_deg=p["rearfoot_min_deg"],
                           forefoot_max_deg=p["forefoot_max_deg"])
@@ -122,6 +152,8 @@ def _pronation_group(ctx: StepContext) -> Values:
     if ctx.sensor.placement != "foot":
         return {}
     att, why = ctx.foot_attitude
+    if att is not None:
+        return ctx.foot_stance(att)[2]
     return _pronation.pronation(ctx.step, att, why, side=ctx.sensor.side)
 
 
@@ -175,6 +207,23 @@ def _plan(enabled) -> tuple:
     return tuple((METRICS[g], tuple((name, unit_of(name)) for name in NAMES[g])) for g in dict.fromkeys(enabled))
 
 
+_PLANS: dict[tuple, tuple] = {}  # (groups, their registry entries) -> _plan(groups)
+
+
+def _plan_of(enabled) -> tuple:
+    """:func:`_plan` once per process and group list (a fixed cost of every sensor's chain,
+    ~15 us after a GC). Keyed by the groups and what the registry holds for them (function
+    and names), so a changed registry gives a new plan; unknown groups are not cached
+    (KeyError as from :func:`_plan`)."""
+    groups = tuple(enabled)
+    key = (groups, tuple((METRICS.get(g), NAMES.get(g)) for g in groups))
+    plan = _PLANS.get(key)
+    if plan is None:
+        plan = _plan(groups)
+        _PLANS[key] = plan
+    return plan
+
+
 def _run(ctx: StepContext, plan: tuple | None = None) -> tuple[Metric, ...]:
     step = ctx.step
     t_s, sid = step.ic_s, step.sensor_id
@@ -214,13 +263,15 @@ class MetricsChain:
         self.sensor = sensor
         self._sensor_rotation = sensor_rotation
         self.params = _check((config or load_config()).section("metrics"))
-        self._plan = _plan(self.params["enabled"])
+        self._plan = _plan_of(self.params["enabled"])
         self._buffer = _stride.SampleBuffer(buffer_s=self.params["buffer_s"])
         self._pending_reset = False
         self._calibration = _overstride.StandingCalibration(
             min_still_s=self.params["standing_min_s"]) if sensor.placement == "shank" else None
 
     def samples(self, block: SampleBlock) -> None:
+        if not self._plan:  # no metric group enabled (events only): nothing reads the samples
+            return
         if self._pending_reset:
             self._reset_now()
         self._buffer.append(block)
@@ -228,6 +279,8 @@ class MetricsChain:
             self._calibration.update(block)
 
     def update(self, step: Step) -> tuple[Metric, ...]:
+        if not self._plan:  # events only: no metrics, so no stride samples to find or trim (~5 us a step)
+            return ()
         stride = self._buffer.stride(step, max_stride_s=self.params["max_stride_s"])
         axis = self._calibration.axis_body if self._calibration is not None else None
         rot = self._sensor_rotation() if self._sensor_rotation is not None else None

@@ -105,29 +105,38 @@ def _axial_without_gyro(step, axis_body: np.ndarray, i0: int, i1: int, ic: float
             "braking_g": (math.nan, "no_gyro"), "impact_clipped": clip_v}
 
 
-def impact(step, att: Attitude | None, reason: str, *, placement: str, acc_range_g: float | None,
-           axis_body: np.ndarray | None = None, window_s: float = 0.05, clip_fraction: float = 0.98,
-           sensor_rotation: np.ndarray | None = None, travel_heading_rad: float = math.nan) -> Values:
-    """Impact metrics of one step (names per placement, see module doc)."""
-    names = FOOT_NAMES if placement == "foot" else SHANK_NAMES
-    g = step.gravity_ms2
+def clip_mode(step, acc_range_g: float | None, *, i0: int, i1: int, clip_fraction: float,
+              sensor_rotation: np.ndarray | None = None) -> tuple[int, np.ndarray, float, float]:
+    """How :func:`clipped` decides, for a compiled caller
+    (:func:`.stance_kernels.foot_stance`): ``(mode, rotation, limit_ms2, min_top_ms2)``, mode
+    0 the resultant against the limit, 1 the sensor frame, 2 unknowable (NaN)."""
+    limit = math.nan if acc_range_g is None else clip_fraction * acc_range_g * step.gravity_ms2
+    if acc_range_g is not None and sensor_rotation is None:
+        return 0, _NO_ROTATION, limit, math.nan
+    if sensor_rotation is None or i1 - i0 < FLAT_TOP_SAMPLES:
+        return 2, _NO_ROTATION, limit, math.nan
+    return 1, np.asarray(sensor_rotation, dtype=float), limit, FLAT_TOP_MIN_G * step.gravity_ms2
+
+
+_NO_ROTATION = np.eye(3)
+
+
+def window(step, window_s: float) -> tuple[float, int, int]:
+    """IC (fractional window index) and the impact window's rows ``[i0, i1)``."""
     ic = step.rel(step.ic_index)
     i0 = max(int(math.floor(ic)), 0)
     i1 = min(int(math.floor(ic + window_s * step.fs_hz)) + 1, step.acc_ms2.shape[0])
-    clip = clipped(step, acc_range_g, i0=i0, i1=i1, clip_fraction=clip_fraction, sensor_rotation=sensor_rotation)
-    clip_v = (clip, "" if math.isfinite(clip) else "acc_range_unknown")
-    if clip != 1.0 and att is None and placement == "shank" and axis_body is not None and step.gyr_dps is None:
-        return _axial_without_gyro(step, axis_body, i0, i1, ic, clip_v)
-    if clip == 1.0 or att is None:
-        out = nan_all(names, "clipped" if clip == 1.0 else reason)
-        out["impact_clipped"] = clip_v
-        return out
-    # level-frame gravity-free acceleration and its peaks in one compiled pass (detectors/_jit.py)
-    h = travel_heading_rad if math.isfinite(travel_heading_rad) else 0.0
-    mode = 0 if placement == "foot" else (2 if axis_body is None else 1)
-    axis = _NO_AXIS if axis_body is None else np.asarray(axis_body, dtype=float)
-    kp, peak, at_ic, res_peak, brake = _pk.impact_peaks(att.matrices, step.acc_ms2, g, i0, i1, ic, math.cos(h),
-                                                        math.sin(h), axis, mode)
+    return ic, i0, i1
+
+
+def clip_value(clip: float) -> tuple[float, str]:
+    return clip, "" if math.isfinite(clip) else "acc_range_unknown"
+
+
+def peak_values(step, placement: str, axis_body, clip_v, ic: float, kp: float, peak: float, at_ic: float,
+                res_peak: float, brake: float) -> Values:
+    """The impact metrics from :func:`.stance_kernels.impact_peaks`' figures."""
+    g = step.gravity_ms2
     out: Values = {}
     if placement == "foot":
         out["impact_g"] = (peak / g, "")
@@ -140,3 +149,34 @@ def impact(step, att: Attitude | None, reason: str, *, placement: str, acc_range
     out["braking_g"] = (max(brake, 0.0) / g, "")  # deceleration along the travel direction
     out["impact_clipped"] = clip_v
     return out
+
+
+def clipped_values(names: tuple[str, ...], clip_v) -> Values:
+    """Every impact metric NaN (reason ``clipped``) but ``impact_clipped``."""
+    out = nan_all(names, "clipped")
+    out["impact_clipped"] = clip_v
+    return out
+
+
+def impact(step, att: Attitude | None, reason: str, *, placement: str, acc_range_g: float | None,
+           axis_body: np.ndarray | None = None, window_s: float = 0.05, clip_fraction: float = 0.98,
+           sensor_rotation: np.ndarray | None = None, travel_heading_rad: float = math.nan) -> Values:
+    """Impact metrics of one step (names per placement, see module doc)."""
+    names = FOOT_NAMES if placement == "foot" else SHANK_NAMES
+    g = step.gravity_ms2
+    ic, i0, i1 = window(step, window_s)
+    clip = clipped(step, acc_range_g, i0=i0, i1=i1, clip_fraction=clip_fraction, sensor_rotation=sensor_rotation)
+    clip_v = clip_value(clip)
+    if clip != 1.0 and att is None and placement == "shank" and axis_body is not None and step.gyr_dps is None:
+        return _axial_without_gyro(step, axis_body, i0, i1, ic, clip_v)
+    if clip == 1.0 or att is None:
+        out = nan_all(names, "clipped" if clip == 1.0 else reason)
+        out["impact_clipped"] = clip_v
+        return out
+    # level-frame gravity-free acceleration and its peaks in one compiled pass (detectors/_jit.py)
+    h = travel_heading_rad if math.isfinite(travel_heading_rad) else 0.0
+    mode = 0 if placement == "foot" else (2 if axis_body is None else 1)
+    axis = _NO_AXIS if axis_body is None else np.asarray(axis_body, dtype=float)
+    kp, peak, at_ic, res_peak, brake = _pk.impact_peaks(att.matrices, step.acc_ms2, g, i0, i1, ic, math.cos(h),
+                                                        math.sin(h), axis, mode)
+    return peak_values(step, placement, axis_body, clip_v, ic, kp, peak, at_ic, res_peak, brake)

@@ -27,6 +27,11 @@ def pronation(step, att: Attitude | None, reason: str, *, side: str) -> Values:
     # eversion series, excursion and rate in one compiled pass (detectors/_jit.py)
     excursion, rate, n_rates = _pk.eversion(att.matrices, 1.0 if side == "left" else -1.0, ic, int(math.ceil(ic)),
                                             int(math.floor(to)), 1.0 / step.fs_hz)
-    # eversion velocity while the foot everts: IC up to the eversion maximum
+    return eversion_values(excursion, rate, n_rates)
+
+
+def eversion_values(excursion: float, rate: float, n_rates: int) -> Values:
+    """The pronation metrics from :func:`.stance_kernels.eversion`'s figures (the velocity
+    while the foot everts: IC up to the eversion maximum; NaN when there is no rate)."""
     return {"pronation_excursion_deg": (excursion, ""),
             "pronation_velocity_dps": (rate, "" if n_rates else "no_eversion")}

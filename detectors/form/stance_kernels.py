@@ -338,3 +338,36 @@ def eversion(mats, sign, ic, i0, i1, dt_s):
             r = (ev[j + 1] - ev[j - 1]) / (2.0 * dt_s)
         rate = r if j == i0 else _max_nan(rate, r)
     return excursion, rate, min(i0 + k + 1, n) - i0
+
+
+@njit
+def foot_stance(mats, acc_ms2, gravity_ms2, want_impact, i0, i1, ic, cos_h, sin_h, axis, clip_mode, rotation,
+                limit_ms2, min_top_ms2, n_flat, anchor, sign, e0, e1, dt_s):
+    """A foot step's stance metrics in one call, from its level-frame attitude ``mats``
+    (one kernel instead of four, and one trip from Python instead of four: each costs about a
+    microsecond, and more when the caches are cold). The same kernels as the per-metric
+    functions, in the same order, so the same floats:
+
+    * clipping in ``[i0, i1)`` (:func:`.impact.clipped`): ``clip_mode`` 0 the resultant
+      against ``limit_ms2`` (:func:`max_norm`), 1 the sensor frame (:func:`clipped_in_sensor_frame`
+      with ``rotation``), 2 unknowable (NaN); then, unless clipped, :func:`impact_peaks`
+      (``mode`` 0, the foot's vertical) - both only when ``want_impact`` (else NaN);
+    * the strike angle, pitch at ``ic`` minus pitch at ``anchor`` (:func:`pitch_at`,
+      :mod:`.strike`);
+    * :func:`eversion` from ``ic`` over ``[e0, e1]`` (:mod:`.pronation`).
+
+    Returns ``(clip, kp, peak, at_ic, res_peak, braking, strike_angle, excursion, rate,
+    n_rates)``."""
+    nan = math.nan
+    clip = kp = peak = at_ic = res_peak = braking = nan
+    if want_impact:
+        if clip_mode == 0:
+            clip = 1.0 if max_norm(acc_ms2, i0, i1) >= limit_ms2 else 0.0
+        elif clip_mode == 1:
+            clip = 1.0 if clipped_in_sensor_frame(acc_ms2, rotation, i0, i1, limit_ms2, min_top_ms2, n_flat) else 0.0
+        if clip != 1.0:
+            kp, peak, at_ic, res_peak, braking = impact_peaks(mats, acc_ms2, gravity_ms2, i0, i1, ic, cos_h, sin_h,
+                                                              axis, 0)
+    angle = pitch_at(mats, ic) - pitch_at(mats, float(anchor))
+    excursion, rate, n_rates = eversion(mats, sign, ic, e0, e1, dt_s)
+    return clip, kp, peak, at_ic, res_peak, braking, angle, excursion, rate, n_rates

@@ -37,6 +37,11 @@ def strike(step, att: Attitude | None, reason: str, *, rearfoot_min_deg: float =
     if att is None:
         return nan_all(NAMES, reason)
     angle = att.pitch_at_deg(step.rel(step.ic_index)) - att.pitch_at_deg(att.anchor)
+    return angle_values(angle, rearfoot_min_deg=rearfoot_min_deg, forefoot_max_deg=forefoot_max_deg)
+
+
+def angle_values(angle: float, *, rearfoot_min_deg: float, forefoot_max_deg: float) -> Values:
+    """The strike metrics of a measured strike angle (deg)."""
     return {"strike_angle_deg": (angle, ""),
             "strike_pattern_code": (pattern_code(angle, rearfoot_min_deg=rearfoot_min_deg,
                                                  forefoot_max_deg=forefoot_max_deg), "")}
