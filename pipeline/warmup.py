@@ -50,5 +50,19 @@ def warm_kernels() -> float:
     return time.perf_counter() - t0
 
 
+def warm_sink_kernels() -> float:
+    """Load (or compile) the InfluxDB sink's kernels (line-protocol floats, window aggregates).
+    Not part of :func:`warm_kernels`: ``live`` without ``--influx`` does not need them, and the
+    sink loads them itself when it is created. Ahead of time here so that no run compiles them:
+    on a fresh install the first ``--influx`` run compiled them for ~15 s, two cluster workers at
+    once (tests/test_cluster_nats.py, seen in a fresh clone)."""
+    from pipeline import lineprotocol_floats, window_aggregates
+
+    t0 = time.perf_counter()
+    lineprotocol_floats.warm_up()
+    window_aggregates.warm_up()
+    return time.perf_counter() - t0
+
+
 if __name__ == "__main__":
-    print(f"gaitwatch: compiled kernels ready ({warm_kernels():.1f} s)")
+    print(f"gaitwatch: compiled kernels ready ({warm_kernels() + warm_sink_kernels():.1f} s)")

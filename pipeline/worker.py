@@ -563,7 +563,7 @@ class Worker:
             except nats.errors.TimeoutError:
                 continue
             except Exception as exc:  # node lost, consumer gone: a new one from the next sequence
-                log.info("unit %s: consumer error %s, recreating", run.unit, exc)
+                log.info("unit %s: consumer error %r, recreating", run.unit, exc)
                 if sub is not None:
                     try:
                         await sub.unsubscribe()

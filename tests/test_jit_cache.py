@@ -78,3 +78,33 @@ def test_kernels_still_run_when_nothing_is_writable(home_tmp):
     r = _run_readonly(tmp, home, readonly_tmp=True)
     assert r.returncode == 0, r.stderr[-3000:]
     assert r.stderr.count("compiled on every start") == 1, r.stderr  # warned once, not per kernel
+
+
+SINK_PROBE = r"""
+import json
+from numba.core.registry import CPUDispatcher
+from pipeline import lineprotocol_floats, window_aggregates
+for m in (lineprotocol_floats, window_aggregates):
+    m.warm_up()
+ks = [k for m in (lineprotocol_floats, window_aggregates) for k in vars(m).values() if isinstance(k, CPUDispatcher)]
+print(json.dumps({"kernels": len(ks), "hits": sum(sum(k.stats.cache_hits.values()) for k in ks),
+                  "misses": sum(sum(k.stats.cache_misses.values()) for k in ks)}))
+"""
+
+
+def test_install_warmup_leaves_nothing_for_the_influx_sink_to_compile(tmp_path):
+    """``make install`` runs ``python -m pipeline.warmup``: afterwards the InfluxDB sink's kernels
+    load from the cache. (They were compiled by the first ``--influx`` run instead: two cluster
+    workers compiling at once stalled a fresh clone's cluster test for a minute.)"""
+    import json
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NUMBA_")}
+    env["NUMBA_CACHE_DIR"] = str(tmp_path / "cache")  # empty: as on a fresh install
+    r = subprocess.run([sys.executable, "-m", "pipeline.warmup"], cwd=REPO, env=env, capture_output=True,
+                       text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    probe = subprocess.run([sys.executable, "-c", SINK_PROBE], cwd=REPO, env=env, capture_output=True, text=True,
+                           timeout=300)
+    assert probe.returncode == 0, probe.stderr[-3000:]
+    got = json.loads(probe.stdout.strip().splitlines()[-1])
+    assert got["kernels"] >= 5 and got["hits"] >= 1 and got["misses"] == 0, got  # (kernels called by kernels: no hits of their own)
