@@ -11,6 +11,8 @@ Each module holds one concept and exposes pure functions of a :class:`pipeline.r
 * :mod:`.pronation` - eversion excursion and velocity,
 * :mod:`.stride_length` - zero-velocity-aided stride length, speed, foot progression and
   swing height (needs the samples between two steps: a small streaming buffer),
+* :mod:`.foot_stance` - a foot step's impact, strike and pronation from one compiled pass
+  (what the three modules above compute, shared by their metric groups),
 * :mod:`.asymmetry` - left/right symmetry indices over a rolling window (streaming),
 * :mod:`.strapdown_kernels`, :mod:`.stance_kernels` - the per-sample loops behind them,
   compiled with numba (a step's few hundred samples are too few for numpy's per-call
