@@ -59,11 +59,17 @@ def run(args: argparse.Namespace) -> int:
     from pipeline.config import load_config
     from pipeline.worker import Worker
 
-    from pipeline.warmup import warm_kernels
+    from pipeline.sinks.influx import section_from_args
+    from pipeline.warmup import warm_kernels, warm_sink_kernels
 
     config = load_config(args.config)
     s = settings_from_args(args, config)
-    warm_kernels()  # compiled kernels loaded before the first unit is claimed (pipeline/warmup.py)
+    # compiled kernels loaded (on a fresh install: compiled) before the first unit is claimed
+    # (pipeline/warmup.py). Compiled inside a unit's run instead, two workers on 2 busy cores
+    # were both still compiling 30 s in (stack dumps), their leases lapsed and units moved
+    warm_kernels()
+    if section_from_args(args, config) is not None:
+        warm_sink_kernels()
     worker = Worker(s, out_dir=args.out, config=config, sink_args=args, worker_id=args.worker_id)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

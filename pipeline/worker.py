@@ -405,12 +405,28 @@ class UnitRun:
                     yield from joined(sid)
 
         ended: set[str] = set(self._ended)
+        idle, idle_seq = False, 0
         while ended != all_ids:
             # every item handed out so far went through the engine (samples still being joined
-            # have produced nothing yet): a checkpoint may go here
-            if self._done_seq and time.monotonic() >= self._next_ckpt_s:
+            # have produced nothing yet): a checkpoint may go here. Also when no message came for
+            # a checkpoint interval, if records are held or the position moved: a backlog worked
+            # off in one burst, or a sensor gone quiet, would otherwise keep its last steps from
+            # the sinks (and its progress from the checkpoint) until the athlete's next frame
+            # (none, if the gateway has nothing more to send)
+            now = time.monotonic()
+            if self._done_seq and now >= self._next_ckpt_s and (
+                    not idle or idle_seq != self._done_seq or (self.held is not None and self.held.held)):
+                idle_seq = self._done_seq
                 self._checkpoint()
-            m = self.q.get()
+            wait_s = self._next_ckpt_s - time.monotonic()
+            if wait_s <= 0:
+                wait_s = self.worker.s.checkpoint_s
+            try:
+                m = self.q.get(timeout=None if wait_s == math.inf else wait_s)  # (inf: checkpoints off)
+            except queue.Empty:
+                idle = True
+                continue
+            idle = False
             if m is _ABORT:
                 raise _Aborted(self.unit)
             sid, body, end, seq, src = m
@@ -560,7 +576,12 @@ class Worker:
                                          inactive_threshold=60.0, mem_storage=True, num_replicas=1)
                     sub = await js.pull_subscribe(subject, stream=self.s.stream, config=cfg)
                 msgs = await sub.fetch(batch=64, timeout=1.0)
-            except nats.errors.TimeoutError:
+            except asyncio.TimeoutError:
+                # Nothing within the timeout: fetch again on the same consumer. nats-py raises
+                # its own TimeoutError (a subclass) or, when its deadline ran out between the
+                # no-wait probe and the waiting request, a plain asyncio.TimeoutError (seen on a
+                # busy machine). That one was taken for a consumer error: a new consumer (a
+                # JetStream API call) each time, for an ordinary empty fetch
                 continue
             except Exception as exc:  # node lost, consumer gone: a new one from the next sequence
                 log.info("unit %s: consumer error %r, recreating", run.unit, exc)

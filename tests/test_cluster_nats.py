@@ -556,3 +556,32 @@ def test_serial_gateway_on_a_pty_gives_the_steps_of_its_own_capture(nats_cluster
         assert unit_steps(out, "s6", "cat").read_text() == want
     finally:
         worker.close()
+
+
+def test_a_backlog_worked_off_in_one_burst_is_released_without_a_next_frame(nats_cluster, athletes, tmp_path):
+    """A worker that starts after the gateway published an athlete's frames (no end yet: the
+    sensor went quiet, or the worker came late) works the backlog off in well under one
+    checkpoint interval. Its records must still reach the sinks and the checkpoint then, not
+    wait for a next frame that may never come. (They waited: the checkpoint was only taken
+    when a message arrived; a fresh clone's killed-worker test stalled on it.)"""
+    s = settings(nats_cluster, "h")
+    bob = athletes["bob"]
+    gw = start_gateway(s, tmp_path / "buf", bob, session_id="s6")
+    feed_all(gw, bob, end=False)  # everything but the end of stream
+    time.sleep(0.5)  # (the last partial batch is sealed after batch_max_s)
+    wait_for(lambda: not gw.buf.pending(), what="the backlog published")
+    unit = unit_key("s6", "bob")
+    last_ic = {sid: max(t) for sid, t in csv_steps(bob["ref"]).items()}
+    worker = WorkerThread(s, tmp_path / "out", "wh")
+    try:
+        def released() -> bool:
+            h = (((asyncio.run(_checkpoint(s, unit)) or {}).get("committed") or {}).get("horizon_s") or {})
+            # the detectors keep the last step or two until the next samples or the end: 2 s of slack
+            return all(h.get(sid, -1.0) >= t - 2.0 for sid, t in last_ic.items())
+
+        wait_for(released, timeout_s=20.0, what="the backlog's steps released and checkpointed")
+    finally:
+        for sensor in bob["sensors"]:
+            gw.end(sensor.sensor_id)
+        assert gw.close(timeout_s=TIMEOUT_S)
+        worker.close()
