@@ -357,14 +357,13 @@ class MetricsSummary:
 
     def to_dict(self) -> dict:
         from pipeline.median import BinnedMedian
-        from pipeline.median_few import median_of_few
+        from pipeline.median import median_of_finite
 
         out: dict = {}
         for sid, medians in sorted(self._medians.items()):
             pending = self._pending[sid]
             # a short run (nothing folded yet: fewer than FOLD_EVERY steps) takes its medians from
-            # the values directly (the same bins and floats, pipeline.median.median_of_finite; in
-            # plain Python for a few dozen values, pipeline.median_few)
+            # the values directly (the same bins and floats, pipeline.median.median_of_finite)
             # instead of folding them into pages first; the values stay pending, as before a fold
             short = all(type(med) is BinnedMedian and not med._folded and not med._pending for med in medians.values())
             if not short:
@@ -377,7 +376,7 @@ class MetricsSummary:
                 r[why] = r.get(why, 0) + n
             for name, med in medians.items():
                 reasons = by_name.get(name, {})
-                count, median = (median_of_few(pending[name], med.resolution) if short
+                count, median = (median_of_finite(pending[name], med.resolution) if short
                                  else (med.count, med.median()))
                 out[sid][name] = {
                     "unit": unit_of(name), "steps": count + sum(reasons.values()), "valid": count,

@@ -31,8 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.median import BinnedMedian, resolution_of
-from pipeline.median_few import median_of_few
+from pipeline.median import BinnedMedian, median_of_finite, resolution_of
 from pipeline.metrics import MetricsSummary  # form (issue 3)
 from pipeline.records import CLEARED, SIDES, Alert, SensorInfo, SessionInfo, StepRecord
 
@@ -46,16 +45,16 @@ class _StepMedian(BinnedMedian):
     pages yet (fewer than ``FOLD_EVERY`` values: a short run), is taken from the values' bins
     directly - the same bins (``rint(x / resolution)``, clamped), the same middle-element rule,
     the same float - instead of first folding them into 1024-bin pages and scanning those
-    (~50 us per median, six per sensor: a fixed cost of every replay); in plain Python for a
-    few dozen values (:mod:`pipeline.median_few`). tests/test_summary_json.py checks it
-    against BinnedMedian."""
+    (~50 us per median, six per sensor: a fixed cost of every replay;
+    :func:`pipeline.median.median_of_finite`). tests/test_summary_json.py checks it against
+    BinnedMedian."""
 
     __slots__ = ()
 
     def median(self) -> float:
         if self._folded or not self._pending:
             return super().median()
-        return median_of_few(self._pending, self.resolution)[1]  # (pending values are finite)
+        return median_of_finite(self._pending, self.resolution)[1]  # (pending values are finite)
 
 
 class _Figures:

@@ -1,10 +1,10 @@
-"""pipeline.median_few.median_of_few (issue 9: a short run's ~26 medians per sensor in plain
-Python instead of ~8 numpy calls each) must give exactly what the replaced call,
-``pipeline.median.median_of_finite``, gives: the same count and the same float bit for bit
+"""pipeline.median.median_of_finite's plain-Python path for up to FEW values (issue 9: a short
+run's ~26 medians per sensor without ~8 numpy calls each) must give exactly what its numpy
+path (the code it replaced for short lists) gives: the same count and the same float bit for bit
 (NaN/inf, -0.0, half-bin ties, huge values past the +-2**60 clamp and past float overflow,
 ints and numpy floats, every resolution, both sides of FEW), and BinnedMedian's figure. The
 two callers (MetricsSummary.to_dict's short path, the session summary's _StepMedian) give
-the same results as with median_of_finite."""
+the same results with every list on the numpy path."""
 
 from __future__ import annotations
 
@@ -18,8 +18,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as hs
 
-from pipeline.median import RESOLUTION, BinnedMedian, median_of_finite
-from pipeline.median_few import FEW, median_of_few
+from pipeline.median import FEW, RESOLUTION, BinnedMedian, median_of_finite
+from pipeline.median import _median_of_few as python_path
+from pipeline.median import _median_of_many as numpy_path
 
 _RES = sorted(set(RESOLUTION.values()) | {0.001, 0.3, 1e-9, 7.0})
 _value = hs.one_of(hs.floats(-3.0, 3.0), hs.floats(-1e4, 1e4), hs.floats(allow_nan=True, allow_infinity=True),
@@ -41,8 +42,8 @@ def _same(a: tuple, b: tuple) -> bool:
 def test_median_of_few_is_median_of_finite(values, w):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no overflow/invalid warnings from the Python path
-        got = median_of_few(values, w)
-    assert _same(got, median_of_finite(values, w))
+        got = median_of_finite(values, w)
+    assert _same(got, numpy_path(values, w))
     m = BinnedMedian(w)
     m.extend(values)
     assert got[0] == m.count and (_bits(got[1]) == _bits(m.median()) or math.isnan(got[1]) and math.isnan(m.median()))
@@ -62,7 +63,7 @@ def test_random_lists_bit_for_bit():
             values = [rng.choice([1.0, 2.0, -0.0, math.nan, math.inf, -math.inf, 3.25]) for _ in range(n)]
         else:
             values = [struct.unpack("<d", struct.pack("<Q", rng.getrandbits(64)))[0] for _ in range(n)]
-        assert _same(median_of_few(values, w), median_of_finite(values, w)), (values, w)
+        assert _same(python_path(values, w), numpy_path(values, w)), (values, w)
 
 
 def test_other_number_types_as_numpy_reads_them():
@@ -70,15 +71,15 @@ def test_other_number_types_as_numpy_reads_them():
                    [np.float64(np.inf), np.float64(np.nan), np.float64(1.0)]):
         with warnings.catch_warnings():
             warnings.simplefilter("error")
-            got = median_of_few(values, 0.01)
-        assert _same(got, median_of_finite(values, 0.01))
+            got = python_path(values, 0.01)
+        assert _same(got, numpy_path(values, 0.01))
 
 
 def test_long_lists_go_to_numpy():
     values = [float(i) for i in range(FEW + 1)]
-    assert _same(median_of_few(values, 0.01), median_of_finite(values, 0.01))
-    assert median_of_few([], 0.01)[0] == 0 and math.isnan(median_of_few([], 0.01)[1])
-    assert median_of_few([math.nan] * 3, 0.01)[0] == 0
+    assert _same(median_of_finite(values, 0.01), numpy_path(values, 0.01))
+    assert median_of_finite([], 0.01)[0] == 0 and math.isnan(median_of_finite([], 0.01)[1])
+    assert median_of_finite([math.nan] * 3, 0.01)[0] == 0
 
 
 @pytest.mark.parametrize("duration_s,placement", [(10.0, "foot"), (25.0, "foot"), (12.0, "shank"), (100.0, "foot")])
@@ -86,7 +87,7 @@ def test_callers_as_with_median_of_finite(monkeypatch, duration_s, placement):
     """MetricsSummary.to_dict and the session summary's step medians give the same dict with
     the replaced call (median_of_finite) patched back in, on simulated runs of ~14-140 steps
     per sensor (both sides of FEW)."""
-    import pipeline.median_few as mf
+    import pipeline.median as mf
     from pipeline.records import SensorInfo, SessionInfo
     from pipeline.simulator import SimParams
     from pipeline.summary import SummaryBuilder
@@ -104,5 +105,5 @@ def test_callers_as_with_median_of_finite(monkeypatch, duration_s, placement):
         return b.build().to_dict()
 
     new = build()
-    monkeypatch.setattr(mf, "FEW", -1)  # every list to median_of_finite: the replaced call
+    monkeypatch.setattr(mf, "FEW", -1)  # every list to the numpy path: the replaced code
     assert repr(build()) == repr(new)

@@ -40,7 +40,7 @@ def foot_stance(step, att: Attitude, *, want_impact: bool, acc_range_g: float | 
     imp = None
     if want_impact:
         clip_v = _impact.clip_value(clip)
-        imp = (_impact.clipped_values(_impact.FOOT_NAMES, clip_v) if clip == 1.0 else
+        imp = (_impact.unmeasured_values(_impact.FOOT_NAMES, clip_v, "clipped") if clip == 1.0 else
                _impact.peak_values(step, "foot", None, clip_v, ic, kp, peak, at_ic, res_peak, brake))
     return (imp, angle_values(angle, rearfoot_min_deg=rearfoot_min_deg, forefoot_max_deg=forefoot_max_deg),
             eversion_values(excursion, rate, n_rates))

@@ -151,9 +151,9 @@ def peak_values(step, placement: str, axis_body, clip_v, ic: float, kp: float, p
     return out
 
 
-def clipped_values(names: tuple[str, ...], clip_v) -> Values:
-    """Every impact metric NaN (reason ``clipped``) but ``impact_clipped``."""
-    out = nan_all(names, "clipped")
+def unmeasured_values(names: tuple[str, ...], clip_v, reason: str) -> Values:
+    """Every impact metric NaN (``reason``: clipped, no attitude, ...) but ``impact_clipped``."""
+    out = nan_all(names, reason)
     out["impact_clipped"] = clip_v
     return out
 
@@ -170,9 +170,7 @@ def impact(step, att: Attitude | None, reason: str, *, placement: str, acc_range
     if clip != 1.0 and att is None and placement == "shank" and axis_body is not None and step.gyr_dps is None:
         return _axial_without_gyro(step, axis_body, i0, i1, ic, clip_v)
     if clip == 1.0 or att is None:
-        out = nan_all(names, "clipped" if clip == 1.0 else reason)
-        out["impact_clipped"] = clip_v
-        return out
+        return unmeasured_values(names, clip_v, "clipped" if clip == 1.0 else reason)
     # level-frame gravity-free acceleration and its peaks in one compiled pass (detectors/_jit.py)
     h = travel_heading_rad if math.isfinite(travel_heading_rad) else 0.0
     mode = 0 if placement == "foot" else (2 if axis_body is None else 1)
